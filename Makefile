@@ -1,0 +1,51 @@
+# kafka-msk-migrator. `make demo` and `make test` are what a fresh machine needs;
+# see README.md. build-<LogicalId> targets are called by `sam build`
+# (Metadata: BuildMethod: makefile) and write $(ARTIFACTS_DIR)/bootstrap.
+
+GO        ?= go
+GOFLAGS_LAMBDA = CGO_ENABLED=0 GOOS=linux GOARCH=arm64
+LDFLAGS   = -s -w
+ARTIFACTS_DIR ?= $(CURDIR)/.aws-sam/manual
+FUZZTIME  ?= 10s
+
+.PHONY: demo test unit fuzz bench lint validate deploy build clean tools
+
+define lambda_build
+	$(GOFLAGS_LAMBDA) $(GO) build -tags lambda.norpc -trimpath -ldflags='$(LDFLAGS)' -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
+endef
+
+build-ReplicatorFunction:
+	$(call lambda_build,replicator)
+
+build-CutoverFunction:
+	$(call lambda_build,cutover)
+
+build-ProvisionerFunction:
+	$(call lambda_build,provisioner)
+
+## demo: a full local migration rehearsal on embedded Kafka (no AWS, no Docker)
+demo:
+	$(GO) run ./local/cmd/kmig-demo
+
+## test: everything CI checks
+test: unit fuzz
+
+unit:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+## fuzz: each decoder fuzz target for a short fixed time
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./shared/kafkaevent
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./shared/provenance
+
+## bench: side-by-side ratios, measured in one run
+bench:
+	$(GO) run ./local/cmd/kmig-bench
+
+lint:
+	$(GO) vet ./...
+	gofmt -l . | (! grep .)
+
+clean:
+	rm -rf .aws-sam

@@ -1,0 +1,178 @@
+package esm
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// StartingPosition is where a mapping whose consumer group has no committed
+// offset starts reading, as in the Lambda API.
+type StartingPosition string
+
+// Starting positions supported for Kafka event sources.
+const (
+	TrimHorizon StartingPosition = "TRIM_HORIZON"
+	Latest      StartingPosition = "LATEST"
+)
+
+// Limits and defaults, as documented for Lambda Kafka event sources.
+const (
+	DefaultBatchSize             = 100
+	MaxBatchSize                 = 10000
+	DefaultMaximumBatchingWindow = 500 * time.Millisecond
+	MaxMaximumBatchingWindow     = 300 * time.Second
+	DefaultRetryBackoff          = 100 * time.Millisecond
+	// InfiniteRetries is the MaximumRetryAttempts value (and default)
+	// that retries a failing batch until it succeeds or the mapping is
+	// disabled.
+	InfiniteRetries = -1
+)
+
+// Config describes an event source mapping. The zero value of every
+// optional field means the Lambda default.
+type Config struct {
+	// UUID identifies the mapping; empty generates a random UUID.
+	UUID string
+	// FunctionName is the function the mapping invokes (required).
+	FunctionName string
+	// FunctionArn defaults to
+	// arn:aws:lambda:us-east-1:000000000000:function:<FunctionName>.
+	FunctionArn string
+	// Topics the mapping consumes (AWS allows one; at least one required).
+	Topics []string
+	// ConsumerGroupID defaults to the UUID, as Lambda does.
+	ConsumerGroupID string
+	// BootstrapServers are the brokers the mapping connects to and reports
+	// in each event's bootstrapServers (required).
+	BootstrapServers []string
+	// EventSourceArn, when set, makes this an MSK mapping: events carry
+	// eventSource "aws:kafka" and this ARN. Empty means self-managed Kafka.
+	EventSourceArn string
+	// ClientOptions are applied last to the consumer client, for
+	// authentication and tuning (for example SASL, MetadataMinAge).
+	ClientOptions []kgo.Opt
+
+	// BatchSize is the most records per invocation: 0 means 100; at most
+	// 10000.
+	BatchSize int
+	// MaximumBatchingWindow is how long records may wait for a batch to
+	// fill: 0 means 500 ms; a negative value means no waiting; at most
+	// 300 s.
+	MaximumBatchingWindow time.Duration
+	// StartingPosition is TRIM_HORIZON (default) or LATEST.
+	StartingPosition StartingPosition
+	// Concurrency is the number of batches in flight at once, each worker
+	// owning a fixed share of partitions: 0 means 1.
+	Concurrency int
+	// MaximumRetryAttempts bounds retries of a failing batch: nil or
+	// InfiniteRetries retries forever; n ≥ 0 retries n times, then the
+	// batch is discarded (counted in Stats, never silently) and the
+	// mapping moves past it.
+	MaximumRetryAttempts *int
+	// RetryBackoff is the pause before each retry: 0 means 100 ms.
+	RetryBackoff time.Duration
+	// InvokeTimeout, when positive, is the deadline of each invocation's
+	// context, like a function timeout.
+	InvokeTimeout time.Duration
+	// StartDisabled creates the mapping in the Disabled state.
+	StartDisabled bool
+	// Logger receives state changes and failures; nil discards them.
+	Logger *slog.Logger
+}
+
+// normalize fills defaults and validates; it never mutates c's slices.
+func (c Config) normalize() (Config, error) {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.UUID == "" {
+		c.UUID = newUUID()
+	}
+	if c.FunctionName == "" {
+		bad("FunctionName", "required")
+	}
+	if c.FunctionArn == "" {
+		c.FunctionArn = "arn:aws:lambda:us-east-1:000000000000:function:" + c.FunctionName
+	}
+	if len(c.Topics) == 0 {
+		bad("Topics", "at least one topic required")
+	}
+	for _, t := range c.Topics {
+		if t == "" {
+			bad("Topics", "empty topic name")
+		}
+	}
+	c.Topics = append([]string(nil), c.Topics...)
+	if c.ConsumerGroupID == "" {
+		c.ConsumerGroupID = c.UUID
+	}
+	if len(c.BootstrapServers) == 0 {
+		bad("BootstrapServers", "required")
+	}
+	c.BootstrapServers = append([]string(nil), c.BootstrapServers...)
+	c.ClientOptions = append([]kgo.Opt(nil), c.ClientOptions...)
+	switch {
+	case c.BatchSize == 0:
+		c.BatchSize = DefaultBatchSize
+	case c.BatchSize < 1 || c.BatchSize > MaxBatchSize:
+		bad("BatchSize", "%d is not between 1 and %d", c.BatchSize, MaxBatchSize)
+	}
+	switch {
+	case c.MaximumBatchingWindow == 0:
+		c.MaximumBatchingWindow = DefaultMaximumBatchingWindow
+	case c.MaximumBatchingWindow < 0:
+		c.MaximumBatchingWindow = 0
+	case c.MaximumBatchingWindow > MaxMaximumBatchingWindow:
+		bad("MaximumBatchingWindow", "%v exceeds %v", c.MaximumBatchingWindow, MaxMaximumBatchingWindow)
+	}
+	switch c.StartingPosition {
+	case "":
+		c.StartingPosition = TrimHorizon
+	case TrimHorizon, Latest:
+	default:
+		bad("StartingPosition", "%q is not TRIM_HORIZON or LATEST", c.StartingPosition)
+	}
+	switch {
+	case c.Concurrency == 0:
+		c.Concurrency = 1
+	case c.Concurrency < 0 || c.Concurrency > 1000:
+		bad("Concurrency", "%d is not between 1 and 1000", c.Concurrency)
+	}
+	if c.MaximumRetryAttempts == nil {
+		c.MaximumRetryAttempts = new(InfiniteRetries)
+	} else if n := *c.MaximumRetryAttempts; n < InfiniteRetries {
+		bad("MaximumRetryAttempts", "%d is below -1", n)
+	} else {
+		c.MaximumRetryAttempts = new(n) // own the value
+	}
+	switch {
+	case c.RetryBackoff == 0:
+		c.RetryBackoff = DefaultRetryBackoff
+	case c.RetryBackoff < 0:
+		bad("RetryBackoff", "%v is negative", c.RetryBackoff)
+	}
+	if c.InvokeTimeout < 0 {
+		bad("InvokeTimeout", "%v is negative", c.InvokeTimeout)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("esm: invalid config: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

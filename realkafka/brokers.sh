@@ -1,0 +1,451 @@
+#!/usr/bin/env bash
+# Real Apache Kafka tier: two single-node KRaft brokers (SOURCE with SASL/SCRAM + StandardAuthorizer,
+# TARGET plaintext) on loopback, from the Maven Central jars. See realkafka/README.md.
+#
+#   brokers.sh fetch    download the jars (idempotent; cached under $KMIG_CACHE)
+#   brokers.sh start    fetch if needed, format + start SOURCE and TARGET, wait until ready, add app ACLs
+#                       (idempotent: does nothing if they already run; does nothing at all when
+#                       KMIG_REAL_SOURCE_BOOTSTRAP and KMIG_REAL_TARGET_BOOTSTRAP are set). Prints one
+#                       word on stdout: started, running or external (progress goes to stderr).
+#   brokers.sh stop     stop the brokers (and an MM2 started by mm2.sh start) by recorded PID
+#   brokers.sh status   print what runs; exit 0 if both brokers run, 3 if not
+#   brokers.sh env      print shell exports for the running (or externally given) brokers
+#   brokers.sh libs     print the jar directory (fetching first if needed)
+#
+# Environment (all optional):
+#   KMIG_KAFKA_VERSION        Kafka version of the jars (default 4.3.1)
+#   KMIG_CACHE                cache root (default $HOME/.cache/kmig); jars go to $KMIG_CACHE/kafka-<v>/libs
+#   KMIG_REAL_RUN_DIR         run directory for configs, data, logs, PIDs (default ${TMPDIR:-/tmp}/kmig-realkafka)
+#   KMIG_REAL_KAFKA_HEAP      broker JVM heap options (default "-Xms256m -Xmx1g")
+#   KMIG_REAL_START_TIMEOUT   seconds to wait for each broker (default 180)
+#   KMIG_REAL_KAFKA_LOG_LEVEL root log level of the JVMs (default INFO)
+#   KMIG_REAL_SOURCE_PORT / KMIG_REAL_TARGET_PORT  fixed client ports (default: free ports picked at start)
+#   KMIG_REAL_SOURCE_BOOTSTRAP / KMIG_REAL_TARGET_BOOTSTRAP  use these brokers instead; start does nothing
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+KAFKA_VERSION="${KMIG_KAFKA_VERSION:-4.3.1}"
+CACHE_ROOT="${KMIG_CACHE:-${HOME:-/tmp}/.cache/kmig}"
+KAFKA_HOME_DIR="$CACHE_ROOT/kafka-$KAFKA_VERSION"
+LIBS="$KAFKA_HOME_DIR/libs"
+RUN_DIR="${KMIG_REAL_RUN_DIR:-${TMPDIR:-/tmp}/kmig-realkafka}"
+HEAP_OPTS="${KMIG_REAL_KAFKA_HEAP:-${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}}"
+START_TIMEOUT="${KMIG_REAL_START_TIMEOUT:-180}"
+LOG_LEVEL="${KMIG_REAL_KAFKA_LOG_LEVEL:-INFO}"
+
+ADMIN_USER=admin
+ADMIN_PASSWORD=admin-secret
+APP_USER=app
+APP_PASSWORD=app-secret
+MECHANISM=SCRAM-SHA-512
+
+log() { printf '[brokers.sh] %s\n' "$*" >&2; }
+die() { printf '[brokers.sh] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# External brokers: both bootstraps given by the user. Exports printed by `env` carry KMIG_REAL_MANAGED=1
+# so that a shell which eval'ed them still lets start/stop manage the local brokers.
+external_mode() {
+  [[ -n "${KMIG_REAL_SOURCE_BOOTSTRAP:-}" && -n "${KMIG_REAL_TARGET_BOOTSTRAP:-}" && "${KMIG_REAL_MANAGED:-}" != 1 ]]
+}
+
+need_java() {
+  command -v java >/dev/null 2>&1 || die "java not found on PATH (Java 17+ is needed for Kafka 4.x brokers)"
+}
+
+# Common JVM options for every Kafka JVM we start.
+jvm_opts() { # jvm_opts [LEVEL]
+  printf '%s\n' -Djava.awt.headless=true -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:+ExitOnOutOfMemoryError \
+    "-Dlog4j2.configurationFile=$SCRIPT_DIR/log4j2.properties" "-Dkmig.log.level=${1:-$LOG_LEVEL}"
+}
+
+# Run a Kafka tool class in the foreground with a small heap. Usage: run_tool CLASS ARGS...
+run_tool() {
+  local cls="$1"; shift
+  local opts; mapfile -t opts < <(jvm_opts "${KMIG_REAL_TOOL_LOG_LEVEL:-WARN}")
+  java -Xmx256m -XX:TieredStopAtLevel=1 "${opts[@]}" -cp "$LIBS/*" "$cls" "$@"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# fetch
+# ---------------------------------------------------------------------------------------------------
+cmd_fetch() {
+  if [[ -f "$LIBS/.complete" ]]; then
+    return 0
+  fi
+  need_java
+  command -v mvn >/dev/null 2>&1 || die "mvn not found on PATH and $LIBS is not cached yet (Maven 3 is needed once to fetch the Kafka jars)"
+  mkdir -p "$KAFKA_HOME_DIR"
+  # Serialise concurrent fetches (e.g. several test binaries at once).
+  exec 8>"$KAFKA_HOME_DIR/.fetch.lock"
+  flock 8
+  if [[ -f "$LIBS/.complete" ]]; then
+    flock -u 8; return 0
+  fi
+  local tmp="$KAFKA_HOME_DIR/libs.tmp.$$"
+  rm -rf "$tmp"
+  log "fetching Apache Kafka $KAFKA_VERSION jars (broker, tools, MirrorMaker 2) into $LIBS"
+  local t0=$SECONDS
+  # shellcheck disable=SC2086
+  if ! mvn -q -B -Dstyle.color=never ${KMIG_MAVEN_ARGS:-} -f "$SCRIPT_DIR/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+      dependency:copy-dependencies -DoutputDirectory="$tmp" -DincludeScope=runtime \
+      >"$KAFKA_HOME_DIR/fetch.log" 2>&1; then
+    cat "$KAFKA_HOME_DIR/fetch.log" >&2
+    rm -rf "$tmp"
+    die "maven could not fetch the Kafka $KAFKA_VERSION jars (see above; is Maven Central reachable?)"
+  fi
+  ls "$tmp"/kafka_2.13-*.jar "$tmp"/connect-mirror-[0-9]*.jar >/dev/null 2>&1 \
+    || { rm -rf "$tmp"; die "fetched jar set is incomplete (no kafka_2.13 or connect-mirror jar in $tmp)"; }
+  rm -rf "$LIBS"
+  mv "$tmp" "$LIBS"
+  echo "$KAFKA_VERSION" >"$LIBS/.complete"
+  log "fetched $(ls "$LIBS"/*.jar | wc -l) jars in $((SECONDS - t0))s"
+  flock -u 8
+}
+
+# ---------------------------------------------------------------------------------------------------
+# helpers for start/stop/status
+# ---------------------------------------------------------------------------------------------------
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# pick_port: a port nobody listens on, from 20000-32000 (below the Linux ephemeral range), not in $USED_PORTS
+USED_PORTS=" "
+pick_port() {
+  local p i
+  for i in $(seq 1 200); do
+    p=$((20000 + RANDOM % 12000))
+    [[ "$USED_PORTS" == *" $p "* ]] && continue
+    if ! port_in_use "$p"; then
+      USED_PORTS+="$p "
+      echo "$p"; return 0
+    fi
+  done
+  die "could not find a free port"
+}
+
+# pid_alive NAME: the PID recorded for NAME runs and is one of ours (command line mentions our run dir)
+pid_alive() {
+  local f="$RUN_DIR/$1.pid" pid
+  [[ -f "$f" ]] || return 1
+  pid="$(cat "$f")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  # guard against PID reuse: the process must be a java started with a file from our run dir
+  if [[ -r "/proc/$pid/cmdline" ]]; then
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$RUN_DIR/" || return 1
+  fi
+  return 0
+}
+
+stop_pid() { # stop_pid NAME
+  local name="$1" f="$RUN_DIR/$1.pid" pid i
+  if ! pid_alive "$name"; then
+    rm -f "$f"; return 0
+  fi
+  pid="$(cat "$f")"
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name (pid $pid) did not stop in 30s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.5
+  fi
+  rm -f "$f"
+}
+
+cluster_id() { # a random Kafka Uuid: 16 random bytes, base64url without padding
+  local id
+  while :; do
+    id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    [[ "$id" == -* ]] || { echo "$id"; return; }  # avoid a leading '-' that looks like an option
+  done
+}
+
+write_configs() { # write_configs SRC_PORT SRC_CPORT TGT_PORT TGT_CPORT
+  local sp="$1" scp="$2" tp="$3" tcp="$4"
+  mkdir -p "$RUN_DIR/source/data" "$RUN_DIR/target/data"
+
+  local common
+  common="process.roles=broker,controller
+node.id=1
+controller.listener.names=CONTROLLER
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=5
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+log.retention.hours=24
+delete.topic.enable=true"
+
+  cat >"$RUN_DIR/source/server.properties" <<EOF
+# SOURCE: SASL_PLAINTEXT with SCRAM-SHA-512/256, StandardAuthorizer. Generated by brokers.sh.
+$common
+controller.quorum.voters=1@127.0.0.1:$scp
+listeners=SASL_PLAINTEXT://127.0.0.1:$sp,CONTROLLER://127.0.0.1:$scp
+advertised.listeners=SASL_PLAINTEXT://127.0.0.1:$sp
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+inter.broker.listener.name=SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$ADMIN_USER" password="$ADMIN_PASSWORD";
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$ADMIN_USER" password="$ADMIN_PASSWORD";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+# admin: the operator / migrator identity. ANONYMOUS: the PLAINTEXT controller listener (broker->controller
+# in this combined node; SCRAM cannot be used on a KRaft controller listener). It listens on loopback only
+# and is not advertised to clients.
+super.users=User:$ADMIN_USER;User:ANONYMOUS
+allow.everyone.if.no.acl.found=false
+log.dirs=$RUN_DIR/source/data
+EOF
+
+  cat >"$RUN_DIR/target/server.properties" <<EOF
+# TARGET: PLAINTEXT, no authorizer. Generated by brokers.sh.
+$common
+controller.quorum.voters=1@127.0.0.1:$tcp
+listeners=PLAINTEXT://127.0.0.1:$tp,CONTROLLER://127.0.0.1:$tcp
+advertised.listeners=PLAINTEXT://127.0.0.1:$tp
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$RUN_DIR/target/data
+EOF
+
+  cat >"$RUN_DIR/admin.properties" <<EOF
+# Client config for the SOURCE super user (kafka tools: --command-config / --producer.config / ...)
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=$MECHANISM
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$ADMIN_USER" password="$ADMIN_PASSWORD";
+EOF
+  cat >"$RUN_DIR/app.properties" <<EOF
+# Client config for the SOURCE application user (ACL-limited)
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=$MECHANISM
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$APP_USER" password="$APP_PASSWORD";
+EOF
+
+  cat >"$RUN_DIR/state.env" <<EOF
+SOURCE_PORT=$sp
+SOURCE_CONTROLLER_PORT=$scp
+TARGET_PORT=$tp
+TARGET_CONTROLLER_PORT=$tcp
+KAFKA_VERSION=$KAFKA_VERSION
+LIBS=$LIBS
+EOF
+}
+
+format_storage() { # format_storage NAME [extra args...]
+  local name="$1"; shift
+  run_tool kafka.tools.StorageTool format --ignore-formatted -t "$(cluster_id)" \
+    -c "$RUN_DIR/$name/server.properties" "$@" >"$RUN_DIR/$name/format.log" 2>&1 \
+    || { cat "$RUN_DIR/$name/format.log" >&2; die "formatting $name storage failed"; }
+}
+
+launch() { # launch NAME
+  local name="$1" opts
+  mapfile -t opts < <(jvm_opts)
+  # shellcheck disable=SC2086
+  nohup java $HEAP_OPTS "${opts[@]}" -Dkafka.logs.dir="$RUN_DIR/$name" \
+    -cp "$LIBS/*" kafka.Kafka "$RUN_DIR/$name/server.properties" \
+    >"$RUN_DIR/$name/broker.log" 2>&1 </dev/null &
+  echo $! >"$RUN_DIR/$name.pid"
+}
+
+wait_ready() { # wait_ready NAME PORT
+  local name="$1" port="$2" deadline=$((SECONDS + START_TIMEOUT))
+  while :; do
+    if ! pid_alive "$name"; then
+      log "$name broker exited during startup; last lines of $RUN_DIR/$name/broker.log:"
+      tail -n 40 "$RUN_DIR/$name/broker.log" >&2 || true
+      return 1
+    fi
+    if grep -q "Kafka Server started" "$RUN_DIR/$name/broker.log" 2>/dev/null && port_in_use "$port"; then
+      return 0
+    fi
+    if ((SECONDS >= deadline)); then
+      log "$name broker not ready after ${START_TIMEOUT}s; last lines of $RUN_DIR/$name/broker.log:"
+      tail -n 40 "$RUN_DIR/$name/broker.log" >&2 || true
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+add_app_acls() { # ALLOW for User:app: topic READ/WRITE/DESCRIBE/CREATE on *, group READ/DESCRIBE on *
+  local bs="127.0.0.1:$1"
+  run_tool org.apache.kafka.tools.AclCommand --bootstrap-server "$bs" --command-config "$RUN_DIR/admin.properties" \
+    --add --allow-principal "User:$APP_USER" --allow-host '*' \
+    --operation Read --operation Write --operation Describe --operation Create --topic '*' \
+    >"$RUN_DIR/source/acls-topic.log" 2>&1 &
+  local p1=$!
+  run_tool org.apache.kafka.tools.AclCommand --bootstrap-server "$bs" --command-config "$RUN_DIR/admin.properties" \
+    --add --allow-principal "User:$APP_USER" --allow-host '*' \
+    --operation Read --operation Describe --group '*' \
+    >"$RUN_DIR/source/acls-group.log" 2>&1 &
+  local p2=$! rc=0
+  wait "$p1" || { rc=1; cat "$RUN_DIR/source/acls-topic.log" >&2; }
+  wait "$p2" || { rc=1; cat "$RUN_DIR/source/acls-group.log" >&2; }
+  ((rc == 0)) || return 1
+}
+
+# ---------------------------------------------------------------------------------------------------
+# start / stop / status / env
+# ---------------------------------------------------------------------------------------------------
+cmd_start() {
+  if external_mode; then
+    log "KMIG_REAL_SOURCE_BOOTSTRAP/KMIG_REAL_TARGET_BOOTSTRAP are set: using $KMIG_REAL_SOURCE_BOOTSTRAP and $KMIG_REAL_TARGET_BOOTSTRAP, starting nothing"
+    echo external
+    return 0
+  fi
+  need_java
+  mkdir -p "$RUN_DIR"
+  exec 9>"$RUN_DIR/.start.lock"
+  flock 9
+  if pid_alive source && pid_alive target && [[ -f "$RUN_DIR/ready" ]]; then
+    log "already running (source 127.0.0.1:$(state SOURCE_PORT), target 127.0.0.1:$(state TARGET_PORT))"
+    echo running
+    return 0
+  fi
+  # half-started or stale: clean up what we own, then start afresh
+  stop_pid source; stop_pid target
+  rm -rf "$RUN_DIR/source" "$RUN_DIR/target" "$RUN_DIR/ready" "$RUN_DIR/state.env"
+
+  cmd_fetch
+  local t0=$SECONDS
+  local sp="${KMIG_REAL_SOURCE_PORT:-}" tp="${KMIG_REAL_TARGET_PORT:-}"
+  [[ -n "$sp" ]] && USED_PORTS+="$sp "
+  [[ -n "$tp" ]] && USED_PORTS+="$tp "
+  [[ -n "$sp" ]] || sp="$(pick_port)"
+  [[ -n "$tp" ]] || tp="$(pick_port)"
+  local scp tcp
+  scp="$(pick_port)"; tcp="$(pick_port)"
+  for p in "$sp" "$tp"; do port_in_use "$p" && die "port $p is already in use"; done
+  write_configs "$sp" "$scp" "$tp" "$tcp"
+
+  log "formatting storage (Kafka $KAFKA_VERSION) in $RUN_DIR"
+  format_storage source \
+    --add-scram "SCRAM-SHA-512=[name=$ADMIN_USER,password=$ADMIN_PASSWORD]" \
+    --add-scram "SCRAM-SHA-256=[name=$ADMIN_USER,password=$ADMIN_PASSWORD]" \
+    --add-scram "SCRAM-SHA-512=[name=$APP_USER,password=$APP_PASSWORD]" \
+    --add-scram "SCRAM-SHA-256=[name=$APP_USER,password=$APP_PASSWORD]" &
+  local f1=$!
+  format_storage target &
+  local f2=$!
+  wait "$f1" || die "formatting source failed"
+  wait "$f2" || die "formatting target failed"
+
+  log "starting SOURCE on 127.0.0.1:$sp (SASL_PLAINTEXT/SCRAM) and TARGET on 127.0.0.1:$tp (PLAINTEXT)"
+  launch source
+  launch target
+  local ok=1
+  wait_ready source "$sp" || ok=0
+  if ((ok)); then wait_ready target "$tp" || ok=0; fi
+  if ((!ok)); then
+    stop_pid source; stop_pid target
+    die "brokers did not start (logs in $RUN_DIR/{source,target}/broker.log)"
+  fi
+  log "brokers up after $((SECONDS - t0))s; adding ACLs for User:$APP_USER"
+  if ! add_app_acls "$sp"; then
+    stop_pid source; stop_pid target
+    die "could not create the ACLs for User:$APP_USER on the source"
+  fi
+  date +%s >"$RUN_DIR/ready"
+  log "ready in $((SECONDS - t0))s. Run: eval \"\$($0 env)\""
+  echo started
+}
+
+state() { # state KEY -> value from state.env
+  [[ -f "$RUN_DIR/state.env" ]] || return 1
+  sed -n "s/^$1=//p" "$RUN_DIR/state.env"
+}
+
+cmd_stop() {
+  if [[ -x "$SCRIPT_DIR/mm2.sh" ]]; then
+    KMIG_REAL_RUN_DIR="$RUN_DIR" "$SCRIPT_DIR/mm2.sh" stop >/dev/null 2>&1 || true
+  fi
+  stop_pid source &
+  stop_pid target &
+  wait
+  rm -f "$RUN_DIR/ready"
+  if [[ "${1:-}" == "--clean" ]]; then
+    rm -rf "$RUN_DIR"
+    log "removed $RUN_DIR"
+  fi
+}
+
+cmd_status() {
+  if external_mode; then
+    echo "external: source=$KMIG_REAL_SOURCE_BOOTSTRAP target=$KMIG_REAL_TARGET_BOOTSTRAP"
+    return 0
+  fi
+  local rc=0 n
+  for n in source target; do
+    if pid_alive "$n"; then
+      local key; key="$(echo "$n" | tr a-z A-Z)_PORT"
+      echo "$n: running pid $(cat "$RUN_DIR/$n.pid") on 127.0.0.1:$(state "$key") (log $RUN_DIR/$n/broker.log)"
+    else
+      echo "$n: not running"; rc=3
+    fi
+  done
+  if [[ -f "$RUN_DIR/mm2.pid" ]] && pid_alive mm2; then
+    echo "mm2: running pid $(cat "$RUN_DIR/mm2.pid") (log $RUN_DIR/mm2/mm2.log)"
+  fi
+  [[ $rc == 0 && ! -f "$RUN_DIR/ready" ]] && { echo "(started but not marked ready)"; rc=3; }
+  return $rc
+}
+
+q() { printf '%q' "$1"; }
+
+cmd_env() {
+  local sb tb user pass mech
+  if external_mode; then
+    sb="$KMIG_REAL_SOURCE_BOOTSTRAP"; tb="$KMIG_REAL_TARGET_BOOTSTRAP"
+    user="${KMIG_REAL_SOURCE_USER:-$ADMIN_USER}"; pass="${KMIG_REAL_SOURCE_PASSWORD:-$ADMIN_PASSWORD}"
+    mech="${KMIG_REAL_SOURCE_MECHANISM:-$MECHANISM}"
+  else
+    pid_alive source && pid_alive target && [[ -f "$RUN_DIR/ready" ]] \
+      || die "brokers are not running (run: $0 start)"
+    sb="127.0.0.1:$(state SOURCE_PORT)"; tb="127.0.0.1:$(state TARGET_PORT)"
+    user="$ADMIN_USER"; pass="$ADMIN_PASSWORD"; mech="$MECHANISM"
+  fi
+  echo "export KMIG_REAL_SOURCE_BOOTSTRAP=$(q "$sb")"
+  echo "export KMIG_REAL_TARGET_BOOTSTRAP=$(q "$tb")"
+  echo "export KMIG_REAL_SOURCE_USER=$(q "$user")"
+  echo "export KMIG_REAL_SOURCE_PASSWORD=$(q "$pass")"
+  echo "export KMIG_REAL_SOURCE_MECHANISM=$(q "$mech")"
+  echo "export KMIG_REAL_SOURCE_APP_USER=$(q "${KMIG_REAL_SOURCE_APP_USER:-$APP_USER}")"
+  echo "export KMIG_REAL_SOURCE_APP_PASSWORD=$(q "${KMIG_REAL_SOURCE_APP_PASSWORD:-$APP_PASSWORD}")"
+  echo "export KMIG_REAL_KAFKA_LIBS=$(q "$LIBS")"
+  echo "export KMIG_REAL_KAFKA_VERSION=$(q "$KAFKA_VERSION")"
+  if ! external_mode; then
+    echo "export KMIG_REAL_RUN_DIR=$(q "$RUN_DIR")"
+    echo "export KMIG_REAL_MANAGED=1"
+  fi
+}
+
+main() {
+  local cmd="${1:-}"
+  [[ $# -gt 0 ]] && shift
+  case "$cmd" in
+    fetch) cmd_fetch ;;
+    libs) cmd_fetch; echo "$LIBS" ;;
+    start) cmd_start ;;
+    stop) cmd_stop "$@" ;;
+    status) cmd_status ;;
+    env) cmd_env ;;
+    *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,244 @@
+// Package kafkaconn builds franz-go clients for the source and target
+// clusters from environment configuration.
+//
+// Guarantees: every auth kind except plaintext uses TLS; secrets fetched
+// from Secrets Manager are never logged and never appear in errors; a
+// configuration problem is a *config.Error naming the variable.
+package kafkaconn
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-msk-iam-sasl-signer-go/signer"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/oauth"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
+)
+
+// Auth is how a client authenticates to a cluster.
+type Auth string
+
+// The supported auth kinds. Every kind but AuthPlaintext uses TLS.
+const (
+	AuthIAM       Auth = "iam"           // MSK IAM over SASL/OAUTHBEARER
+	AuthSCRAM512  Auth = "scram-sha-512" // SASL/SCRAM, credentials in Secrets Manager
+	AuthSCRAM256  Auth = "scram-sha-256" // SASL/SCRAM, credentials in Secrets Manager
+	AuthMTLS      Auth = "mtls"          // TLS client certificate from Secrets Manager
+	AuthTLS       Auth = "tls"           // TLS, no client authentication
+	AuthPlaintext Auth = "plaintext"     // no TLS, no auth: local runs only
+)
+
+// Auths lists every supported auth kind, in documentation order.
+var Auths = []Auth{AuthIAM, AuthSCRAM512, AuthSCRAM256, AuthMTLS, AuthTLS, AuthPlaintext}
+
+// Config says how to reach one cluster.
+type Config struct {
+	// Prefix is the environment prefix the config came from (SOURCE or
+	// TARGET); errors name variables with it.
+	Prefix    string
+	Bootstrap []string
+	Auth      Auth
+	// SecretARN names the Secrets Manager secret for SCRAM
+	// ({"username","password"}) or mTLS ({"certificate","privateKey"}, PEM).
+	SecretARN string
+	// Region is the AWS region for MSK IAM signing (AWS_REGION).
+	Region string
+	// Username and Password may be given directly for SCRAM in local runs
+	// and tests instead of SecretARN. They are never logged.
+	Username, Password string
+}
+
+// FromEnv reads <prefix>_BOOTSTRAP_SERVERS, <prefix>_AUTH (default iam) and
+// <prefix>_SECRET_ARN. It checks that the auth kind is known and that SCRAM
+// and mTLS name a secret.
+func FromEnv(env config.Env, prefix string) (Config, error) {
+	c := Config{Prefix: prefix, Region: env.String("AWS_REGION", "")}
+	bs := prefix + "_BOOTSTRAP_SERVERS"
+	c.Bootstrap = env.List(bs)
+	if len(c.Bootstrap) == 0 {
+		return c, &config.Error{Variable: bs, Problem: "must be set to a comma-separated list of host:port"}
+	}
+	for _, b := range c.Bootstrap {
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			return c, &config.Error{Variable: bs, Problem: fmt.Sprintf("%q is not host:port", b)}
+		}
+	}
+	authVar := prefix + "_AUTH"
+	allowed := make([]string, len(Auths))
+	for i, a := range Auths {
+		allowed[i] = string(a)
+	}
+	a, err := env.OneOf(authVar, string(AuthIAM), allowed...)
+	if err != nil {
+		return c, err
+	}
+	c.Auth = Auth(a)
+	c.SecretARN = env.String(prefix+"_SECRET_ARN", "")
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	switch c.Auth {
+	case AuthSCRAM512, AuthSCRAM256, AuthMTLS:
+		if c.SecretARN == "" && (c.Username == "" || c.Auth == AuthMTLS) {
+			return &config.Error{Variable: c.Prefix + "_SECRET_ARN", Problem: "must be set when " + c.Prefix + "_AUTH is " + string(c.Auth)}
+		}
+	case AuthIAM:
+		if c.Region == "" {
+			return &config.Error{Variable: "AWS_REGION", Problem: "must be set when " + c.Prefix + "_AUTH is iam (Lambda sets it)"}
+		}
+	}
+	return nil
+}
+
+// Secrets fetches a secret's string value by ARN.
+type Secrets interface {
+	SecretString(ctx context.Context, arn string) (string, error)
+}
+
+// ErrNoSecrets is returned when a config needs a secret but no Secrets
+// source was given; wire one in (see NewSecretsManager).
+var ErrNoSecrets = errors.New("kafkaconn: a secret is needed but no secrets source was configured")
+
+// Options returns the kgo options that connect and authenticate to the
+// cluster: seed brokers, TLS dialer and SASL. Callers add their own
+// producer or consumer options.
+func (c Config) Options(ctx context.Context, secrets Secrets) ([]kgo.Opt, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Bootstrap...)}
+	if c.Auth != AuthPlaintext {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.Auth == AuthMTLS {
+			cert, err := c.clientCert(ctx, secrets)
+			if err != nil {
+				return nil, err
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	switch c.Auth {
+	case AuthIAM:
+		region := c.Region
+		opts = append(opts, kgo.SASL(oauth.Oauth(func(ctx context.Context) (oauth.Auth, error) {
+			token, _, err := signer.GenerateAuthToken(ctx, region)
+			if err != nil {
+				return oauth.Auth{}, fmt.Errorf("generating MSK IAM token: %w", err)
+			}
+			return oauth.Auth{Token: token}, nil
+		})))
+	case AuthSCRAM512, AuthSCRAM256:
+		user, pass := c.Username, c.Password
+		if c.SecretARN != "" {
+			var err error
+			if user, pass, err = c.scramCreds(ctx, secrets); err != nil {
+				return nil, err
+			}
+		}
+		a := scram.Auth{User: user, Pass: pass}
+		if c.Auth == AuthSCRAM512 {
+			opts = append(opts, kgo.SASL(a.AsSha512Mechanism()))
+		} else {
+			opts = append(opts, kgo.SASL(a.AsSha256Mechanism()))
+		}
+	}
+	return opts, nil
+}
+
+// NewClient builds a client for the cluster with extra options appended.
+// It does not contact the cluster; use Ping to check reachability.
+func (c Config) NewClient(ctx context.Context, secrets Secrets, extra ...kgo.Opt) (*kgo.Client, error) {
+	opts, err := c.Options(ctx, secrets)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("building %s client: %w", strings.ToLower(c.Prefix), err)
+	}
+	return cl, nil
+}
+
+// UnreachableError says a cluster did not answer within the ping timeout.
+type UnreachableError struct {
+	Cluster   string   // "source" or "target"
+	Bootstrap []string // the addresses tried
+	Err       error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("%s cluster unreachable at %s: %v", e.Cluster, strings.Join(e.Bootstrap, ","), e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// Ping checks that the cluster answers a metadata request within timeout,
+// returning an *UnreachableError if not.
+func (c Config) Ping(ctx context.Context, cl *kgo.Client, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := cl.Ping(ctx); err != nil {
+		return &UnreachableError{Cluster: strings.ToLower(c.Prefix), Bootstrap: c.Bootstrap, Err: err}
+	}
+	return nil
+}
+
+func (c Config) secret(ctx context.Context, secrets Secrets) (string, error) {
+	if secrets == nil {
+		return "", ErrNoSecrets
+	}
+	s, err := secrets.SecretString(ctx, c.SecretARN)
+	if err != nil {
+		return "", fmt.Errorf("reading %s_SECRET_ARN: %w", c.Prefix, err)
+	}
+	return s, nil
+}
+
+func (c Config) scramCreds(ctx context.Context, secrets Secrets) (string, string, error) {
+	s, err := c.secret(ctx, secrets)
+	if err != nil {
+		return "", "", err
+	}
+	var v struct{ Username, Password string }
+	if json.Unmarshal([]byte(s), &v) != nil || v.Username == "" || v.Password == "" {
+		// The secret's content is deliberately not echoed.
+		return "", "", &config.Error{Variable: c.Prefix + "_SECRET_ARN", Problem: `secret must be JSON {"username": ..., "password": ...}`}
+	}
+	return v.Username, v.Password, nil
+}
+
+func (c Config) clientCert(ctx context.Context, secrets Secrets) (tls.Certificate, error) {
+	s, err := c.secret(ctx, secrets)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	var v struct {
+		Certificate string `json:"certificate"`
+		PrivateKey  string `json:"privateKey"`
+	}
+	if json.Unmarshal([]byte(s), &v) != nil || v.Certificate == "" || v.PrivateKey == "" {
+		return tls.Certificate{}, &config.Error{Variable: c.Prefix + "_SECRET_ARN", Problem: `secret must be JSON {"certificate": PEM, "privateKey": PEM}`}
+	}
+	cert, err := tls.X509KeyPair([]byte(v.Certificate), []byte(v.PrivateKey))
+	if err != nil {
+		return tls.Certificate{}, &config.Error{Variable: c.Prefix + "_SECRET_ARN", Problem: "certificate and privateKey do not form a valid PEM key pair"}
+	}
+	if len(cert.Certificate) > 0 {
+		if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
+			cert.Leaf = leaf
+		}
+	}
+	return cert, nil
+}

@@ -1,0 +1,52 @@
+package kafkaevent
+
+import (
+	"errors"
+	"fmt"
+)
+
+// The kinds of malformed event. Each is wrapped in a *MalformedEventError;
+// test with errors.Is. A malformed event is never partly written: the
+// handler rejects the whole batch before producing anything, so Lambda keeps
+// the batch (nothing is lost) and the error names what to fix.
+var (
+	ErrSyntax        = errors.New("event is not valid JSON")
+	ErrMissingField  = errors.New("required field missing")
+	ErrBadField      = errors.New("field has a bad value")
+	ErrBadBase64     = errors.New("key or value is not valid base64")
+	ErrKeyMismatch   = errors.New("record topic/partition does not match its records key")
+	ErrOffsetOrder   = errors.New("offsets are not strictly increasing within a partition")
+	ErrEmptyBatch    = errors.New("event holds no records")
+	ErrUnknownSource = errors.New("eventSource is neither aws:kafka nor SelfManagedKafka")
+)
+
+// MalformedEventError reports why an event could not be decoded, and where.
+// Its Go type name is the Lambda errorType callers see.
+type MalformedEventError struct {
+	Kind     error  // one of the Err* sentinels above
+	Key      string // the records key ("topic-partition"), if known
+	Index    int    // index of the record within that key's list, or -1
+	Field    string // the JSON field involved, if any
+	Pos      int    // byte offset in the event where decoding stopped
+	Detail   string // extra detail, never record contents
+}
+
+func (e *MalformedEventError) Error() string {
+	s := "malformed Kafka event: " + e.Kind.Error()
+	if e.Key != "" {
+		s += fmt.Sprintf(" (records[%q]", e.Key)
+		if e.Index >= 0 {
+			s += fmt.Sprintf("[%d]", e.Index)
+		}
+		s += ")"
+	}
+	if e.Field != "" {
+		s += " field " + e.Field
+	}
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	return s + fmt.Sprintf(" at byte %d", e.Pos)
+}
+
+func (e *MalformedEventError) Unwrap() error { return e.Kind }

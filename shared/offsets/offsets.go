@@ -1,0 +1,163 @@
+// Package offsets translates consumer-group positions on the source cluster
+// into the exactly corresponding positions on the target cluster, using the
+// kmig-src provenance header that the replicator writes on every record.
+//
+// Translation is exact: the target offset returned for a committed source
+// offset c is the offset of the first target record copied from a source
+// offset ≥ c, so a consumer resuming there reads every record it had not yet
+// read on the source, once. The package only reads; it never commits.
+package offsets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provenance"
+)
+
+// Partition describes one partition on both sides.
+type Partition struct {
+	Topic     string // the source topic, as written in provenance
+	Partition int32
+	// SourceEnd is the source partition's end offset (high watermark).
+	SourceEnd int64
+	// TargetStart and TargetEnd bound the target partition (log start
+	// offset and high watermark) on the target topic TargetTopic.
+	TargetTopic string
+	TargetStart int64
+	TargetEnd   int64
+}
+
+// Method says how a target offset was found.
+type Method string
+
+const (
+	// CaughtUp: the group had read everything on the source, so it
+	// starts at the target end.
+	CaughtUp Method = "caught-up"
+	// Search: the group was behind, and the offset was found by binary
+	// search on provenance.
+	Search Method = "search"
+)
+
+// Result is a translated position.
+type Result struct {
+	Target int64
+	Method Method
+	// Probes is how many single records were read.
+	Probes int
+}
+
+// NoProvenanceError says a target record has no parsable kmig-src header or
+// names another source partition, so exact translation is impossible (for
+// example because provenance was turned off in the replicator).
+type NoProvenanceError struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Err       error
+}
+
+func (e *NoProvenanceError) Error() string {
+	return fmt.Sprintf("target %s/%d@%d has no usable kmig-src provenance: %v", e.Topic, e.Partition, e.Offset, e.Err)
+}
+
+func (e *NoProvenanceError) Unwrap() error { return e.Err }
+
+// Translate returns the target offset for committed source offset c.
+//
+// If c ≥ p.SourceEnd the group is caught up and the result is p.TargetEnd.
+// Otherwise the result is the offset of the first record in
+// [p.TargetStart, p.TargetEnd) whose provenance offset is ≥ c (p.TargetEnd
+// when there is none), found by binary search reading O(log n) single
+// records. It relies on provenance offsets increasing along the target
+// partition, which the replicator guarantees (order kept, duplicates
+// skipped).
+func Translate(ctx context.Context, r *peek.Reader, p Partition, c int64) (Result, error) {
+	if c >= p.SourceEnd {
+		return Result{Target: p.TargetEnd, Method: CaughtUp}, nil
+	}
+	return search(ctx, peekAt(r), p, c)
+}
+
+// at abstracts peek.Reader.At for tests.
+type at func(ctx context.Context, topic string, partition int32, offset int64) (peekRecord, error)
+
+type peekRecord struct {
+	Offset int64
+	Source provenance.Source
+	Err    error // provenance error, if any
+}
+
+func peekAt(r *peek.Reader) at {
+	return func(ctx context.Context, topic string, partition int32, offset int64) (peekRecord, error) {
+		rec, _, err := r.At(ctx, topic, partition, offset)
+		if err != nil {
+			return peekRecord{}, err
+		}
+		src, perr := provenance.Of(rec)
+		return peekRecord{Offset: rec.Offset, Source: src, Err: perr}, nil
+	}
+}
+
+func search(ctx context.Context, read at, p Partition, c int64) (Result, error) {
+	res := Result{Target: p.TargetEnd, Method: Search}
+	lo, hi := p.TargetStart, p.TargetEnd
+	// Invariant: the answer is in [lo, hi) or is res.Target (≥ hi).
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		rec, err := read(ctx, p.TargetTopic, p.Partition, mid)
+		res.Probes++
+		if errors.Is(err, peek.ErrNoRecord) {
+			hi = mid // no data record in [mid, end)
+			continue
+		}
+		if err != nil {
+			return res, fmt.Errorf("translating %s/%d from source offset %d: %w", p.Topic, p.Partition, c, err)
+		}
+		if rec.Offset >= p.TargetEnd {
+			hi = mid
+			continue
+		}
+		if rec.Err != nil {
+			return res, &NoProvenanceError{Topic: p.TargetTopic, Partition: p.Partition, Offset: rec.Offset, Err: rec.Err}
+		}
+		if rec.Source.Topic != p.Topic || rec.Source.Partition != p.Partition {
+			return res, &NoProvenanceError{Topic: p.TargetTopic, Partition: p.Partition, Offset: rec.Offset,
+				Err: fmt.Errorf("provenance names %s, not %s/%d", rec.Source, p.Topic, p.Partition)}
+		}
+		if rec.Source.Offset >= c {
+			// No data record lies in [mid, rec.Offset), so the answer
+			// is rec.Offset or earlier than mid.
+			res.Target = rec.Offset
+			hi = mid
+		} else {
+			lo = rec.Offset + 1
+		}
+	}
+	return res, nil
+}
+
+// TailProvenance returns the source offset named by the newest record in
+// the target partition below end, and ok=false when the partition holds no
+// data record. It is how the cutover proves the target holds every source
+// record.
+func TailProvenance(ctx context.Context, r *peek.Reader, topic string, partition int32, logStart, end int64) (provenance.Source, bool, error) {
+	if end <= logStart {
+		return provenance.Source{}, false, nil
+	}
+	rec, err := r.Last(ctx, topic, partition, logStart, end)
+	if errors.Is(err, peek.ErrNoRecord) {
+		return provenance.Source{}, false, nil
+	}
+	if err != nil {
+		return provenance.Source{}, false, fmt.Errorf("reading tail of target %s/%d: %w", topic, partition, err)
+	}
+	src, err := provenance.Of(rec)
+	if err != nil {
+		return provenance.Source{}, false, &NoProvenanceError{Topic: topic, Partition: partition, Offset: rec.Offset, Err: err}
+	}
+	return src, true, nil
+}
