@@ -14,8 +14,16 @@
 //     group; enabling rejoins and resumes from the committed offsets.
 //
 // Delivery is at least once: a batch whose commit fails (for example after
-// losing the group) is delivered again. This package must never be
-// imported by a Lambda binary.
+// losing the group) is delivered again. A batch that keeps failing under
+// infinite retries holds its worker (and so its partitions) until the
+// mapping is disabled, as on AWS; a record whose event alone exceeds 6 MB
+// is such a batch (RecordTooLargeError), never dropped silently.
+//
+// The payload passed to Handler.Invoke is reused after Invoke returns; a
+// handler that keeps it must copy it. Disabling or closing waits for an
+// in-flight invocation to return: a handler that never returns blocks it.
+//
+// This package must never be imported by a Lambda binary.
 package esm
 
 import (

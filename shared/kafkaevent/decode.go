@@ -71,9 +71,9 @@ func Decode(data []byte) (*Event, error) {
 type decoder struct {
 	buf   []byte
 	pos   int
-	arena []byte            // backing store for keys, values and header values
+	arena []byte             // backing store for keys, values and header values
 	hdrs  []kgo.RecordHeader // slab for headers
-	keys  map[string]string // interned topics and header keys
+	keys  map[string]string  // interned topics and header keys
 	// where we are, for errors
 	key   string
 	index int
@@ -611,7 +611,7 @@ func (d *decoder) headerSlab(n int) []kgo.RecordHeader {
 	if cap(d.hdrs)-len(d.hdrs) < n+1 {
 		d.hdrs = make([]kgo.RecordHeader, 0, max(n+1, 1024))
 	}
-	s := d.hdrs[len(d.hdrs):len(d.hdrs) : len(d.hdrs)+n+1]
+	s := d.hdrs[len(d.hdrs) : len(d.hdrs) : len(d.hdrs)+n+1]
 	d.hdrs = d.hdrs[:len(d.hdrs)+n+1]
 	return s
 }

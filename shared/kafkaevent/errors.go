@@ -23,12 +23,12 @@ var (
 // MalformedEventError reports why an event could not be decoded, and where.
 // Its Go type name is the Lambda errorType callers see.
 type MalformedEventError struct {
-	Kind     error  // one of the Err* sentinels above
-	Key      string // the records key ("topic-partition"), if known
-	Index    int    // index of the record within that key's list, or -1
-	Field    string // the JSON field involved, if any
-	Pos      int    // byte offset in the event where decoding stopped
-	Detail   string // extra detail, never record contents
+	Kind   error  // one of the Err* sentinels above
+	Key    string // the records key ("topic-partition"), if known
+	Index  int    // index of the record within that key's list, or -1
+	Field  string // the JSON field involved, if any
+	Pos    int    // byte offset in the event where decoding stopped
+	Detail string // extra detail, never record contents
 }
 
 func (e *MalformedEventError) Error() string {

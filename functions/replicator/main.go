@@ -1,0 +1,59 @@
+// Command replicator is the Lambda function that Kafka event source
+// mappings invoke with batches of source records; it writes them to the
+// target MSK cluster. All logic lives in shared/replicate.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-xray-sdk-go/v2/instrumentation/awsv2"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/replicate"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/telemetry"
+)
+
+func main() {
+	log := telemetry.NewLogger()
+	cfg, err := replicate.LoadConfig(config.Env(nil))
+	if err != nil {
+		log.Error("invalid configuration", "error", err)
+		os.Exit(1)
+	}
+	ctx := context.Background()
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		log.Error("loading AWS configuration", "error", err)
+		os.Exit(1)
+	}
+	awsv2.AWSV2Instrumentor(&awsCfg.APIOptions)
+	cl, err := cfg.Target.NewClient(ctx, kafkaconn.NewSecretsManager(awsCfg), replicate.ProducerOptions(cfg)...)
+	if err != nil {
+		log.Error("building target client", "error", err)
+		os.Exit(1)
+	}
+	r, err := replicate.New(cfg, cl, replicate.WithLogger(log))
+	if err != nil {
+		log.Error("invalid configuration", "error", err)
+		os.Exit(1)
+	}
+	lambda.StartWithOptions(r, lambda.WithEnableSIGTERM(func() { closeClient(log, cl) }))
+}
+
+// closeClient flushes what is buffered (bounded by the SIGTERM grace
+// period) and closes the connections.
+func closeClient(log *slog.Logger, cl *kgo.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	if err := cl.Flush(ctx); err != nil {
+		log.Warn("flush on shutdown", "error", err)
+	}
+	cl.Close()
+}

@@ -1,0 +1,539 @@
+package esm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// commitTimeout bounds the commit after a successful invocation.
+const commitTimeout = 30 * time.Second
+
+// session is one enabled period of a mapping: one consumer group member,
+// a poll loop and Concurrency workers. It is started by Enable and ended
+// by stop, which waits for the in-flight batches and leaves the group.
+type session struct {
+	m  *Mapping
+	cl *kgo.Client
+
+	pollCtx    context.Context
+	cancelPoll context.CancelFunc
+	stopCh     chan struct{}
+
+	// mu guards the fields below; lock order is worker.mu, then mu.
+	mu           sync.Mutex
+	cond         *sync.Cond
+	stopped      bool
+	pending      int // records buffered in workers, not yet in a batch
+	pendingBytes int
+	inflight     map[tpKey]int
+
+	workers []*worker
+	wg      sync.WaitGroup
+}
+
+// worker invokes the batches of a fixed subset of partitions, one batch
+// at a time, so each of its partitions is delivered strictly in order.
+type worker struct {
+	s *session
+
+	mu           sync.Mutex
+	pending      []*kgo.Record // poll order
+	pendingBytes int
+	firstAt      time.Time // arrival of the oldest pending record
+	wake         chan struct{}
+
+	// Owned by the worker goroutine.
+	enc   *Encoder
+	buf   []byte
+	batch []*kgo.Record
+	seen  map[tpKey]struct{}
+}
+
+func (m *Mapping) startSession() (*session, error) {
+	s := &session{
+		m:        m,
+		stopCh:   make(chan struct{}),
+		inflight: make(map[tpKey]int),
+	}
+	s.cond = sync.NewCond(&s.mu)
+	s.pollCtx, s.cancelPoll = context.WithCancel(context.Background())
+	reset := kgo.NewOffset().AtStart()
+	if m.cfg.StartingPosition == Latest {
+		reset = kgo.NewOffset().AtEnd()
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(m.cfg.BootstrapServers...),
+		kgo.ClientID("lambda-esm-" + m.cfg.UUID),
+		kgo.ConsumerGroup(m.cfg.ConsumerGroupID),
+		kgo.ConsumeTopics(m.cfg.Topics...),
+		kgo.ConsumeResetOffset(reset),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsRevoked(s.onRevoked),
+		kgo.OnPartitionsLost(s.onRevoked),
+	}
+	cl, err := kgo.NewClient(append(opts, m.cfg.ClientOptions...)...)
+	if err != nil {
+		s.cancelPoll()
+		return nil, fmt.Errorf("esm: mapping %s: building consumer: %w", m.cfg.UUID, err)
+	}
+	s.cl = cl
+	for range m.cfg.Concurrency {
+		s.workers = append(s.workers, &worker{
+			s:    s,
+			wake: make(chan struct{}, 1),
+			enc:  NewEncoder(m.cfg.EventSourceArn, m.cfg.BootstrapServers),
+			seen: make(map[tpKey]struct{}),
+		})
+	}
+	s.wg.Add(1 + len(s.workers))
+	go s.pollLoop()
+	for _, w := range s.workers {
+		go w.run()
+	}
+	return s, nil
+}
+
+// stop stops polling, lets each worker finish (and commit) its in-flight
+// batch, drops records not yet in a batch (they are redelivered from the
+// committed offsets) and leaves the group.
+func (s *session) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	close(s.stopCh)
+	s.cancelPoll()
+	s.wg.Wait()
+	s.cl.Close() // leaves the group
+}
+
+func (s *session) isStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
+}
+
+// sleep waits d and reports false if the session stopped meanwhile.
+func (s *session) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.stopCh:
+		return false
+	}
+}
+
+func (s *session) workerFor(topic string, partition int32) *worker {
+	if len(s.workers) == 1 {
+		return s.workers[0]
+	}
+	h := fnv.New32a()
+	h.Write([]byte(topic))
+	return s.workers[(uint64(h.Sum32())+uint64(uint32(partition)))%uint64(len(s.workers))]
+}
+
+func (s *session) pollLoop() {
+	defer s.wg.Done()
+	cfg := &s.m.cfg
+	limit := 2 * cfg.BatchSize * len(s.workers)
+	byteLimit := 2 * MaxPayloadBytes * len(s.workers)
+	for {
+		s.mu.Lock()
+		for !s.stopped && (s.pending >= limit || s.pendingBytes >= byteLimit) {
+			s.cond.Wait()
+		}
+		stopped, room := s.stopped, limit-s.pending
+		s.mu.Unlock()
+		if stopped {
+			return
+		}
+
+		fetches := s.cl.PollRecords(s.pollCtx, room)
+		if fetches.IsClientClosed() {
+			s.cl.AllowRebalance()
+			return
+		}
+		var pollErr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return
+			}
+			s.m.st.pollErrors.Add(1)
+			pollErr = fmt.Errorf("esm: mapping %s: fetching %s/%d: %w", cfg.UUID, t, p, err)
+		})
+		s.dispatch(fetches)
+		s.cl.AllowRebalance()
+		if pollErr != nil {
+			s.m.recordErr(pollErr, "")
+			if !s.sleep(cfg.RetryBackoff) {
+				return
+			}
+		}
+	}
+}
+
+// dispatch hands polled records to their partitions' workers. It runs
+// while rebalancing is blocked, so no revoked partition's records can
+// slip in after onRevoked dropped them.
+func (s *session) dispatch(fetches kgo.Fetches) {
+	if len(s.workers) == 1 {
+		s.workers[0].add(fetches.Records())
+		return
+	}
+	per := make(map[*worker][]*kgo.Record, len(s.workers))
+	fetches.EachRecord(func(r *kgo.Record) {
+		w := s.workerFor(r.Topic, r.Partition)
+		per[w] = append(per[w], r)
+	})
+	for w, rs := range per {
+		w.add(rs)
+	}
+}
+
+// onRevoked drops the buffered records of partitions leaving this member
+// and waits until no in-flight batch holds them, so that their last
+// commit precedes the rebalance.
+func (s *session) onRevoked(_ context.Context, _ *kgo.Client, gone map[string][]int32) {
+	set := make(map[tpKey]struct{})
+	for t, ps := range gone {
+		for _, p := range ps {
+			set[tpKey{t, p}] = struct{}{}
+		}
+	}
+	if len(set) == 0 {
+		return
+	}
+	for _, w := range s.workers {
+		w.drop(set)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		busy := false
+		for k := range set {
+			if s.inflight[k] > 0 {
+				busy = true
+				break
+			}
+		}
+		if !busy {
+			return
+		}
+		s.cond.Wait()
+	}
+}
+
+func (w *worker) add(rs []*kgo.Record) {
+	if len(rs) == 0 {
+		return
+	}
+	n := 0
+	for _, r := range rs {
+		n += RecordSize(r) + 1
+	}
+	w.mu.Lock()
+	if len(w.pending) == 0 {
+		w.firstAt = time.Now()
+	}
+	w.pending = append(w.pending, rs...)
+	w.pendingBytes += n
+	w.s.mu.Lock()
+	w.s.pending += len(rs)
+	w.s.pendingBytes += n
+	w.s.mu.Unlock()
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) drop(set map[tpKey]struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	kept := w.pending[:0]
+	dropped, droppedBytes := 0, 0
+	for _, r := range w.pending {
+		if _, ok := set[tpKey{r.Topic, r.Partition}]; ok {
+			dropped++
+			droppedBytes += RecordSize(r) + 1
+			continue
+		}
+		kept = append(kept, r)
+	}
+	clear(w.pending[len(kept):])
+	w.pending = kept
+	w.pendingBytes -= droppedBytes
+	if len(kept) == 0 {
+		w.firstAt = time.Time{}
+	}
+	w.s.mu.Lock()
+	w.s.pending -= dropped
+	w.s.pendingBytes -= droppedBytes
+	w.s.cond.Broadcast()
+	w.s.mu.Unlock()
+}
+
+func (w *worker) run() {
+	defer w.s.wg.Done()
+	for {
+		recs, size, tooLarge, started, ok := w.next()
+		if !ok {
+			return
+		}
+		w.process(recs, size, tooLarge, started)
+		w.finish(recs)
+	}
+}
+
+// next blocks until a batch is due (full, or its window expired) and cuts
+// it, or reports false once the session stops.
+func (w *worker) next() (recs []*kgo.Record, size int, tooLarge *RecordTooLargeError, started time.Time, ok bool) {
+	cfg := &w.s.m.cfg
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if w.s.isStopped() {
+			return nil, 0, nil, time.Time{}, false
+		}
+		w.mu.Lock()
+		var wait <-chan time.Time
+		if n := len(w.pending); n > 0 {
+			due := w.firstAt.Add(cfg.MaximumBatchingWindow)
+			if n >= cfg.BatchSize || w.pendingBytes >= MaxPayloadBytes || !time.Now().Before(due) {
+				started = time.Now()
+				recs, size, tooLarge = w.cutLocked()
+				w.mu.Unlock()
+				return recs, size, tooLarge, started, true
+			}
+			if timer == nil {
+				timer = time.NewTimer(time.Until(due))
+			} else {
+				timer.Reset(time.Until(due))
+			}
+			wait = timer.C
+		}
+		w.mu.Unlock()
+		select {
+		case <-w.wake:
+		case <-wait:
+		case <-w.s.stopCh:
+		}
+	}
+}
+
+// cutLocked takes the longest prefix of pending records that fits
+// BatchSize and MaxPayloadBytes (computing the exact event size), marks
+// its partitions in flight and returns it with its size. A first record
+// that alone exceeds the limit is returned alone with a
+// RecordTooLargeError.
+func (w *worker) cutLocked() ([]*kgo.Record, int, *RecordTooLargeError) {
+	cfg := &w.s.m.cfg
+	size := w.enc.Overhead()
+	clear(w.seen)
+	var tooLarge *RecordTooLargeError
+	n, cutBytes := 0, 0
+	for n < len(w.pending) && n < cfg.BatchSize {
+		r := w.pending[n]
+		k := tpKey{r.Topic, r.Partition}
+		rs := RecordSize(r)
+		add := rs
+		if _, ok := w.seen[k]; ok {
+			add++
+		} else {
+			add += GroupOverhead(r.Topic, r.Partition)
+			if len(w.seen) > 0 {
+				add++
+			}
+		}
+		if size+add > MaxPayloadBytes {
+			if n == 0 {
+				tooLarge = &RecordTooLargeError{
+					Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+					Size: size + add, Limit: MaxPayloadBytes,
+				}
+				size += add
+				cutBytes += rs + 1
+				w.seen[k] = struct{}{}
+				n = 1
+			}
+			break
+		}
+		size += add
+		cutBytes += rs + 1
+		w.seen[k] = struct{}{}
+		n++
+	}
+	w.batch = append(w.batch[:0], w.pending[:n]...)
+	rest := copy(w.pending, w.pending[n:])
+	clear(w.pending[rest:])
+	w.pending = w.pending[:rest]
+	w.pendingBytes -= cutBytes
+	if rest == 0 {
+		w.firstAt = time.Time{}
+	}
+	w.s.mu.Lock()
+	for k := range w.seen {
+		w.s.inflight[k]++
+	}
+	w.s.pending -= n
+	w.s.pendingBytes -= cutBytes
+	w.s.cond.Broadcast()
+	w.s.mu.Unlock()
+	return w.batch, size, tooLarge
+}
+
+func (w *worker) finish(recs []*kgo.Record) {
+	w.s.mu.Lock()
+	for k := range w.seen {
+		if w.s.inflight[k]--; w.s.inflight[k] <= 0 {
+			delete(w.s.inflight, k)
+		}
+	}
+	w.s.cond.Broadcast()
+	w.s.mu.Unlock()
+	clear(recs) // drop references to delivered records
+}
+
+// process invokes one batch until it succeeds, is discarded after
+// MaximumRetryAttempts, or the session stops (then nothing is committed).
+func (w *worker) process(recs []*kgo.Record, size int, tooLarge *RecordTooLargeError, started time.Time) {
+	m := w.s.m
+	var payload []byte
+	if tooLarge == nil {
+		w.buf = w.enc.Append(w.buf[:0], recs)
+		payload = w.buf
+		if len(payload) != size {
+			// Size and Append disagree: a bug, but never exceed the limit.
+			m.cfg.Logger.Error("esm: event size mismatch", "predicted", size, "actual", len(payload))
+		}
+	} else {
+		m.st.oversized.Add(1)
+	}
+	m.st.encodeNanos.Add(int64(time.Since(started)))
+
+	maxRetries := *m.cfg.MaximumRetryAttempts
+	for attempt := 1; ; attempt++ {
+		var err error
+		switch {
+		case tooLarge != nil:
+			err = tooLarge
+			m.st.errors.Add(1)
+			m.recordErr(err, ResultTooBig)
+		case len(payload) > MaxPayloadBytes:
+			err = &RecordTooLargeError{Topic: recs[0].Topic, Partition: recs[0].Partition, Offset: recs[0].Offset, Size: len(payload), Limit: MaxPayloadBytes}
+			m.st.errors.Add(1)
+			m.recordErr(err, ResultTooBig)
+		default:
+			err = w.invoke(payload, attempt, len(recs))
+		}
+		if err == nil {
+			m.st.batches.Add(1)
+			m.st.records.Add(int64(len(recs)))
+			m.st.bytes.Add(int64(len(payload)))
+			storeMax(&m.st.maxRecords, int64(len(recs)))
+			storeMax(&m.st.maxBytes, int64(len(payload)))
+			m.mu.Lock()
+			m.lastResult = ResultOK
+			m.mu.Unlock()
+			w.commit(recs)
+			return
+		}
+		if maxRetries >= 0 && attempt > maxRetries {
+			m.st.discardedBatches.Add(1)
+			m.st.discardedRecords.Add(int64(len(recs)))
+			m.cfg.Logger.Error("esm: batch discarded after retries", "uuid", m.cfg.UUID,
+				"attempts", attempt, "records", len(recs), "first", fmt.Sprintf("%s/%d/%d", recs[0].Topic, recs[0].Partition, recs[0].Offset), "err", err)
+			w.commit(recs)
+			return
+		}
+		if !w.s.sleep(m.cfg.RetryBackoff) {
+			return
+		}
+		m.st.retries.Add(1)
+	}
+}
+
+// invoke calls the handler once. The in-flight call is never canceled by
+// a disable; only InvokeTimeout bounds it. A panic becomes an error.
+func (w *worker) invoke(payload []byte, attempt, n int) (err error) {
+	m := w.s.m
+	ctx := context.Background()
+	if m.cfg.InvokeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.cfg.InvokeTimeout)
+		defer cancel()
+	}
+	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
+		AwsRequestID:       newUUID(),
+		InvokedFunctionArn: m.cfg.FunctionArn,
+	})
+	m.st.invocations.Add(1)
+	start := time.Now()
+	m.st.lastInvoke.Store(start.UnixNano())
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panic: %v", p)
+		}
+		m.st.handlerNanos.Add(int64(time.Since(start)))
+		if err != nil {
+			err = &InvokeError{FunctionName: m.cfg.FunctionName, Attempt: attempt, Records: n, Err: err}
+			m.st.errors.Add(1)
+			m.recordErr(err, ResultProblem)
+		}
+	}()
+	_, err = m.h.Invoke(ctx, payload)
+	return err
+}
+
+// commit commits last offset + 1 (with its leader epoch) for every
+// partition of the batch. A failure is counted; the batch will then be
+// redelivered to whoever owns the partitions next.
+func (w *worker) commit(recs []*kgo.Record) {
+	m := w.s.m
+	offs := make(map[string]map[int32]kgo.EpochOffset)
+	for _, r := range recs {
+		ps := offs[r.Topic]
+		if ps == nil {
+			ps = make(map[int32]kgo.EpochOffset)
+			offs[r.Topic] = ps
+		}
+		ps[r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	var cerr error
+	w.s.cl.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if e := kerr.ErrorForCode(p.ErrorCode); e != nil && cerr == nil {
+					cerr = fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, e)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		m.st.commitErrors.Add(1)
+		m.recordErr(fmt.Errorf("esm: mapping %s: committing offsets of group %s: %w", m.cfg.UUID, m.cfg.ConsumerGroupID, cerr), "")
+	}
+}

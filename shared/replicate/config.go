@@ -1,0 +1,122 @@
+package replicate
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
+)
+
+// Environment variables the replicator reads, besides the TARGET_*
+// connection variables of package kafkaconn.
+const (
+	EnvCompression      = "TARGET_COMPRESSION"
+	EnvMaxMessageBytes  = "TARGET_MAX_MESSAGE_BYTES"
+	EnvTransforms       = "TRANSFORMS"
+	EnvRecordErrors     = "RECORD_ERROR_POLICY"
+	EnvDeadLetterTopic  = "DEAD_LETTER_TOPIC"
+	EnvProvenanceHeader = "PROVENANCE_HEADER"
+	EnvMetricsNamespace = "METRICS_NAMESPACE"
+)
+
+// Policy says what happens to a record that fails permanently (a transform
+// error, or too large for the target).
+type Policy string
+
+const (
+	// FailBatch fails the whole batch; Lambda retries it and the event
+	// source mapping does not advance past it. Nothing moves until an
+	// operator fixes the cause. The default.
+	FailBatch Policy = "fail-batch"
+	// DeadLetter writes the record to the dead-letter topic on the target
+	// with error headers, counts it, and goes on.
+	DeadLetter Policy = "dead-letter"
+)
+
+// Config is the replicator's configuration.
+type Config struct {
+	Target          kafkaconn.Config
+	Compression     string // none | gzip | snappy | lz4 | zstd
+	MaxMessageBytes int    // the target's max.message.bytes; larger records fail permanently
+	Transforms      *transform.Chain
+	OnRecordError   Policy
+	DeadLetterTopic string
+	// Provenance writes the kmig-src header on every record. Without it
+	// there is no dedup on retry and no exact offset translation.
+	Provenance       bool
+	MetricsNamespace string
+}
+
+// Defaults for optional settings.
+const (
+	DefaultCompression      = "lz4"
+	DefaultMaxMessageBytes  = 1048588 // Kafka's and MSK's default message.max.bytes
+	DefaultDeadLetterTopic  = "kmig.dead-letter"
+	DefaultMetricsNamespace = "KafkaMskMigrator"
+)
+
+// LoadConfig reads the replicator's configuration. Every problem is a
+// *config.Error naming the variable.
+func LoadConfig(env config.Env) (Config, error) {
+	var c Config
+	var err error
+	if c.Target, err = kafkaconn.FromEnv(env, "TARGET"); err != nil {
+		return c, err
+	}
+	if c.Compression, err = env.OneOf(EnvCompression, DefaultCompression, "none", "gzip", "snappy", "lz4", "zstd"); err != nil {
+		return c, err
+	}
+	n, err := env.Int(EnvMaxMessageBytes, DefaultMaxMessageBytes, 1024, 1<<30)
+	if err != nil {
+		return c, err
+	}
+	c.MaxMessageBytes = int(n)
+	raw, _ := env.Lookup(EnvTransforms)
+	if c.Transforms, err = transform.Parse([]byte(raw)); err != nil {
+		return c, &config.Error{Variable: EnvTransforms, Problem: "invalid transforms", Err: err}
+	}
+	p, err := env.OneOf(EnvRecordErrors, string(FailBatch), string(FailBatch), string(DeadLetter))
+	if err != nil {
+		return c, err
+	}
+	c.OnRecordError = Policy(p)
+	c.DeadLetterTopic = env.String(EnvDeadLetterTopic, DefaultDeadLetterTopic)
+	if c.Provenance, err = env.Bool(EnvProvenanceHeader, true); err != nil {
+		return c, err
+	}
+	c.MetricsNamespace = env.String(EnvMetricsNamespace, DefaultMetricsNamespace)
+	return c, nil
+}
+
+// ProducerOptions are the kgo options the replicator's target client must
+// be built with: idempotent, acks=all, partitions chosen by the record
+// (target partition = source partition), the configured compression and
+// batch size limit.
+func ProducerOptions(c Config) []kgo.Opt {
+	codec := map[string]kgo.CompressionCodec{
+		"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
+		"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
+	}[c.Compression]
+	maxBytes := c.MaxMessageBytes
+	if maxBytes == 0 {
+		maxBytes = DefaultMaxMessageBytes
+	}
+	return []kgo.Opt{
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(codec),
+		kgo.ProducerBatchMaxBytes(int32(maxBytes)),
+		kgo.MaxBufferedRecords(20000),
+		kgo.ProducerLinger(0),
+	}
+}
+
+func (c Config) validate() error {
+	if c.OnRecordError == DeadLetter && c.DeadLetterTopic == "" {
+		return &config.Error{Variable: EnvDeadLetterTopic, Problem: fmt.Sprintf("must be set when %s is %s", EnvRecordErrors, DeadLetter)}
+	}
+	return nil
+}

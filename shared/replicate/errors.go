@@ -1,0 +1,90 @@
+package replicate
+
+import (
+	"fmt"
+	"strings"
+)
+
+// TargetWriteError is a transient failure to write to the target: the
+// target was unavailable, timed out, or refused some records. The batch is
+// failed so Lambda retries it whole; dedup on retry keeps the target free
+// of duplicates.
+type TargetWriteError struct {
+	Failed int      // records not acknowledged
+	Errors []string // distinct causes, at most a few
+	Err    error    // the first cause
+}
+
+func (e *TargetWriteError) Error() string {
+	return fmt.Sprintf("writing to target: %d record(s) not acknowledged: %s", e.Failed, strings.Join(e.Errors, "; "))
+}
+
+func (e *TargetWriteError) Unwrap() error { return e.Err }
+
+// TargetReadError is a failure to read the target's end offsets or the
+// provenance of its newest records, which dedup needs before writing.
+type TargetReadError struct {
+	Topic     string
+	Partition int32 // -1 when the whole topic failed
+	Err       error
+}
+
+func (e *TargetReadError) Error() string {
+	if e.Partition < 0 {
+		return fmt.Sprintf("reading target topic %s: %v", e.Topic, e.Err)
+	}
+	return fmt.Sprintf("reading target %s/%d: %v", e.Topic, e.Partition, e.Err)
+}
+
+func (e *TargetReadError) Unwrap() error { return e.Err }
+
+// ForeignRecordError says the newest record in a target partition was not
+// written by the replicator from the expected source partition, so where
+// to resume cannot be proven. Something else writes to the target topic;
+// an operator must look before replication continues.
+type ForeignRecordError struct {
+	Topic     string
+	Partition int32
+	Offset    int64  // the foreign record's target offset
+	Reason    string // no provenance header, or provenance of another source
+}
+
+func (e *ForeignRecordError) Error() string {
+	return fmt.Sprintf("target %s/%d@%d was not written by this replicator (%s); refusing to guess where to resume", e.Topic, e.Partition, e.Offset, e.Reason)
+}
+
+// RecordFailuresError fails a batch because records failed permanently and
+// RECORD_ERROR_POLICY is fail-batch. Failures lists each failed record.
+type RecordFailuresError struct {
+	Failures []RecordFailure
+}
+
+// RecordFailure is one record that failed permanently.
+type RecordFailure struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Reason    string `json:"reason"`
+}
+
+func (e *RecordFailuresError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d record(s) failed permanently (RECORD_ERROR_POLICY=fail-batch)", len(e.Failures))
+	for i, f := range e.Failures {
+		if i == 5 {
+			fmt.Fprintf(&b, "; and %d more", len(e.Failures)-5)
+			break
+		}
+		fmt.Fprintf(&b, "; %s/%d@%d: %s", f.Topic, f.Partition, f.Offset, f.Reason)
+	}
+	return b.String()
+}
+
+// RecordTooLargeError is a record larger than TARGET_MAX_MESSAGE_BYTES.
+type RecordTooLargeError struct {
+	Size, Max int
+}
+
+func (e *RecordTooLargeError) Error() string {
+	return fmt.Sprintf("record of about %d bytes exceeds the target's %d byte limit (TARGET_MAX_MESSAGE_BYTES)", e.Size, e.Max)
+}

@@ -1,0 +1,377 @@
+package replicate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
+)
+
+func TestFidelity(t *testing.T) {
+	r := newRig(t, map[string]int32{"orders": 4}, nil, nil)
+	seed(t, r.pair.Source, "orders", 4, 300, 20)
+	m := r.mapping(t, "orders", 100, 1)
+	r.waitCaughtUp(t, m, time.Minute)
+	exactlyOnce(t, readAll(t, r.pair.Source, "orders"), readAll(t, r.pair.Target, "orders"), "orders")
+	tot := r.repl.Totals()
+	if tot.RecordsWritten != 1200 || tot.DuplicatesSkipped != 0 || tot.RecordsFiltered != 0 || tot.RecordsDeadLettered != 0 {
+		t.Fatalf("totals = %+v", tot)
+	}
+}
+
+func TestRenamedTopic(t *testing.T) {
+	rename := map[string]string{"legacy.orders": "orders"}
+	r := newRig(t, map[string]int32{"legacy.orders": 3}, rename, func(c *Config) {
+		c.Transforms, _ = transform.Parse([]byte(`[{"type":"rename","topics":{"legacy.orders":"orders"}}]`))
+	})
+	seed(t, r.pair.Source, "legacy.orders", 3, 100, 10)
+	m := r.mapping(t, "legacy.orders", 50, 1)
+	r.waitCaughtUp(t, m, time.Minute)
+	exactlyOnce(t, readAll(t, r.pair.Source, "legacy.orders"), readAll(t, r.pair.Target, "orders"), "legacy.orders")
+}
+
+// TestRetryAfterPartialWrite replays a batch that was already written in
+// part, as Lambda does after a timeout, and checks nothing is duplicated.
+func TestRetryAfterPartialWrite(t *testing.T) {
+	r := newRig(t, map[string]int32{"t": 2}, nil, nil)
+	seed(t, r.pair.Source, "t", 2, 50, 5)
+	src := readAll(t, r.pair.Source, "t")
+	event := func(from, to int) []byte {
+		var recs []*kgo.Record
+		for p := int32(0); p < 2; p++ {
+			recs = append(recs, src[p][from:to]...)
+		}
+		return encodeEvent(t, recs)
+	}
+	ctx := context.Background()
+	// First the first half of partition 0's batch only, as if the rest
+	// never got acknowledged.
+	first := encodeEvent(t, src[0][0:20])
+	if _, err := r.repl.Handle(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	// Then the whole batch, twice; then the rest. A new replicator (cold
+	// container) must also dedup, from the target's provenance alone.
+	for i, ev := range [][]byte{event(0, 40), event(0, 40), event(30, 50)} {
+		repl := r.repl
+		if i == 1 {
+			var err error
+			if repl, err = New(r.cfg, r.target, WithLogger(quietLogger()), WithMetricsWriter(nil)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := repl.Handle(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exactlyOnce(t, src, readAll(t, r.pair.Target, "t"), "t")
+}
+
+func TestFaultsExactlyOnce(t *testing.T) {
+	const partitions, perPartition = 8, 12500 // 100,000 records
+	// Small producer batches: each invocation takes several write requests
+	// per partition, so an outage starting mid-invocation leaves its batch
+	// written in part.
+	r := newRig(t, map[string]int32{"events": partitions}, nil, func(c *Config) { c.MaxMessageBytes = 16 << 10 })
+	seed(t, r.pair.Source, "events", partitions, perPartition, 0)
+	injected := injectProduceFaults(r, 12)
+	m := r.mapping(t, "events", 1000, 4)
+	r.waitCaughtUp(t, m, 4*time.Minute)
+	if injected.Load() < 12 {
+		t.Fatalf("only %d faults fired", injected.Load())
+	}
+	st := m.Stats()
+	if st.Retries == 0 {
+		t.Fatalf("no batch was retried: stats %+v", st)
+	}
+	exactlyOnce(t, readAll(t, r.pair.Source, "events"), readAll(t, r.pair.Target, "events"), "events")
+	tot := r.repl.Totals()
+	if tot.RecordsWritten != partitions*perPartition || tot.DuplicatesSkipped == 0 {
+		t.Fatalf("totals %+v: want %d written and some duplicates skipped on retry", tot, partitions*perPartition)
+	}
+	t.Logf("%d faults injected, %d retries, %d duplicates skipped by provenance", injected.Load(), st.Retries, tot.DuplicatesSkipped)
+}
+
+// TestFaultsWithoutProvenance shows what turning provenance off costs: no
+// record is lost, but retried batches duplicate, and the duplicates are
+// counted.
+func TestFaultsWithoutProvenance(t *testing.T) {
+	const partitions, perPartition = 8, 2000
+	r := newRig(t, map[string]int32{"events": partitions}, nil, func(c *Config) { c.Provenance = false; c.MaxMessageBytes = 16 << 10 })
+	seed(t, r.pair.Source, "events", partitions, perPartition, 0)
+	injected := injectProduceFaults(r, 6)
+	m := r.mapping(t, "events", 500, 2)
+	r.waitCaughtUp(t, m, 2*time.Minute)
+	src, dst := readAll(t, r.pair.Source, "events"), readAll(t, r.pair.Target, "events")
+	dups := 0
+	for p, recs := range src {
+		// Without provenance, match by content in order: each source
+		// record must appear, in order; extra copies are duplicates.
+		j := 0
+		for _, d := range dst[p] {
+			if len(d.Headers) != 3 {
+				t.Fatalf("provenance header written although disabled: %v", d.Headers)
+			}
+			if j < len(recs) && sameRecord(recs[j], d) == "" {
+				j++
+				continue
+			}
+			dups++
+		}
+		if j != len(recs) {
+			t.Fatalf("partition %d: %d of %d source records found in order: lost records", p, j, len(recs))
+		}
+	}
+	ns, nd := 0, 0
+	for p := range src {
+		ns += len(src[p])
+		nd += len(dst[p])
+	}
+	t.Logf("provenance off: %d faults, %d retries, %d source records, %d target records, %d duplicates on the target", injected.Load(), m.Stats().Retries, ns, nd, dups)
+	if dups == 0 {
+		t.Fatalf("retries of partly written batches wrote no duplicates: the faults did not hit mid-batch")
+	}
+}
+
+// injectProduceFaults makes the target refuse writes n times during the
+// run, each time for longer than an invocation may take, with a retriable
+// error (as when the target loses its in-sync replicas): the invocations
+// caught in it time out with part of their batch written, and the event
+// source mapping retries them.
+func injectProduceFaults(r *rig, n int64) *atomic.Int64 {
+	var reqs, fired, until atomic.Int64
+	r.pair.Target.Kfake().Fault(kfake.Fault{
+		Keys:  []kmsg.Key{kmsg.Produce},
+		Count: -1,
+		Err:   kerr.NotEnoughReplicas,
+		When: func(kmsg.Request) bool {
+			now := time.Now().UnixNano()
+			if now < until.Load() {
+				return true
+			}
+			// Every 25th write request starts an outage, so the
+			// requests of the same invocation before it were written.
+			if fired.Load() < n && reqs.Add(1)%25 == 0 {
+				fired.Add(1)
+				until.Store(now + int64(faultDuration))
+				return true
+			}
+			return false
+		},
+	})
+	return &fired
+}
+
+// faultDuration is how long each injected outage lasts; invocations time
+// out after invokeTimeout, well within it.
+const faultDuration, invokeTimeout = 600 * time.Millisecond, 250 * time.Millisecond
+
+func TestTransformsAndDeadLetters(t *testing.T) {
+	transform.RegisterHook("test-reject-poison", func(rec *kgo.Record) (transform.Verdict, error) {
+		if bytes.HasPrefix(rec.Value, []byte("poison")) {
+			return transform.Keep, errors.New("poison value")
+		}
+		return transform.Keep, nil
+	})
+	r := newRig(t, map[string]int32{"t": 2}, nil, func(c *Config) {
+		c.OnRecordError = DeadLetter
+		c.MaxMessageBytes = 4096
+		c.Transforms, _ = transform.Parse([]byte(`[
+			{"type":"filter","drop":{"field":"key","match":"prefix","value":"test-"}},
+			{"type":"setHeader","key":"migrated-by","value":"kmig"},
+			{"type":"removeHeader","key":"secret"},
+			{"type":"hook","name":"test-reject-poison"}]`))
+	})
+	var recs []*kgo.Record
+	for i := 0; i < 20; i++ {
+		rec := &kgo.Record{Topic: "t", Partition: int32(i % 2), Key: []byte("k" + string(rune('a'+i))), Value: []byte("ok"),
+			Headers: []kgo.RecordHeader{{Key: "secret", Value: []byte("s")}, {Key: "keep", Value: []byte("1")}}}
+		switch i {
+		case 3, 4:
+			rec.Key = []byte("test-" + string(rune('a'+i)))
+		case 7:
+			rec.Value = []byte("poison!")
+		case 10:
+			rec.Value = bytes.Repeat([]byte("z"), 5000) // too large for the target
+		}
+		recs = append(recs, rec)
+	}
+	if err := r.pair.Source.ProduceSync(context.Background(), recs...); err != nil {
+		t.Fatal(err)
+	}
+	m := r.mapping(t, "t", 100, 1)
+	r.waitCaughtUp(t, m, time.Minute)
+
+	dst := readAll(t, r.pair.Target, "t")
+	written := 0
+	for _, ds := range dst {
+		for _, d := range ds {
+			written++
+			if strings.HasPrefix(string(d.Key), "test-") {
+				t.Fatalf("filtered record written: %q", d.Key)
+			}
+			var hs []string
+			for _, h := range d.Headers {
+				hs = append(hs, h.Key)
+			}
+			if got := strings.Join(hs, ","); got != "keep,migrated-by,kmig-src" {
+				t.Fatalf("headers = %s", got)
+			}
+		}
+	}
+	if written != 16 {
+		t.Fatalf("%d records written, want 16 (20 - 2 filtered - 2 dead-lettered)", written)
+	}
+	dl := readAll(t, r.pair.Target, DefaultDeadLetterTopic)[0]
+	if len(dl) != 2 {
+		t.Fatalf("%d dead letters, want 2", len(dl))
+	}
+	hdr := func(r *kgo.Record, k string) string {
+		for _, h := range r.Headers {
+			if h.Key == k {
+				return string(h.Value)
+			}
+		}
+		return ""
+	}
+	if hdr(dl[0], HeaderErrorType) == "too-large" {
+		dl[0], dl[1] = dl[1], dl[0] // partitions are written in order; compare by kind
+	}
+	if !strings.Contains(hdr(dl[0], HeaderError), "poison value") || hdr(dl[0], HeaderErrorType) != "transform" ||
+		hdr(dl[0], "kmig-src") != "t/1/3" || string(dl[0].Value) != "poison!" || hdr(dl[0], "secret") != "s" {
+		t.Fatalf("transform dead letter = %+v", dl[0])
+	}
+	if hdr(dl[1], HeaderErrorType) != "too-large" || hdr(dl[1], HeaderValueDropped) != "true" || dl[1].Value != nil || hdr(dl[1], "kmig-src") != "t/0/5" {
+		t.Fatalf("too-large dead letter = %+v", dl[1])
+	}
+	tot := r.repl.Totals()
+	if tot.RecordsWritten != 16 || tot.RecordsFiltered != 2 || tot.RecordsDeadLettered != 2 {
+		t.Fatalf("totals = %+v", tot)
+	}
+	// The EMF lines add up to the same counts.
+	var sum [3]int64
+	for _, line := range strings.Split(strings.TrimSpace(r.emf.String()), "\n") {
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(line), &doc); err != nil {
+			t.Fatalf("EMF line %q: %v", line, err)
+		}
+		sum[0] += int64(doc["RecordsWritten"].(float64))
+		sum[1] += int64(doc["RecordsFiltered"].(float64))
+		sum[2] += int64(doc["RecordsDeadLettered"].(float64))
+	}
+	if sum != [3]int64{16, 2, 2} {
+		t.Fatalf("EMF sums = %v", sum)
+	}
+}
+
+func TestFailBatchPolicy(t *testing.T) {
+	r := newRig(t, map[string]int32{"t": 1}, nil, func(c *Config) { c.MaxMessageBytes = 2048 })
+	recs := []*kgo.Record{{Topic: "t", Value: []byte("a")}, {Topic: "t", Value: bytes.Repeat([]byte("z"), 4000)}, {Topic: "t", Value: []byte("c")}}
+	if err := r.pair.Source.ProduceSync(context.Background(), recs...); err != nil {
+		t.Fatal(err)
+	}
+	src := readAll(t, r.pair.Source, "t")
+	_, err := r.repl.Handle(context.Background(), encodeEvent(t, src[0]))
+	var rf *RecordFailuresError
+	if !errors.As(err, &rf) || len(rf.Failures) != 1 || rf.Failures[0].Offset != 1 || !strings.Contains(err.Error(), "t/0@1") {
+		t.Fatalf("err = %v, want RecordFailuresError for t/0@1", err)
+	}
+	if n := len(readAll(t, r.pair.Target, "t")[0]); n != 0 {
+		t.Fatalf("%d records written although the batch failed", n)
+	}
+}
+
+func TestMalformedEventIsTypedAndWritesNothing(t *testing.T) {
+	r := newRig(t, map[string]int32{"t": 1}, nil, nil)
+	_, err := r.repl.Invoke(context.Background(), []byte(`{"eventSource":"aws:kafka","records":{"t-0":[{"topic":"t","partition":0,"offset":1,"timestamp":1,"value":"%%%"}]}}`))
+	if err == nil || !strings.Contains(err.Error(), "base64") {
+		t.Fatalf("err = %v", err)
+	}
+	if got := errorType(err); got != "MalformedEventError" {
+		t.Fatalf("Lambda errorType would be %q", got)
+	}
+}
+
+func TestUnreachableTargetFailsTheBatch(t *testing.T) {
+	r := newRig(t, map[string]int32{"t": 1}, nil, nil)
+	if err := r.pair.Source.ProduceSync(context.Background(), &kgo.Record{Topic: "t", Value: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	ev := encodeEvent(t, readAll(t, r.pair.Source, "t")[0])
+	r.pair.Target.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := r.repl.Handle(ctx, ev)
+	var re *TargetReadError
+	if !errors.As(err, &re) {
+		t.Fatalf("err = %T %v, want *TargetReadError", err, err)
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	base := map[string]string{"TARGET_BOOTSTRAP_SERVERS": "b-1.example:9098", "AWS_REGION": "us-east-1"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == "<unset>" {
+				delete(m, kv[i])
+			} else {
+				m[kv[i]] = kv[i+1]
+			}
+		}
+		return m
+	}
+	c, err := LoadConfig(config.Map(base))
+	if err != nil || c.Target.Auth != "iam" || !c.Provenance || c.OnRecordError != FailBatch || c.Compression != "lz4" {
+		t.Fatalf("defaults: %+v, %v", c, err)
+	}
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		varName string
+		says    string
+	}{
+		{"missing target", with("TARGET_BOOTSTRAP_SERVERS", "<unset>"), "TARGET_BOOTSTRAP_SERVERS", "must be set"},
+		{"target not host:port", with("TARGET_BOOTSTRAP_SERVERS", "broker-without-port"), "TARGET_BOOTSTRAP_SERVERS", "not host:port"},
+		{"unknown auth", with("TARGET_AUTH", "kerberos"), "TARGET_AUTH", "not one of"},
+		{"scram without secret", with("TARGET_AUTH", "scram-sha-512"), "TARGET_SECRET_ARN", "must be set when TARGET_AUTH is scram-sha-512"},
+		{"mtls without secret", with("TARGET_AUTH", "mtls"), "TARGET_SECRET_ARN", "must be set"},
+		{"iam without region", with("AWS_REGION", "<unset>"), "AWS_REGION", "must be set"},
+		{"bad transform JSON", with("TRANSFORMS", `[{"type":"rename",`), "TRANSFORMS", "not a JSON list"},
+		{"unknown transform", with("TRANSFORMS", `[{"type":"mask"}]`), "TRANSFORMS", "unknown transform type"},
+		{"many-to-one rename", with("TRANSFORMS", `[{"type":"rename","topics":{"a":"x","b":"x"}}]`), "TRANSFORMS", "many-to-one"},
+		{"bad policy", with("RECORD_ERROR_POLICY", "ignore"), "RECORD_ERROR_POLICY", "not one of"},
+		{"bad provenance flag", with("PROVENANCE_HEADER", "maybe"), "PROVENANCE_HEADER", "not a boolean"},
+		{"bad compression", with("TARGET_COMPRESSION", "brotli"), "TARGET_COMPRESSION", "not one of"},
+		{"tiny max bytes", with("TARGET_MAX_MESSAGE_BYTES", "10"), "TARGET_MAX_MESSAGE_BYTES", "outside"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadConfig(config.Map(tc.env))
+			var ce *config.Error
+			if !errors.As(err, &ce) || ce.Variable != tc.varName || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("err = %v, want *config.Error for %s saying %q", err, tc.varName, tc.says)
+			}
+		})
+	}
+	// A secret never appears in errors: a SCRAM secret ARN is echoed
+	// nowhere but its variable name.
+	_, err = LoadConfig(config.Map(with("TARGET_AUTH", "scram-sha-512", "TARGET_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:x", "TRANSFORMS", "{")))
+	if err == nil || strings.Contains(err.Error(), "secret:x") {
+		t.Fatalf("err = %v", err)
+	}
+}
