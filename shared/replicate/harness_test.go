@@ -7,18 +7,16 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sort"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/rehearsal"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
-	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provenance"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
 )
 
@@ -172,127 +170,24 @@ func readAll(t *testing.T, c *kafkalocal.Cluster, topic string) map[int32][]*kgo
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	adm, err := c.AdminClient()
+	out, err := rehearsal.ReadAll(ctx, c, topic)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer adm.Close()
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil || ends.Error() != nil {
-		t.Fatalf("end offsets of %s: %v %v", topic, err, ends.Error())
-	}
-	out := map[int32][]*kgo.Record{}
-	want := map[int32]int64{}
-	parts := map[string]map[int32]kgo.Offset{topic: {}}
-	ends.Each(func(o kadm.ListedOffset) {
-		out[o.Partition] = nil
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-			parts[topic][o.Partition] = kgo.NewOffset().AtStart()
-		}
-	})
-	if len(want) == 0 {
-		return out
-	}
-	cl, err := c.NewClient(kgo.ConsumePartitions(parts), kgo.FetchMaxWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for len(want) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("reading %s: %v; still waiting for %v", topic, err, want)
-		}
-		fs.EachRecord(func(rec *kgo.Record) {
-			out[rec.Partition] = append(out[rec.Partition], rec)
-			if rec.Offset+1 >= want[rec.Partition] {
-				delete(want, rec.Partition)
-			}
-		})
 	}
 	return out
 }
 
-// userHeaders drops the provenance header.
-func userHeaders(r *kgo.Record) []kgo.RecordHeader {
-	var hs []kgo.RecordHeader
-	for _, h := range r.Headers {
-		if h.Key != provenance.HeaderKey {
-			hs = append(hs, h)
-		}
-	}
-	return hs
-}
-
-// sameRecord reports how a target record differs from its source record
-// (topic aside), or "" if it does not.
-func sameRecord(src, dst *kgo.Record) string {
-	switch {
-	case src.Partition != dst.Partition:
-		return fmt.Sprintf("partition %d != %d", dst.Partition, src.Partition)
-	case (src.Key == nil) != (dst.Key == nil) || !bytes.Equal(src.Key, dst.Key):
-		return fmt.Sprintf("key %q (nil %v) != %q (nil %v)", dst.Key, dst.Key == nil, src.Key, src.Key == nil)
-	case (src.Value == nil) != (dst.Value == nil) || !bytes.Equal(src.Value, dst.Value):
-		return fmt.Sprintf("value (nil %v, len %d) != (nil %v, len %d)", dst.Value == nil, len(dst.Value), src.Value == nil, len(src.Value))
-	case !src.Timestamp.Equal(dst.Timestamp):
-		return fmt.Sprintf("timestamp %v != %v", dst.Timestamp, src.Timestamp)
-	case dst.Attrs.TimestampType() != 0:
-		return "timestamp type is not CreateTime"
-	}
-	sh, dh := userHeaders(src), userHeaders(dst)
-	if len(sh) != len(dh) {
-		return fmt.Sprintf("%d headers != %d", len(dh), len(sh))
-	}
-	for i := range sh {
-		if sh[i].Key != dh[i].Key || !bytes.Equal(sh[i].Value, dh[i].Value) {
-			return fmt.Sprintf("header %d %q=%q != %q=%q", i, dh[i].Key, dh[i].Value, sh[i].Key, sh[i].Value)
-		}
-	}
-	return ""
-}
+// sameRecord reports how a target record differs from its source record.
+func sameRecord(src, dst *kgo.Record) string { return rehearsal.Diff(src, dst) }
 
 // exactlyOnce checks, by provenance, that the target topic holds every
 // source record exactly once, in order, and equal to the source.
 func exactlyOnce(t *testing.T, src map[int32][]*kgo.Record, dst map[int32][]*kgo.Record, srcTopic string) {
 	t.Helper()
-	parts := make([]int32, 0, len(src))
-	for p := range src {
-		parts = append(parts, p)
-	}
-	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
-	for _, p := range parts {
-		s, d := src[p], dst[p]
-		lost, dup := 0, 0
-		j := 0
-		for _, rec := range d {
-			pv, err := provenance.Of(rec)
-			if err != nil || pv.Topic != srcTopic || pv.Partition != p {
-				t.Fatalf("partition %d: target offset %d has bad provenance %+v %v", p, rec.Offset, pv, err)
-			}
-			for j < len(s) && s[j].Offset < pv.Offset {
-				lost++
-				j++
-			}
-			if j >= len(s) || s[j].Offset != pv.Offset {
-				if dup == 0 {
-					next := int64(-1)
-					if j < len(s) {
-						next = s[j].Offset
-					}
-					t.Logf("partition %d: target offset %d names source offset %d; expected source offset %d next", p, rec.Offset, pv.Offset, next)
-				}
-				dup++
-				continue
-			}
-			if diff := sameRecord(s[j], rec); diff != "" {
-				t.Fatalf("partition %d source offset %d: %s", p, pv.Offset, diff)
-			}
-			j++
-		}
-		lost += len(s) - j
-		if lost != 0 || dup != 0 {
-			t.Fatalf("partition %d: %d source records, %d target records: %d lost, %d duplicated or out of order", p, len(s), len(d), lost, dup)
+	for _, res := range rehearsal.Compare(src, dst, srcTopic) {
+		if !res.OK() {
+			t.Fatalf("partition %d: %d source records, %d target records: %d lost, %d duplicated or out of order; %s",
+				res.Partition, res.Source, res.Target, res.Lost, res.Duplicated, res.Mismatch)
 		}
 	}
 }
