@@ -13,6 +13,7 @@ import (
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/verify"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/replicate"
 )
@@ -133,15 +134,15 @@ func CompareTopics(ctx context.Context, w io.Writer, pair *kafkalocal.Pair, topi
 	fmt.Fprintln(tw, "topic\tpartition\tsource\ttarget\tlost\tduplicated\tequal, in order\t")
 	ok := true
 	for _, t := range topics {
-		src, err := ReadAll(ctx, pair.Source, t)
+		src, err := verify.ReadAll(ctx, pair.Source, t)
 		if err != nil {
 			return false, err
 		}
-		dst, err := ReadAll(ctx, pair.Target, t)
+		dst, err := verify.ReadAll(ctx, pair.Target, t)
 		if err != nil {
 			return false, err
 		}
-		for _, r := range Compare(src, dst, t) {
+		for _, r := range verify.Compare(src, dst, t) {
 			eq := "yes"
 			if r.Mismatch != "" {
 				eq = "NO: " + r.Mismatch

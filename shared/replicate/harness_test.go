@@ -15,7 +15,7 @@ import (
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
-	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/rehearsal"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/verify"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
 )
@@ -170,7 +170,7 @@ func readAll(t *testing.T, c *kafkalocal.Cluster, topic string) map[int32][]*kgo
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := rehearsal.ReadAll(ctx, c, topic)
+	out, err := verify.ReadAll(ctx, c, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,13 +178,13 @@ func readAll(t *testing.T, c *kafkalocal.Cluster, topic string) map[int32][]*kgo
 }
 
 // sameRecord reports how a target record differs from its source record.
-func sameRecord(src, dst *kgo.Record) string { return rehearsal.Diff(src, dst) }
+func sameRecord(src, dst *kgo.Record) string { return verify.Diff(src, dst) }
 
 // exactlyOnce checks, by provenance, that the target topic holds every
 // source record exactly once, in order, and equal to the source.
 func exactlyOnce(t *testing.T, src map[int32][]*kgo.Record, dst map[int32][]*kgo.Record, srcTopic string) {
 	t.Helper()
-	for _, res := range rehearsal.Compare(src, dst, srcTopic) {
+	for _, res := range verify.Compare(src, dst, srcTopic) {
 		if !res.OK() {
 			t.Fatalf("partition %d: %d source records, %d target records: %d lost, %d duplicated or out of order; %s",
 				res.Partition, res.Source, res.Target, res.Lost, res.Duplicated, res.Mismatch)

@@ -1,8 +1,8 @@
-// Package rehearsal runs and checks a local migration rehearsal: it reads
-// whole topics from the embedded clusters and compares source and target
-// record for record. It is used by `make demo` and by tests; it must never
-// be imported by a Lambda binary.
-package rehearsal
+// Package verify checks a migration: it reads whole topics from the
+// embedded clusters and compares source and target record for record, by
+// provenance. It is used by `make demo` and by tests; it must never be
+// imported by a Lambda binary.
+package verify
 
 import (
 	"bytes"
