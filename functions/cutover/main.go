@@ -1,0 +1,65 @@
+// Command cutover is the cutover state machine's task function: one binary
+// for every step, the step named in the task input. All logic lives in
+// shared/cutover.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-xray-sdk-go/v2/instrumentation/awsv2"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/cutover"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/telemetry"
+)
+
+func main() {
+	log := telemetry.NewLogger()
+	cfg, err := cutover.LoadConfig(config.Env(nil))
+	if err != nil {
+		fatal(log, "invalid configuration", err)
+	}
+	ctx := context.Background()
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		fatal(log, "loading AWS configuration", err)
+	}
+	awsv2.AWSV2Instrumentor(&awsCfg.APIOptions)
+	secrets := kafkaconn.NewSecretsManager(awsCfg)
+	src, err := cfg.Source.NewClient(ctx, secrets)
+	if err != nil {
+		fatal(log, "building source client", err)
+	}
+	tgt, err := cfg.Target.NewClient(ctx, secrets)
+	if err != nil {
+		fatal(log, "building target client", err)
+	}
+	h := cutover.New(cutover.Deps{
+		Source: src, Target: tgt,
+		Lambda:             awslambda.NewFromConfig(awsCfg),
+		SNS:                sns.NewFromConfig(awsCfg),
+		ReplicatorFunction: cfg.ReplicatorFunction,
+		ApprovalTopicArn:   cfg.ApprovalTopicArn,
+		Log:                log,
+	})
+	lambda.StartWithOptions(h.Handle, lambda.WithEnableSIGTERM(func() { closeAll(src, tgt) }))
+}
+
+func closeAll(cls ...*kgo.Client) {
+	for _, c := range cls {
+		c.Close()
+	}
+}
+
+func fatal(log *slog.Logger, msg string, err error) {
+	log.Error(msg, "error", err)
+	os.Exit(1)
+}

@@ -1,0 +1,360 @@
+// Package cutoverrun runs the real cutover state machine
+// (statemachine/cutover.asl.json) locally: it starts the emulated Lambda
+// endpoint with the cutover function and the hook functions in process,
+// runs the definition under the aws-local-stepfunctions interpreter (Node
+// 22, installed by `npm ci` in statemachine/local) with
+// AWS_ENDPOINT_URL_LAMBDA pointing at the endpoint, answers approval hooks,
+// and returns the execution's final status, output or error.
+//
+// The procedure itself is not re-implemented here: every transition,
+// retry, catch and wait is the interpreter's. Used by tests and by the
+// local demo; never by a Lambda binary.
+package cutoverrun
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/lambdaendpoint"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/cutover"
+)
+
+// Names used by a local run.
+const (
+	// CutoverFunction is the cutover function's local name.
+	CutoverFunction = "kmig-cutover"
+	// DefaultReplicatorFunction is the replicator's local name.
+	DefaultReplicatorFunction = "kmig-replicator"
+	// ApprovalTopicArn is the local approval topic.
+	ApprovalTopicArn = "arn:aws:sns:us-east-1:000000000000:kmig-cutover-approvals"
+)
+
+// ErrToolsMissing says Node ≥ 22 or the npm packages are not installed;
+// run `npm ci` in statemachine/local.
+var ErrToolsMissing = errors.New("cutoverrun: local state machine tools missing (run: npm ci --prefix statemachine/local)")
+
+// Options configure one local execution.
+type Options struct {
+	Source, Target *kafkalocal.Cluster
+	// Mappings holds the replicator's event source mappings.
+	Mappings *esm.Registry
+	// ReplicatorFunction is the function name the mappings invoke; empty
+	// means DefaultReplicatorFunction.
+	ReplicatorFunction string
+	// Replicator, when set, is registered at the endpoint under
+	// ReplicatorFunction (the mappings invoke their own handler).
+	Replicator lambda.Handler
+	// Functions are invocable at the endpoint by name or local ARN, for
+	// lambda hooks (see lambdaendpoint.FunctionArn).
+	Functions map[string]lambda.Handler
+	// Approve answers approval hooks: nil approves at once; an error
+	// fails the hook (SendTaskFailure with error name ApprovalRejected).
+	Approve func(ctx context.Context, m cutover.ApprovalMessage) error
+	// Fault injects failures into steps (see cutover.Deps.Fault).
+	Fault func(step string) bool
+	// Input is the execution input.
+	Input json.RawMessage
+	// MappingSettle bounds the wait for a mapping to read back a state.
+	MappingSettle time.Duration
+	// Root is the module root (with statemachine/); empty finds it from
+	// the working directory upwards.
+	Root string
+	// Log receives the cutover function's logs; nil discards them.
+	Log *slog.Logger
+	// Timeout bounds the whole execution; 0 means 10 minutes.
+	Timeout time.Duration
+}
+
+// Event is one entry of the interpreter's execution log.
+type Event struct {
+	Type      string `json:"type"`
+	Timestamp int64  `json:"timestamp"` // Unix milliseconds
+	State     string `json:"state,omitempty"`
+	StateType string `json:"stateType,omitempty"`
+	Error     string `json:"error,omitempty"`
+	Cause     string `json:"cause,omitempty"`
+}
+
+// Time is the event's time.
+func (e Event) Time() time.Time { return time.UnixMilli(e.Timestamp) }
+
+// Result is an execution's outcome.
+type Result struct {
+	// Status is SUCCEEDED or FAILED.
+	Status string
+	// Output is the execution output (the report) when it succeeded.
+	Output json.RawMessage
+	// Error and Cause come from the Fail state when it failed.
+	Error, Cause string
+	// Report is Output decoded, when it succeeded.
+	Report *cutover.Report
+	// Events is the execution's event log, in order.
+	Events []Event
+	// Duration is the wall time of the interpreter run.
+	Duration time.Duration
+	// Approvals lists the approval requests answered, in order.
+	Approvals []cutover.ApprovalMessage
+}
+
+// Entered returns the names of states entered, in order.
+func (r *Result) Entered() []string {
+	var out []string
+	for _, e := range r.Events {
+		if e.Type == "StateEntered" {
+			out = append(out, e.State)
+		}
+	}
+	return out
+}
+
+// Tools returns the Node ≥ 22 binary and the tools directory, or
+// ErrToolsMissing.
+func Tools(root string) (node, dir string, err error) {
+	dir = filepath.Join(root, "statemachine", "local")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "aws-local-stepfunctions", "package.json")); err != nil {
+		return "", dir, ErrToolsMissing
+	}
+	for _, cand := range []string{filepath.Join(dir, "node_modules", "node", "bin", "node"), "node"} {
+		out, err := exec.Command(cand, "--version").Output()
+		if err != nil {
+			continue
+		}
+		var major int
+		if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "v%d", &major); err == nil && major >= 22 {
+			return cand, dir, nil
+		}
+	}
+	return "", dir, ErrToolsMissing
+}
+
+// Root finds the module root (the directory holding go.mod and
+// statemachine/) from the working directory upwards.
+func Root() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "statemachine", "cutover.asl.json")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("cutoverrun: statemachine/cutover.asl.json not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Run executes the state machine once and returns its outcome. An error
+// means the run could not be carried out (tools missing, endpoint or
+// interpreter failure); a failed execution is a Result with Status FAILED.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.Source == nil || o.Target == nil {
+		return nil, errors.New("cutoverrun: Source and Target are required")
+	}
+	root := o.Root
+	if root == "" {
+		var err error
+		if root, err = Root(); err != nil {
+			return nil, err
+		}
+	}
+	node, dir, err := Tools(root)
+	if err != nil {
+		return nil, err
+	}
+	if o.ReplicatorFunction == "" {
+		o.ReplicatorFunction = DefaultReplicatorFunction
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	ep := lambdaendpoint.New(o.Mappings)
+	url, err := ep.Start("127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	defer ep.Close()
+
+	src, err := o.Source.NewClient(kgo.RetryTimeout(10 * time.Second))
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	tgt, err := o.Target.NewClient(kgo.RetryTimeout(10 * time.Second))
+	if err != nil {
+		return nil, err
+	}
+	defer tgt.Close()
+
+	lc := awslambda.New(awslambda.Options{
+		Region:       lambdaendpoint.Region,
+		BaseEndpoint: aws.String(url),
+		Credentials:  aws.AnonymousCredentials{},
+	})
+	res := &Result{}
+	approver := &approver{ep: ep, approve: o.Approve, res: res, ctx: ctx}
+	h := cutover.New(cutover.Deps{
+		Source: src, Target: tgt, Lambda: lc, SNS: approver,
+		ReplicatorFunction: o.ReplicatorFunction, ApprovalTopicArn: ApprovalTopicArn,
+		Log: log, Fault: o.Fault, MappingSettle: o.MappingSettle,
+	})
+	ep.Register(CutoverFunction, lambda.NewHandler(h.Handle))
+	if o.Replicator != nil {
+		ep.Register(o.ReplicatorFunction, o.Replicator)
+	}
+	for name, fn := range o.Functions {
+		ep.Register(name, fn)
+	}
+
+	input := o.Input
+	if len(input) == 0 {
+		input = json.RawMessage("{}")
+	}
+	if !json.Valid(input) {
+		return nil, errors.New("cutoverrun: Input is not valid JSON")
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"definition":    filepath.Join(root, "statemachine", "cutover.asl.json"),
+		"substitutions": map[string]string{"CutoverFunctionArn": lambdaendpoint.FunctionArn(CutoverFunction)},
+		"input":         input,
+		"endpoint":      url,
+		"executionName": fmt.Sprintf("local-%d", time.Now().UnixNano()),
+	})
+	f, err := os.CreateTemp("", "kmig-cutover-*.json")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(cfg); err != nil {
+		f.Close()
+		return nil, err
+	}
+	f.Close()
+
+	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "run.mjs"), f.Name())
+	cmd.Dir = dir
+	cmd.Env = append(cleanEnv(),
+		"AWS_ENDPOINT_URL_LAMBDA="+url,
+		"AWS_REGION="+lambdaendpoint.Region,
+		"AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
+		"AWS_EC2_METADATA_DISABLED=true",
+	)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err = cmd.Run()
+	res.Duration = time.Since(start)
+	if err != nil {
+		return nil, fmt.Errorf("cutoverrun: interpreter failed: %w: %s", err, tail(stderr.String()))
+	}
+	var out struct {
+		Status string          `json:"status"`
+		Output json.RawMessage `json:"output"`
+		Error  string          `json:"error"`
+		Cause  string          `json:"cause"`
+		Events []Event         `json:"events"`
+	}
+	if err := json.Unmarshal(lastLine(stdout.Bytes()), &out); err != nil {
+		return nil, fmt.Errorf("cutoverrun: reading interpreter output: %w: %s %s", err, tail(stdout.String()), tail(stderr.String()))
+	}
+	res.Status, res.Output, res.Error, res.Cause, res.Events = out.Status, out.Output, out.Error, out.Cause, out.Events
+	if res.Status == "SUCCEEDED" {
+		var rep cutover.Report
+		if err := json.Unmarshal(out.Output, &rep); err == nil {
+			res.Report = &rep
+		}
+	}
+	approver.wait()
+	return res, nil
+}
+
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AWS_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+func lastLine(b []byte) []byte {
+	b = bytes.TrimSpace(b)
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		return b[i+1:]
+	}
+	return b
+}
+
+func tail(s string) string {
+	if len(s) > 4000 {
+		return "…" + s[len(s)-4000:]
+	}
+	return s
+}
+
+// approver is the local SNS topic for approval requests: each published
+// request is answered by Options.Approve and the task token resolved at
+// the endpoint, as an operator calling SendTaskSuccess would.
+type approver struct {
+	ep      *lambdaendpoint.Server
+	approve func(context.Context, cutover.ApprovalMessage) error
+	ctx     context.Context
+	res     *Result
+	mu      sync.Mutex
+	wg      sync.WaitGroup
+}
+
+func (a *approver) Publish(ctx context.Context, in *sns.PublishInput, _ ...func(*sns.Options)) (*sns.PublishOutput, error) {
+	var m cutover.ApprovalMessage
+	if err := json.Unmarshal([]byte(aws.ToString(in.Message)), &m); err != nil {
+		return nil, fmt.Errorf("local approval topic: %w", err)
+	}
+	a.mu.Lock()
+	a.res.Approvals = append(a.res.Approvals, m)
+	a.mu.Unlock()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		var err error
+		if a.approve != nil {
+			err = a.approve(a.ctx, m)
+		}
+		if err != nil {
+			_ = a.ep.SendTaskFailure(m.TaskToken, "ApprovalRejected", err.Error())
+			return
+		}
+		_ = a.ep.SendTaskSuccess(m.TaskToken, json.RawMessage(`{"approved":true}`))
+	}()
+	return &sns.PublishOutput{MessageId: aws.String(m.TaskToken)}, nil
+}
+
+func (a *approver) wait() { a.wg.Wait() }

@@ -1,0 +1,140 @@
+package cutoverrun
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/cutover"
+)
+
+// TestHappyPath runs the whole cutover through the interpreter while a
+// producer and a consumer app number their messages: the run succeeds with
+// the report, writes to the source are denied while fenced, and the
+// consumer reads every message exactly once across the switch.
+func TestHappyPath(t *testing.T) {
+	const partitions = 3
+	r := newRig(t, kafkalocal.SecuritySCRAMACL, partitions)
+	ctx := ctxFor(t, 120*time.Second)
+	l := newLedger()
+
+	srcProd := startProducer(t, r.pair.Source, l, partitions, true)
+	srcCons := startConsumer(t, r.pair.Source, l)
+	time.Sleep(500 * time.Millisecond) // let traffic flow through replication
+
+	var (
+		mu                 sync.Mutex
+		fencedErr          error
+		tgtProd            *producerApp
+		stopProducersCalls int
+	)
+	funcs := map[string]lambda.Handler{
+		"stop-consumers": hookFunc(func(ctx context.Context) error {
+			// The source is fenced here: the application user must be
+			// refused.
+			err := r.appWrite(ctx)
+			mu.Lock()
+			fencedErr = err
+			mu.Unlock()
+			srcCons.Stop()
+			return nil
+		}),
+		"start-consumers": hookFunc(func(ctx context.Context) error {
+			startConsumer(t, r.pair.Target, l)
+			return nil
+		}),
+		"start-producers": hookFunc(func(ctx context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			tgtProd = startProducer(t, r.pair.Target, l, partitions, false)
+			return nil
+		}),
+	}
+	in := baseInput()
+	in["hooks"] = map[string]any{
+		"stopProducers":  map[string]any{"type": "approval"},
+		"stopConsumers":  lambdaHook("stop-consumers"),
+		"startConsumers": lambdaHook("start-consumers"),
+		"startProducers": lambdaHook("start-producers"),
+	}
+	res := r.run(ctx, in, Options{
+		Functions: funcs,
+		Approve: func(ctx context.Context, m cutover.ApprovalMessage) error {
+			if m.Hook != "StopProducers" || m.TaskToken == "" {
+				return errors.New("unexpected approval " + m.Hook)
+			}
+			mu.Lock()
+			stopProducersCalls++
+			mu.Unlock()
+			srcProd.Stop()
+			return nil
+		},
+	})
+	if res.Status != "SUCCEEDED" || res.Report == nil {
+		t.Fatalf("status %s: %s: %s", res.Status, res.Error, res.Cause)
+	}
+	if err := srcProd.err.Load(); err != nil {
+		t.Fatalf("source producer failed before it was stopped: %v", err)
+	}
+	mu.Lock()
+	if !errors.Is(fencedErr, kerr.TopicAuthorizationFailed) {
+		t.Errorf("write to the fenced source: %v, want TOPIC_AUTHORIZATION_FAILED", fencedErr)
+	}
+	if stopProducersCalls != 1 || len(res.Approvals) != 1 {
+		t.Errorf("approvals: %d calls, %d requests", stopProducersCalls, len(res.Approvals))
+	}
+	p := tgtProd
+	mu.Unlock()
+	// Let the target run a little, then stop producing and let the
+	// consumer finish.
+	time.Sleep(300 * time.Millisecond)
+	p.Stop()
+	deadline := time.Now().Add(20 * time.Second)
+	var produced, missing, dup int
+	for {
+		produced, missing, dup = l.check()
+		if missing == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("produced %d, consumed exactly once: missing %d, duplicated %d", produced, missing, dup)
+	if missing != 0 || dup != 0 || produced == 0 {
+		t.Errorf("produced %d, missing %d, duplicated %d", produced, missing, dup)
+	}
+
+	rep := res.Report
+	if rep.Outcome != "succeeded" || !rep.Fence.Applied || len(rep.Fence.Created) != 1 || rep.Fence.Created[0].Topic != topic {
+		t.Errorf("fence in report: %+v", rep.Fence)
+	}
+	if len(rep.Partitions) != partitions {
+		t.Errorf("report has %d partitions, want %d", len(rep.Partitions), partitions)
+	}
+	for _, pr := range rep.Partitions {
+		if pr.TargetTailSource != pr.SourceLast || pr.SourceEnd != pr.TargetEnd {
+			t.Errorf("partition not drained in report: %+v", pr)
+		}
+	}
+	if len(rep.Groups) != 1 || rep.Groups[0].Status != cutover.GroupTranslated || !rep.Groups[0].Verified {
+		t.Errorf("groups in report: %+v", rep.Groups)
+	}
+	for _, s := range rep.Steps {
+		if s.Skipped || s.StartedAt.IsZero() || s.EndedAt.IsZero() || s.EndedAt.Before(s.StartedAt) {
+			t.Errorf("step times: %+v", s)
+		}
+	}
+	if st := r.mapping.State(); st != esm.StateDisabled {
+		t.Errorf("replicator mapping is %s after the cutover, want Disabled", st)
+	}
+	t.Logf("cutover StopProducers→VerifyTarget %d ms, of which waiting (loops and hooks) %d ms", rep.CutoverMs, rep.WaitingMs)
+	for _, s := range rep.Steps {
+		t.Logf("  %-22s %6d ms polls=%d derived=%v", s.Step, s.DurationMs, s.Polls, s.Derived)
+	}
+}

@@ -1,0 +1,294 @@
+package cutoverrun
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/lambdaendpoint"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/replicate"
+)
+
+const (
+	topic    = "orders"
+	idle     = "payments" // an empty topic whose mapping the operator left Disabled
+	appGroup = "billing"
+)
+
+// requireTools skips (or, with KMIG_REQUIRE_TOOLS=1, fails) when Node 22
+// and the npm packages are not installed.
+func requireTools(t *testing.T) string {
+	t.Helper()
+	root, err := Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Tools(root); err != nil {
+		if os.Getenv("KMIG_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("%v", err)
+		}
+		t.Skipf("%v", err)
+	}
+	return root
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// rig is a source and target cluster with the replicator running through
+// the ESM emulator.
+type rig struct {
+	t       *testing.T
+	root    string
+	pair    *kafkalocal.Pair
+	reg     *esm.Registry
+	mapping *esm.Mapping
+	idleMap *esm.Mapping
+	repl    lambda.Handler
+	fail    *failSwitch
+	srcAdm  *kadm.Client
+	tgtAdm  *kadm.Client
+	log     *slog.Logger
+}
+
+// failSwitch makes the replicator fail while on.
+type failSwitch struct {
+	mu sync.Mutex
+	on bool
+}
+
+func (f *failSwitch) set(on bool) { f.mu.Lock(); f.on = on; f.mu.Unlock() }
+func (f *failSwitch) get() bool   { f.mu.Lock(); defer f.mu.Unlock(); return f.on }
+
+type replicatorDown struct{}
+
+func (replicatorDown) Error() string { return "replicator made to fail by the test" }
+
+func newRig(t *testing.T, sec kafkalocal.Security, partitions int32) *rig {
+	t.Helper()
+	root := requireTools(t)
+	pair, err := kafkalocal.StartPair(kafkalocal.PairOptions{
+		Source: kafkalocal.ClusterOptions{Security: sec, Topics: []kafkalocal.Topic{{Name: topic, Partitions: partitions}, {Name: idle, Partitions: 1}}},
+		Target: kafkalocal.ClusterOptions{Topics: []kafkalocal.Topic{{Name: topic, Partitions: partitions}, {Name: idle, Partitions: 1}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pair.Close)
+	r := &rig{t: t, root: root, pair: pair, reg: esm.NewRegistry(), fail: &failSwitch{}}
+	r.log = slog.New(slog.DiscardHandler)
+	if os.Getenv("KMIG_TEST_LOG") == "1" {
+		r.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	t.Cleanup(r.reg.Close)
+	rcfg := replicate.Config{
+		Target:      kafkaconn.Config{Prefix: "TARGET", Bootstrap: pair.Target.Bootstrap(), Auth: kafkaconn.AuthPlaintext},
+		Compression: "none", MaxMessageBytes: replicate.DefaultMaxMessageBytes,
+		OnRecordError: replicate.FailBatch, Provenance: true,
+	}
+	tcl, err := pair.Target.NewClient(replicate.ProducerOptions(rcfg)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tcl.Close)
+	rep, err := replicate.New(rcfg, tcl, replicate.WithLogger(r.log), replicate.WithMetricsWriter(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.repl = lambda.NewHandler(func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
+		if r.fail.get() {
+			return nil, replicatorDown{}
+		}
+		return rep.Invoke(ctx, payload)
+	})
+	mk := func(tp string, disabled bool) *esm.Mapping {
+		m, err := r.reg.Create(esm.Config{
+			FunctionName:          DefaultReplicatorFunction,
+			Topics:                []string{tp},
+			ConsumerGroupID:       "kmig-replicator-" + tp,
+			BootstrapServers:      pair.Source.Bootstrap(),
+			ClientOptions:         pair.Source.ClientOpts(kafkalocal.App()),
+			MaximumBatchingWindow: 20 * time.Millisecond,
+			RetryBackoff:          20 * time.Millisecond,
+			StartDisabled:         disabled,
+		}, r.repl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	r.mapping = mk(topic, false)
+	r.idleMap = mk(idle, true)
+	if r.srcAdm, err = pair.Source.AdminClient(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.srcAdm.Close)
+	if r.tgtAdm, err = pair.Target.AdminClient(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.tgtAdm.Close)
+	return r
+}
+
+// run executes the state machine with input.
+func (r *rig) run(ctx context.Context, input map[string]any, o Options) *Result {
+	r.t.Helper()
+	b, _ := json.Marshal(input)
+	o.Source, o.Target, o.Mappings, o.Root, o.Input = r.pair.Source, r.pair.Target, r.reg, r.root, b
+	o.Replicator = r.repl
+	if o.Log == nil {
+		o.Log = r.log
+	}
+	if o.MappingSettle == 0 {
+		o.MappingSettle = 10 * time.Second
+	}
+	res, err := Run(ctx, o)
+	if err != nil {
+		r.t.Fatalf("Run: %v", err)
+	}
+	r.t.Logf("execution %s in %v: %s %s; states: %s", res.Status, res.Duration.Round(time.Millisecond), res.Error, res.Cause, strings.Join(res.Entered(), " → "))
+	return res
+}
+
+// baseInput is a fast input for tests.
+func baseInput() map[string]any {
+	return map[string]any{
+		"topics": []string{topic}, "groups": []string{appGroup}, "fence": "acl",
+		"quietSeconds": 1, "drainTimeoutSeconds": 20, "consumersTimeoutSeconds": 15, "verifySeconds": 20, "pollSeconds": 1,
+	}
+}
+
+// produce writes numbered records n from..to-1 to the source as the
+// superuser, spread over partitions by number.
+func (r *rig) produce(ctx context.Context, from, to int, partitions int32) {
+	r.t.Helper()
+	var rs []*kgo.Record
+	for i := from; i < to; i++ {
+		rs = append(rs, &kgo.Record{Topic: topic, Partition: int32(i) % partitions, Value: []byte(strconv.Itoa(i))})
+	}
+	if err := r.pair.Source.ProduceSync(ctx, rs...); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// waitReplicated waits until the target's end offsets equal the source's.
+func (r *rig) waitReplicated(ctx context.Context) {
+	r.t.Helper()
+	for {
+		s, err1 := r.srcAdm.ListEndOffsets(ctx, topic)
+		d, err2 := r.tgtAdm.ListEndOffsets(ctx, topic)
+		if err1 == nil && err2 == nil {
+			same := true
+			s.Each(func(o kadm.ListedOffset) {
+				if x, ok := d.Lookup(o.Topic, o.Partition); !ok || x.Offset != o.Offset {
+					same = false
+				}
+			})
+			if same {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			r.t.Fatalf("replication did not catch up: %v %v", s, d)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// snapshot is everything a dry run or a refused run must leave unchanged.
+type snapshot struct {
+	ACLs     []string
+	Mappings []string
+	Offsets  []string
+}
+
+func (r *rig) snapshot(ctx context.Context) snapshot {
+	r.t.Helper()
+	var s snapshot
+	res, err := r.srcAdm.DescribeACLs(ctx, kadm.NewACLs().AnyResource().ResourcePatternType(kadm.ACLPatternAny).
+		Allow().Deny().AllowHosts().DenyHosts().Operations())
+	if err == nil {
+		for _, x := range res {
+			for _, d := range x.Described {
+				s.ACLs = append(s.ACLs, fmt.Sprintf("%v %s %v %s %s %v", d.Type, d.Name, d.Pattern, d.Principal, d.Host, d.Operation)+" "+d.Permission.String())
+			}
+		}
+	} else {
+		s.ACLs = []string{"describe: " + err.Error()}
+	}
+	sort.Strings(s.ACLs)
+	for _, m := range r.reg.List() {
+		s.Mappings = append(s.Mappings, m.UUID()+"="+string(m.State()))
+	}
+	for side, adm := range map[string]*kadm.Client{"source": r.srcAdm, "target": r.tgtAdm} {
+		gs, err := adm.ListGroups(ctx)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		for _, g := range gs.Groups() {
+			o, err := adm.FetchOffsets(ctx, g)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			o.Each(func(x kadm.OffsetResponse) {
+				s.Offsets = append(s.Offsets, fmt.Sprintf("%s %s %s/%d=%d", side, g, x.Topic, x.Partition, x.At))
+			})
+		}
+	}
+	sort.Strings(s.Offsets)
+	return s
+}
+
+// appWrite writes one record to the source as the application user and
+// returns the broker's answer.
+func (r *rig) appWrite(ctx context.Context) error {
+	cl, err := r.pair.Source.NewAppClient(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RecordRetries(1), kgo.RecordDeliveryTimeout(5*time.Second))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("probe")}).FirstErr()
+}
+
+// hookFunc adapts a Go func to a lambda.Handler for the endpoint.
+func hookFunc(f func(ctx context.Context) error) lambda.Handler {
+	return lambda.NewHandler(func(ctx context.Context, ev json.RawMessage) (map[string]string, error) {
+		if err := f(ctx); err != nil {
+			return nil, err
+		}
+		return map[string]string{"ok": "true"}, nil
+	})
+}
+
+func lambdaHook(name string) map[string]any {
+	return map[string]any{"type": "lambda", "functionArn": lambdaendpoint.FunctionArn(name)}
+}
+
+// HookRefusedError is a hook function's failure in tests.
+type HookRefusedError struct{ Msg string }
+
+func (e *HookRefusedError) Error() string { return e.Msg }
+
+var errRejected = errors.New("operator rejected the approval")

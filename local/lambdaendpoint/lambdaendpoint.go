@@ -1,0 +1,427 @@
+// Package lambdaendpoint is an emulated AWS Lambda API endpoint for local
+// runs: it invokes in-process lambda.Handlers and serves the event source
+// mapping calls the cutover uses, backed by the local/esm registry. The AWS
+// SDKs reach it through AWS_ENDPOINT_URL_LAMBDA.
+//
+// It serves, in the wire shapes of the Lambda REST API:
+//   - POST /2015-03-31/functions/{name}/invocations (RequestResponse),
+//     failures answered with X-Amz-Function-Error: Unhandled and
+//     {"errorType","errorMessage"} where errorType is the Go type name of
+//     the returned error, as the Lambda Go runtime reports it;
+//   - GET /2015-03-31/event-source-mappings/?FunctionName=...
+//   - GET and PUT /2015-03-31/event-source-mappings/{UUID} (only Enabled
+//     may be updated).
+//
+// It also holds Step Functions task tokens for a local run's
+// .waitForTaskToken states: SendTaskSuccess/SendTaskFailure resolve a token
+// and POST /local/task-tokens/{token}/wait long-polls for the outcome.
+//
+// It listens on loopback only, has no authentication, and must never be
+// used by a Lambda binary.
+package lambdaendpoint
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
+)
+
+// Region and Account are what local ARNs use.
+const (
+	Region  = "us-east-1"
+	Account = "000000000000"
+)
+
+// FunctionArn returns the local ARN of a function name.
+func FunctionArn(name string) string {
+	return fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", Region, Account, name)
+}
+
+// FunctionName returns the function name in a name, partial ARN or ARN,
+// without a version qualifier.
+func FunctionName(nameOrArn string) string {
+	s := nameOrArn
+	if i := strings.Index(s, "function:"); i >= 0 {
+		s = s[i+len("function:"):]
+	}
+	if i := strings.IndexByte(s, ':'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// Server is the emulated endpoint. Its methods are safe for concurrent use.
+type Server struct {
+	mappings *esm.Registry
+
+	mu     sync.Mutex
+	funcs  map[string]lambda.Handler
+	tokens map[string]*token
+	calls  map[string]int
+
+	ln  net.Listener
+	srv *http.Server
+}
+
+type token struct {
+	done   chan struct{}
+	result TaskResult
+}
+
+// TaskResult is a resolved task token.
+type TaskResult struct {
+	Status string          `json:"status"` // success | failure | pending
+	Output json.RawMessage `json:"output,omitempty"`
+	Error  string          `json:"error,omitempty"`
+	Cause  string          `json:"cause,omitempty"`
+}
+
+// New returns a Server backed by reg (which may be nil when no mapping
+// calls are made).
+func New(reg *esm.Registry) *Server {
+	return &Server{mappings: reg, funcs: map[string]lambda.Handler{}, tokens: map[string]*token{}, calls: map[string]int{}}
+}
+
+// Register makes h invocable as name (and as its local ARN).
+func (s *Server) Register(name string, h lambda.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.funcs[FunctionName(name)] = h
+}
+
+// Invocations reports how many times name was invoked.
+func (s *Server) Invocations(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[FunctionName(name)]
+}
+
+// Start listens on addr (for example 127.0.0.1:0) and serves in the
+// background. It returns the base URL for AWS_ENDPOINT_URL_LAMBDA.
+func (s *Server) Start(addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("lambda endpoint: listening on %s: %w", addr, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s.URL(), nil
+}
+
+// URL is the base URL once started.
+func (s *Server) URL() string {
+	if s.ln == nil {
+		return ""
+	}
+	return "http://" + s.ln.Addr().String()
+}
+
+// Close stops serving; in-flight requests are cancelled.
+func (s *Server) Close() error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Close()
+}
+
+// ServeHTTP routes a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.EscapedPath()
+	switch {
+	case strings.HasPrefix(p, "/2015-03-31/functions/") && strings.HasSuffix(p, "/invocations") && r.Method == http.MethodPost:
+		name, _ := url.PathUnescape(strings.TrimSuffix(strings.TrimPrefix(p, "/2015-03-31/functions/"), "/invocations"))
+		s.invoke(w, r, name)
+	case (p == "/2015-03-31/event-source-mappings/" || p == "/2015-03-31/event-source-mappings") && r.Method == http.MethodGet:
+		s.listMappings(w, r)
+	case strings.HasPrefix(p, "/2015-03-31/event-source-mappings/"):
+		uuid, _ := url.PathUnescape(strings.TrimPrefix(p, "/2015-03-31/event-source-mappings/"))
+		switch r.Method {
+		case http.MethodGet:
+			s.getMapping(w, uuid)
+		case http.MethodPut:
+			s.updateMapping(w, r, uuid)
+		default:
+			apiError(w, http.StatusMethodNotAllowed, "InvalidRequestContentException", "method not supported by the local endpoint")
+		}
+	case strings.HasPrefix(p, "/local/task-tokens/") && strings.HasSuffix(p, "/wait") && r.Method == http.MethodPost:
+		tok, _ := url.PathUnescape(strings.TrimSuffix(strings.TrimPrefix(p, "/local/task-tokens/"), "/wait"))
+		s.waitToken(w, r, tok)
+	default:
+		apiError(w, http.StatusNotFound, "UnknownOperationException", "the local Lambda endpoint does not serve "+r.Method+" "+p)
+	}
+}
+
+func apiError(w http.ResponseWriter, code int, typ, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amzn-ErrorType", typ)
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"Type": "User", "message": msg})
+}
+
+// ErrorType is the errorType the Lambda Go runtime reports for err: the
+// name of its dynamic type, without a pointer star or package.
+func ErrorType(err error) string {
+	t := reflect.TypeOf(err)
+	if t.Kind() == reflect.Pointer {
+		return t.Elem().Name()
+	}
+	return t.Name()
+}
+
+func (s *Server) invoke(w http.ResponseWriter, r *http.Request, nameOrArn string) {
+	name := FunctionName(nameOrArn)
+	s.mu.Lock()
+	h, ok := s.funcs[name]
+	if ok {
+		s.calls[name]++
+	}
+	s.mu.Unlock()
+	if !ok {
+		apiError(w, http.StatusNotFound, "ResourceNotFoundException", "Function not found: "+FunctionArn(name))
+		return
+	}
+	if t := r.Header.Get("X-Amz-Invocation-Type"); t != "" && t != "RequestResponse" {
+		apiError(w, http.StatusBadRequest, "InvalidParameterValueException", "the local endpoint supports only RequestResponse invocations, not "+t)
+		return
+	}
+	payload, err := io.ReadAll(io.LimitReader(r.Body, 6<<20+1))
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "InvalidRequestContentException", err.Error())
+		return
+	}
+	if len(payload) > 6<<20 {
+		apiError(w, http.StatusRequestEntityTooLarge, "RequestTooLargeException", "payload exceeds 6 MB")
+		return
+	}
+	if len(payload) == 0 {
+		payload = []byte("{}")
+	}
+	out, err := safeInvoke(r.Context(), h, payload)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amz-Executed-Version", "$LATEST")
+	if err != nil {
+		w.Header().Set("X-Amz-Function-Error", "Unhandled")
+		w.WriteHeader(http.StatusOK)
+		_ = json.NewEncoder(w).Encode(map[string]string{"errorType": ErrorType(err), "errorMessage": err.Error()})
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}
+
+// PanicError is the error reported for a handler that panicked.
+type PanicError struct{ Value any }
+
+func (e *PanicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.Value) }
+
+func safeInvoke(ctx context.Context, h lambda.Handler, payload []byte) (out []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			out, err = nil, &PanicError{Value: v}
+		}
+	}()
+	return h.Invoke(ctx, payload)
+}
+
+// ---- event source mappings ----
+
+// mappingJSON is EventSourceMappingConfiguration as the Lambda API returns it.
+type mappingJSON struct {
+	UUID                                string             `json:"UUID"`
+	FunctionArn                         string             `json:"FunctionArn"`
+	EventSourceArn                      string             `json:"EventSourceArn,omitempty"`
+	State                               string             `json:"State"`
+	StateTransitionReason               string             `json:"StateTransitionReason"`
+	LastModified                        float64            `json:"LastModified"`
+	LastProcessingResult                string             `json:"LastProcessingResult,omitempty"`
+	Topics                              []string           `json:"Topics"`
+	BatchSize                           int                `json:"BatchSize"`
+	MaximumBatchingWindowInSeconds      int                `json:"MaximumBatchingWindowInSeconds"`
+	StartingPosition                    string             `json:"StartingPosition,omitempty"`
+	SelfManagedEventSource              *selfManagedSource `json:"SelfManagedEventSource,omitempty"`
+	SelfManagedKafkaEventSourceConfig   *kafkaSourceConfig `json:"SelfManagedKafkaEventSourceConfig,omitempty"`
+	AmazonManagedKafkaEventSourceConfig *kafkaSourceConfig `json:"AmazonManagedKafkaEventSourceConfig,omitempty"`
+}
+
+type selfManagedSource struct {
+	Endpoints map[string][]string `json:"Endpoints"`
+}
+
+type kafkaSourceConfig struct {
+	ConsumerGroupId string `json:"ConsumerGroupId"`
+}
+
+func toJSON(m *esm.Mapping) mappingJSON {
+	j := mappingJSON{
+		UUID: m.UUID(), FunctionArn: m.FunctionArn(), EventSourceArn: m.EventSourceArn(),
+		State: string(m.State()), StateTransitionReason: "USER_INITIATED",
+		LastModified:                   float64(m.LastModified().UnixMilli()) / 1000,
+		LastProcessingResult:           m.LastProcessingResult(),
+		Topics:                         m.Topics(),
+		BatchSize:                      m.BatchSize(),
+		MaximumBatchingWindowInSeconds: int(m.MaximumBatchingWindow() / time.Second),
+		StartingPosition:               string(m.StartingPosition()),
+	}
+	cg := &kafkaSourceConfig{ConsumerGroupId: m.ConsumerGroupID()}
+	if m.EventSourceArn() != "" {
+		j.AmazonManagedKafkaEventSourceConfig = cg
+	} else {
+		j.SelfManagedEventSource = &selfManagedSource{Endpoints: map[string][]string{"KAFKA_BOOTSTRAP_SERVERS": m.BootstrapServers()}}
+		j.SelfManagedKafkaEventSourceConfig = cg
+	}
+	return j
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) listMappings(w http.ResponseWriter, r *http.Request) {
+	if s.mappings == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"EventSourceMappings": []mappingJSON{}})
+		return
+	}
+	q := r.URL.Query()
+	var ms []*esm.Mapping
+	if fn := q.Get("FunctionName"); fn != "" {
+		ms = s.mappings.ListByFunction(fn)
+		if len(ms) == 0 && fn != FunctionName(fn) {
+			ms = s.mappings.ListByFunction(FunctionName(fn))
+		}
+	} else {
+		ms = s.mappings.List()
+	}
+	out := make([]mappingJSON, 0, len(ms))
+	for _, m := range ms {
+		if src := q.Get("EventSourceArn"); src != "" && m.EventSourceArn() != src {
+			continue
+		}
+		out = append(out, toJSON(m))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"EventSourceMappings": out})
+}
+
+func (s *Server) lookup(w http.ResponseWriter, uuid string) *esm.Mapping {
+	if s.mappings == nil {
+		apiError(w, http.StatusNotFound, "ResourceNotFoundException", "The resource you requested does not exist.")
+		return nil
+	}
+	m, err := s.mappings.Get(uuid)
+	if err != nil {
+		apiError(w, http.StatusNotFound, "ResourceNotFoundException", "The resource you requested does not exist. (Service: Lambda, mapping "+uuid+")")
+		return nil
+	}
+	return m
+}
+
+func (s *Server) getMapping(w http.ResponseWriter, uuid string) {
+	if m := s.lookup(w, uuid); m != nil {
+		writeJSON(w, http.StatusOK, toJSON(m))
+	}
+}
+
+func (s *Server) updateMapping(w http.ResponseWriter, r *http.Request, uuid string) {
+	m := s.lookup(w, uuid)
+	if m == nil {
+		return
+	}
+	var body map[string]json.RawMessage
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+		apiError(w, http.StatusBadRequest, "InvalidRequestContentException", "could not parse request body: "+err.Error())
+		return
+	}
+	for k := range body {
+		if k != "Enabled" {
+			apiError(w, http.StatusBadRequest, "InvalidParameterValueException", "the local endpoint can update only Enabled, not "+k)
+			return
+		}
+	}
+	if raw, ok := body["Enabled"]; ok {
+		var en bool
+		if err := json.Unmarshal(raw, &en); err != nil {
+			apiError(w, http.StatusBadRequest, "InvalidParameterValueException", "Enabled must be a boolean")
+			return
+		}
+		if err := m.SetEnabled(en); err != nil {
+			apiError(w, http.StatusConflict, "ResourceConflictException", err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusAccepted, toJSON(m))
+}
+
+// ---- task tokens ----
+
+func (s *Server) tokenEntry(tok string) *token {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tokens[tok]
+	if !ok {
+		t = &token{done: make(chan struct{})}
+		s.tokens[tok] = t
+	}
+	return t
+}
+
+// ErrTokenResolved is returned when a token was already resolved.
+var ErrTokenResolved = errors.New("lambdaendpoint: task token already resolved")
+
+func (s *Server) resolve(tok string, res TaskResult) error {
+	t := s.tokenEntry(tok)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-t.done:
+		return ErrTokenResolved
+	default:
+	}
+	t.result = res
+	close(t.done)
+	return nil
+}
+
+// SendTaskSuccess resolves a task token with output, as the Step Functions
+// API call of that name does.
+func (s *Server) SendTaskSuccess(tok string, output json.RawMessage) error {
+	if len(output) == 0 {
+		output = json.RawMessage("{}")
+	}
+	return s.resolve(tok, TaskResult{Status: "success", Output: output})
+}
+
+// SendTaskFailure fails a task token with an error name and cause.
+func (s *Server) SendTaskFailure(tok, errName, cause string) error {
+	return s.resolve(tok, TaskResult{Status: "failure", Error: errName, Cause: cause})
+}
+
+func (s *Server) waitToken(w http.ResponseWriter, r *http.Request, tok string) {
+	t := s.tokenEntry(tok)
+	timer := time.NewTimer(20 * time.Second)
+	defer timer.Stop()
+	select {
+	case <-t.done:
+		s.mu.Lock()
+		res := t.result
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, res)
+	case <-timer.C:
+		writeJSON(w, http.StatusOK, TaskResult{Status: "pending"})
+	case <-r.Context().Done():
+	}
+}

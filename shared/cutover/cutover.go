@@ -1,0 +1,357 @@
+// Package cutover holds the logic of every step of the cutover state
+// machine (statemachine/cutover.asl.json): validation, the source quiet
+// check, the ACL fence, the drain wait, pausing replication, waiting for
+// source consumers to leave, exact offset translation, hooks, target
+// verification, the report, and rollback.
+//
+// The state machine calls one Lambda function for every step; Handler.Handle
+// dispatches on Request.Step. Each step receives the whole execution state
+// and returns it updated, so every decision the procedure made (which ACLs
+// it created, which mappings it disabled, deadlines) travels in the state
+// and Rollback can undo exactly those things.
+//
+// Guarantees: Validate and Plan (dry run) change nothing on either cluster
+// or on any event source mapping; a step that fails after a partial change
+// undoes its own change before returning; errors returned at the boundary
+// are the typed errors in errors.go, whose type names are the names the
+// state machine catches. It never deletes an ACL it did not create and
+// never enables a mapping it did not disable.
+package cutover
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
+)
+
+// Step names, as sent by the state machine in Request.Step. Hook steps use
+// the hook's name.
+const (
+	StepValidate             = "Validate"
+	StepPlan                 = "Plan"
+	StepStopProducers        = "StopProducers"
+	StepVerifySourceQuiet    = "VerifySourceQuiet"
+	StepFenceSource          = "FenceSource"
+	StepWaitForDrain         = "WaitForDrain"
+	StepPauseReplication     = "PauseReplication"
+	StepStopConsumers        = "StopConsumers"
+	StepWaitForConsumersGone = "WaitForConsumersGone"
+	StepTranslateOffsets     = "TranslateOffsets"
+	StepStartConsumers       = "StartConsumers"
+	StepStartProducers       = "StartProducers"
+	StepVerifyTarget         = "VerifyTarget"
+	StepReport               = "Report"
+	StepRollback             = "Rollback"
+	StepRequestApproval      = "RequestApproval"
+)
+
+// StepOrder is the procedure's order; the report lists steps in it.
+var StepOrder = []string{
+	StepValidate, StepStopProducers, StepVerifySourceQuiet, StepFenceSource, StepWaitForDrain,
+	StepPauseReplication, StepStopConsumers, StepWaitForConsumersGone, StepTranslateOffsets,
+	StepStartConsumers, StepStartProducers, StepVerifyTarget, StepReport,
+}
+
+// LambdaAPI is the part of the Lambda API the cutover uses;
+// *lambda.Client implements it.
+type LambdaAPI interface {
+	ListEventSourceMappings(ctx context.Context, in *lambda.ListEventSourceMappingsInput, opts ...func(*lambda.Options)) (*lambda.ListEventSourceMappingsOutput, error)
+	GetEventSourceMapping(ctx context.Context, in *lambda.GetEventSourceMappingInput, opts ...func(*lambda.Options)) (*lambda.GetEventSourceMappingOutput, error)
+	UpdateEventSourceMapping(ctx context.Context, in *lambda.UpdateEventSourceMappingInput, opts ...func(*lambda.Options)) (*lambda.UpdateEventSourceMappingOutput, error)
+	Invoke(ctx context.Context, in *lambda.InvokeInput, opts ...func(*lambda.Options)) (*lambda.InvokeOutput, error)
+}
+
+// Publisher publishes approval requests; *sns.Client implements it.
+type Publisher interface {
+	Publish(ctx context.Context, in *sns.PublishInput, opts ...func(*sns.Options)) (*sns.PublishOutput, error)
+}
+
+// Deps are the long-lived things the steps use. Source and Target are
+// clients authorized to administer their clusters (describe and commit
+// groups; on the source also create and delete ACLs).
+type Deps struct {
+	Source, Target *kgo.Client
+	Lambda         LambdaAPI
+	// SNS is needed only for approval hooks.
+	SNS Publisher
+	// ReplicatorFunction names the replicator (name or ARN) whose event
+	// source mappings are drained, paused and re-enabled.
+	ReplicatorFunction string
+	// ApprovalTopicArn receives approval requests.
+	ApprovalTopicArn string
+	// Now defaults to time.Now.
+	Now func() time.Time
+	// Log defaults to slog.Default().
+	Log *slog.Logger
+	// Fault, when set, is called at the end of each step's work (after
+	// its changes, before it returns); returning true makes the step
+	// undo its own changes and fail with *InjectedFaultError. Tests and
+	// rehearsals use it; deployed functions leave it nil.
+	Fault func(step string) bool
+	// MappingSettle bounds how long PauseReplication and Rollback wait for
+	// a mapping to read back Disabled/Enabled; default 45s.
+	MappingSettle time.Duration
+}
+
+// Handler runs steps. It is safe for concurrent use.
+type Handler struct {
+	d      Deps
+	src    *kadm.Client
+	tgt    *kadm.Client
+	srcPk  *peek.Reader
+	tgtPk  *peek.Reader
+	settle time.Duration
+}
+
+// New returns a Handler. It does not contact anything.
+func New(d Deps) *Handler {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	h := &Handler{d: d, settle: d.MappingSettle}
+	if h.settle <= 0 {
+		h.settle = 45 * time.Second
+	}
+	if d.Source != nil {
+		h.src = kadm.NewClient(d.Source)
+		h.srcPk = peek.New(d.Source)
+	}
+	if d.Target != nil {
+		h.tgt = kadm.NewClient(d.Target)
+		h.tgtPk = peek.New(d.Target)
+	}
+	return h
+}
+
+// Request is what the state machine sends for every step.
+type Request struct {
+	Step string `json:"step"`
+	// Input is the raw execution input (Validate only).
+	Input json.RawMessage `json:"input,omitempty"`
+	// State is the execution state (every other step).
+	State *State `json:"state,omitempty"`
+	// Hook and TaskToken are set for RequestApproval.
+	Hook      string `json:"hook,omitempty"`
+	TaskToken string `json:"taskToken,omitempty"`
+	Execution string `json:"execution,omitempty"`
+}
+
+// State is the execution state carried between steps ($ in the state
+// machine).
+type State struct {
+	Config Config               `json:"config"`
+	Run    Run                  `json:"run"`
+	Loop   *Loop                `json:"loop,omitempty"`
+	Steps  map[string]*StepTime `json:"steps"`
+	// Failures is written by the state machine's Catch (ResultPath
+	// $.failures.<Step>): the failed step's error name and cause.
+	Failures map[string]Failure `json:"failures,omitempty"`
+	Rollback *RollbackResult    `json:"rollback,omitempty"`
+}
+
+// Failure is what a Catch records.
+type Failure struct {
+	Error string `json:"Error"`
+	Cause string `json:"Cause"`
+}
+
+// Loop is the state of the current polling step. The state machine's
+// Choice reads Done and its Wait reads Next (RFC 3339).
+type Loop struct {
+	Step     string    `json:"step"`
+	Done     bool      `json:"done"`
+	Next     time.Time `json:"next"`
+	Deadline time.Time `json:"deadline"`
+	Polls    int       `json:"polls"`
+}
+
+// StepTime records when a step ran.
+type StepTime struct {
+	StartedAt time.Time `json:"startedAt"`
+	EndedAt   time.Time `json:"endedAt,omitzero"`
+	Polls     int       `json:"polls,omitempty"`
+	// Derived is true for hooks of type none or lambda, whose times are
+	// the end of the previous step and the start of the next.
+	Derived bool   `json:"derived,omitempty"`
+	Note    string `json:"note,omitempty"`
+}
+
+// Run is everything the run decided and changed.
+type Run struct {
+	StartedAt time.Time `json:"startedAt"`
+	// Mappings are the replicator's event source mappings reading the
+	// migrated topics, as found by Validate.
+	Mappings []Mapping `json:"mappings"`
+	// Disabled lists the UUIDs of the mappings this run disabled (they
+	// were Enabled before); Rollback re-enables exactly these.
+	Disabled []string    `json:"disabled,omitempty"`
+	Fence    FenceRecord `json:"fence"`
+	// Quiet holds the end offsets at the start of the current quiet
+	// window, keyed topic/partition.
+	Quiet      map[string]int64  `json:"quiet,omitempty"`
+	Partitions []PartitionReport `json:"partitions,omitempty"`
+	Groups     []GroupReport     `json:"groups,omitempty"`
+	Warnings   []string          `json:"warnings,omitempty"`
+}
+
+// Mapping is a replicator event source mapping.
+type Mapping struct {
+	UUID          string   `json:"uuid"`
+	State         string   `json:"state"`
+	ConsumerGroup string   `json:"consumerGroup"`
+	Topics        []string `json:"topics"`
+}
+
+// FenceACL is one DENY WRITE ACL: principal User:*, host *, literal topic.
+type FenceACL struct {
+	Topic      string `json:"topic"`
+	Principal  string `json:"principal"`
+	Host       string `json:"host"`
+	Operation  string `json:"operation"`
+	Permission string `json:"permission"`
+}
+
+// FenceRecord says how the source was fenced.
+type FenceRecord struct {
+	Kind    string `json:"kind"`
+	Applied bool   `json:"applied"`
+	// Created lists exactly the ACLs this run created (not identical
+	// ones that existed before); Rollback deletes exactly these.
+	Created []FenceACL `json:"created,omitempty"`
+	// Existing lists fence ACLs that were already present and are left
+	// alone.
+	Existing []FenceACL `json:"existing,omitempty"`
+	Note     string     `json:"note,omitempty"`
+}
+
+func (h *Handler) now() time.Time { return h.d.Now().UTC().Truncate(time.Millisecond) }
+
+// Handle runs one step. It returns the updated *State for every step but
+// Report and Plan (which return the report) and the hook steps (which
+// return a small acknowledgement the state machine discards).
+func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
+	log := h.d.Log.With("step", req.Step)
+	if req.Step == StepValidate {
+		st, err := h.validate(ctx, req.Input)
+		return ret(log, st, err)
+	}
+	if req.Step == StepRequestApproval {
+		if req.State == nil {
+			return nil, &InvalidInputError{Field: "state", Problem: "missing"}
+		}
+		out, err := h.requestApproval(ctx, req)
+		return ret(log, out, err)
+	}
+	st := req.State
+	if st == nil {
+		return nil, &InvalidInputError{Field: "state", Problem: "missing from the step request"}
+	}
+	if st.Steps == nil {
+		st.Steps = map[string]*StepTime{}
+	}
+	var (
+		out any
+		err error
+	)
+	switch req.Step {
+	case StepPlan:
+		out, err = h.plan(ctx, st)
+	case StepStopProducers, StepStopConsumers, StepStartConsumers, StepStartProducers:
+		out, err = h.hook(ctx, req.Step, st)
+	case StepVerifySourceQuiet:
+		out, err = h.loop(ctx, st, StepVerifySourceQuiet, h.verifySourceQuiet)
+	case StepFenceSource:
+		out, err = h.once(ctx, st, StepFenceSource, h.fenceSource)
+	case StepWaitForDrain:
+		out, err = h.loop(ctx, st, StepWaitForDrain, h.waitForDrain)
+	case StepPauseReplication:
+		out, err = h.once(ctx, st, StepPauseReplication, h.pauseReplication)
+	case StepWaitForConsumersGone:
+		out, err = h.loop(ctx, st, StepWaitForConsumersGone, h.waitForConsumersGone)
+	case StepTranslateOffsets:
+		out, err = h.once(ctx, st, StepTranslateOffsets, h.translateOffsets)
+	case StepVerifyTarget:
+		out, err = h.loop(ctx, st, StepVerifyTarget, h.verifyTarget)
+	case StepReport:
+		out, err = h.report(st), nil
+	case StepRollback:
+		out, err = h.rollback(ctx, st)
+	default:
+		err = &InvalidInputError{Field: "step", Problem: fmt.Sprintf("unknown step %q", req.Step)}
+	}
+	return ret(log, out, err)
+}
+
+func ret(log *slog.Logger, out any, err error) (any, error) {
+	if err != nil {
+		log.Error("step failed", "errorType", errorType(err), "error", err.Error())
+		return nil, err
+	}
+	log.Info("step done")
+	return out, nil
+}
+
+func errorType(err error) string { return fmt.Sprintf("%T", err) }
+
+// once runs a one-shot step and records its times.
+func (h *Handler) once(ctx context.Context, st *State, name string, f func(context.Context, *State) error) (*State, error) {
+	t := &StepTime{StartedAt: h.now()}
+	if err := f(ctx, st); err != nil {
+		return nil, err
+	}
+	t.EndedAt = h.now()
+	st.Steps[name] = t
+	return st, nil
+}
+
+// loop runs one poll of a polling step. f reports whether the condition
+// holds; on the first poll it is given a fresh Loop whose Deadline f sets.
+func (h *Handler) loop(ctx context.Context, st *State, name string, f func(ctx context.Context, st *State, first bool) (bool, error)) (*State, error) {
+	now := h.now()
+	first := st.Loop == nil || st.Loop.Step != name
+	if first {
+		st.Loop = &Loop{Step: name}
+		st.Steps[name] = &StepTime{StartedAt: now}
+	}
+	st.Loop.Polls++
+	t := st.Steps[name]
+	if t == nil {
+		t = &StepTime{StartedAt: now}
+		st.Steps[name] = t
+	}
+	t.Polls = st.Loop.Polls
+	done, err := f(ctx, st, first)
+	if err != nil {
+		return nil, err
+	}
+	st.Loop.Done = done
+	if done {
+		t.EndedAt = h.now()
+		st.Loop.Next = t.EndedAt
+	} else if st.Loop.Next.IsZero() || !st.Loop.Next.After(now) {
+		st.Loop.Next = now.Add(time.Duration(st.Config.PollSeconds) * time.Second)
+	}
+	return st, nil
+}
+
+// fault reports whether a fault is injected at step.
+func (h *Handler) fault(step string) error {
+	if h.d.Fault != nil && h.d.Fault(step) {
+		return &InjectedFaultError{Step: step}
+	}
+	return nil
+}
+
+func tp(topic string, p int32) string { return fmt.Sprintf("%s/%d", topic, p) }

@@ -1,0 +1,160 @@
+package cutover
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
+)
+
+// TestParseInput checks input validation names the offending field.
+func TestParseInput(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, field string
+	}{
+		{"unknown field", `{"topics":["a"],"groups":["g"],"bogus":1}`, "bogus"},
+		{"case-folded field", `{"topics":["a"],"groups":["g"],"dryrun":true}`, "dryrun"},
+		{"unknown hook field", `{"topics":["a"],"groups":["g"],"hooks":{"stopProducers":{"type":"none","arn":"x"}}}`, "hooks.stopProducers.arn"},
+		{"unknown hook", `{"topics":["a"],"groups":["g"],"hooks":{"pauseEverything":{"type":"none"}}}`, "hooks.pauseEverything"},
+		{"negative timeout", `{"topics":["a"],"groups":["g"],"drainTimeoutSeconds":-1}`, "drainTimeoutSeconds"},
+		{"zero quiet", `{"topics":["a"],"groups":["g"],"quietSeconds":0}`, "quietSeconds"},
+		{"unknown hook type", `{"topics":["a"],"groups":["g"],"hooks":{"startConsumers":{"type":"email"}}}`, "hooks.startConsumers.type"},
+		{"lambda without arn", `{"topics":["a"],"groups":["g"],"hooks":{"startConsumers":{"type":"lambda"}}}`, "hooks.startConsumers.functionArn"},
+		{"empty groups", `{"topics":["a"],"groups":[]}`, "groups"},
+		{"missing topics", `{"groups":["g"]}`, "topics"},
+		{"duplicate topic", `{"topics":["a","a"],"groups":["g"]}`, "topics[1]"},
+		{"bad topic", `{"topics":["a b"],"groups":["g"]}`, "topics[0]"},
+		{"bad fence", `{"topics":["a"],"groups":["g"],"fence":"wall"}`, "fence"},
+		{"wrong type", `{"topics":"a","groups":["g"]}`, "topics"},
+		{"not an object", `[1]`, "$"},
+		{"trailing", `{"topics":["a"],"groups":["g"]} {}`, "$"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseInput([]byte(tc.in), true)
+			var ie *InvalidInputError
+			if !errors.As(err, &ie) {
+				t.Fatalf("err %v, want *InvalidInputError", err)
+			}
+			if ie.Field != tc.field {
+				t.Errorf("field %q, want %q (%v)", ie.Field, tc.field, err)
+			}
+		})
+	}
+	c, err := ParseInput([]byte(`{"topics":["a"],"groups":["g"]}`), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Fence != FenceKindACL || c.QuietSeconds != DefaultQuietSeconds || c.Hooks.StopProducers.Type != HookNone {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	if _, err := ParseInput([]byte(`{"topics":["a"],"groups":["g"],"hooks":{"stopProducers":{"type":"approval"}}}`), false); err == nil {
+		t.Error("approval hook accepted without APPROVAL_TOPIC_ARN")
+	}
+}
+
+// TestSampleEvents keeps events/ valid input for the state machine.
+func TestSampleEvents(t *testing.T) {
+	for _, f := range []string{"cutover-input.json", "cutover-dry-run.json"} {
+		raw, err := os.ReadFile("../../events/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ParseInput(raw, true)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if c.DryRun != strings.Contains(f, "dry-run") {
+			t.Errorf("%s: dryRun %v", f, c.DryRun)
+		}
+	}
+}
+
+// TestErrorNamesMatchDefinition asserts every typed error's Go type name is
+// caught by name in the state machine, and every name the definition
+// catches (other than States.* and Lambda.*) is a type here.
+func TestErrorNamesMatchDefinition(t *testing.T) {
+	raw, err := os.ReadFile("../../statemachine/cutover.asl.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var def struct {
+		States map[string]struct {
+			Retry, Catch []struct{ ErrorEquals []string }
+		}
+	}
+	if err := json.Unmarshal(raw, &def); err != nil {
+		t.Fatal(err)
+	}
+	caught := map[string]bool{}
+	for _, s := range def.States {
+		for _, c := range append(s.Catch, s.Retry...) {
+			for _, e := range c.ErrorEquals {
+				if !strings.HasPrefix(e, "States.") && !strings.HasPrefix(e, "Lambda.") {
+					caught[e] = true
+				}
+			}
+		}
+	}
+	types := map[string]error{
+		"InvalidInputError": &InvalidInputError{}, "TopicMismatchError": &TopicMismatchError{},
+		"FenceUnavailableError": &FenceUnavailableError{}, "ReplicationNotFoundError": &ReplicationNotFoundError{},
+		"SourceNotQuietError": &SourceNotQuietError{}, "FenceFailedError": &FenceFailedError{Err: errors.New("x")},
+		"DrainTimeoutError": &DrainTimeoutError{}, "PauseFailedError": &PauseFailedError{},
+		"HookFailedError": &HookFailedError{}, "ConsumersActiveError": &ConsumersActiveError{},
+		"LaggingGroupError": &LaggingGroupError{}, "GroupActiveOnTargetError": &GroupActiveOnTargetError{},
+		"ProvenanceMissingError": &ProvenanceMissingError{}, "OffsetCommitError": &OffsetCommitError{Err: errors.New("x")},
+		"TargetNotVerifiedError": &TargetNotVerifiedError{}, "RollbackIncompleteError": &RollbackIncompleteError{},
+		"InjectedFaultError": &InjectedFaultError{}, "ClusterError": &ClusterError{Err: errors.New("x")},
+	}
+	for name, e := range types {
+		if got := reflect.TypeOf(e).Elem().Name(); got != name {
+			t.Errorf("type %s is named %s", name, got)
+		}
+		if !caught[name] {
+			t.Errorf("%s is never caught by name in cutover.asl.json", name)
+		}
+		_ = e.Error()
+	}
+	for name := range caught {
+		if _, ok := types[name]; !ok {
+			t.Errorf("the definition catches %s, which is no error type here", name)
+		}
+	}
+}
+
+// TestLoadConfigReadsExactly proves which variables LoadConfig reads.
+func TestLoadConfigReadsExactly(t *testing.T) {
+	seen := map[string]bool{}
+	c, err := LoadConfig(config.Recording(map[string]string{
+		"SOURCE_BOOTSTRAP_SERVERS": "s:9092", "SOURCE_AUTH": "plaintext",
+		"TARGET_BOOTSTRAP_SERVERS": "t:9092", "TARGET_AUTH": "plaintext",
+		"REPLICATOR_FUNCTION_NAME": "kmig-replicator", "LOG_LEVEL": "debug",
+		"APPROVAL_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t",
+	}, seen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ReplicatorFunction != "kmig-replicator" || c.ApprovalTopicArn == "" || c.LogLevel.String() != "DEBUG" {
+		t.Errorf("config %+v", c)
+	}
+	want := []string{"SOURCE_BOOTSTRAP_SERVERS", "SOURCE_AUTH", "SOURCE_SECRET_ARN", "TARGET_BOOTSTRAP_SERVERS", "TARGET_AUTH",
+		"TARGET_SECRET_ARN", "REPLICATOR_FUNCTION_NAME", "APPROVAL_TOPIC_ARN", "LOG_LEVEL", "AWS_REGION"}
+	for _, w := range want {
+		if !seen[w] {
+			t.Errorf("%s not read", w)
+		}
+		delete(seen, w)
+	}
+	if len(seen) > 0 {
+		t.Errorf("also read %v", seen)
+	}
+	_, err = LoadConfig(config.Map(map[string]string{"SOURCE_BOOTSTRAP_SERVERS": "s:1", "SOURCE_AUTH": "plaintext", "TARGET_BOOTSTRAP_SERVERS": "t:1", "TARGET_AUTH": "plaintext"}))
+	var ce *config.Error
+	if !errors.As(err, &ce) || ce.Variable != "REPLICATOR_FUNCTION_NAME" {
+		t.Errorf("missing replicator: %v", err)
+	}
+}

@@ -1,0 +1,220 @@
+package cutover
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// The errors below are the cutover's domain errors. Each Go type name is the
+// exact error name the state machine catches (aws-lambda-go reports the
+// type name as errorType, and Step Functions uses errorType as the error
+// name), so renaming a type is a breaking change to cutover.asl.json.
+// Handlers return them unwrapped at the Lambda boundary.
+
+// InvalidInputError says the execution input is malformed or a value is
+// out of range. Field names the offending input field (JSON path form,
+// e.g. hooks.stopProducers.type). Nothing has been changed.
+type InvalidInputError struct {
+	Field   string
+	Problem string
+}
+
+func (e *InvalidInputError) Error() string {
+	return fmt.Sprintf("invalid input: %s: %s", e.Field, e.Problem)
+}
+
+// TopicMismatchError says a migrated topic is missing on a cluster or the
+// target's partition count differs from the source's. Nothing has been
+// changed; prepare the target (the provisioner) and run again.
+type TopicMismatchError struct {
+	Problems []string // one line per topic
+}
+
+func (e *TopicMismatchError) Error() string {
+	return "topics do not match between source and target: " + strings.Join(e.Problems, "; ")
+}
+
+// FenceUnavailableError says the input asked for an ACL fence but the
+// source has no authorizer (or refuses ACL administration). It is raised
+// before any change. Run with "fence": "none" to accept an unfenced
+// cutover.
+type FenceUnavailableError struct {
+	Reason string
+}
+
+func (e *FenceUnavailableError) Error() string {
+	return "cannot fence the source with ACLs: " + e.Reason + ` (use "fence": "none" to accept an unfenced cutover)`
+}
+
+// ReplicationNotFoundError says the replicator function has no event source
+// mapping reading a migrated topic, so draining cannot be proven.
+type ReplicationNotFoundError struct {
+	Function string
+	Topics   []string
+}
+
+func (e *ReplicationNotFoundError) Error() string {
+	return fmt.Sprintf("no event source mapping of %s reads topic(s) %s", e.Function, strings.Join(e.Topics, ", "))
+}
+
+// SourceNotQuietError says source end offsets kept moving after the
+// StopProducers hook, past the quiet deadline. Partitions lists the ones
+// that moved in the last window as topic/partition.
+type SourceNotQuietError struct {
+	Partitions []string
+}
+
+func (e *SourceNotQuietError) Error() string {
+	return "source still receiving writes on " + strings.Join(e.Partitions, ", ")
+}
+
+// FenceFailedError says creating or verifying the fence ACLs failed. Any
+// ACL this step created has been removed again.
+type FenceFailedError struct {
+	Err error
+}
+
+func (e *FenceFailedError) Error() string { return "fencing the source: " + e.Err.Error() }
+func (e *FenceFailedError) Unwrap() error { return e.Err }
+
+// DrainTimeoutError says replication (or a listed group) had not caught up
+// by the drain deadline. Lagging names each partition still behind and why.
+type DrainTimeoutError struct {
+	Lagging []string
+}
+
+func (e *DrainTimeoutError) Error() string {
+	return "drain timed out; still lagging: " + strings.Join(e.Lagging, "; ")
+}
+
+// PauseFailedError says an event source mapping could not be disabled or
+// did not read back as Disabled. Mappings this step disabled have been
+// enabled again.
+type PauseFailedError struct {
+	Mappings []string // UUID: problem
+}
+
+func (e *PauseFailedError) Error() string {
+	return "pausing replication: " + strings.Join(e.Mappings, "; ")
+}
+
+// HookFailedError says a lambda hook returned an error or could not be
+// invoked, or an approval could not be requested.
+type HookFailedError struct {
+	Hook      string // StopProducers, StopConsumers, StartConsumers, StartProducers
+	Function  string
+	ErrorType string
+	Message   string
+}
+
+func (e *HookFailedError) Error() string {
+	if e.ErrorType != "" {
+		return fmt.Sprintf("%s hook %s failed: %s: %s", e.Hook, e.Function, e.ErrorType, e.Message)
+	}
+	return fmt.Sprintf("%s hook %s failed: %s", e.Hook, e.Function, e.Message)
+}
+
+// ConsumersActiveError says listed groups still had members on the source
+// at the deadline after the StopConsumers hook.
+type ConsumersActiveError struct {
+	Groups []string // group (state, n members)
+}
+
+func (e *ConsumersActiveError) Error() string {
+	return "consumer groups still active on the source: " + strings.Join(e.Groups, ", ")
+}
+
+// LaggingGroupError says a group had not read everything on the source and
+// the input did not set allowLaggingGroups. Nothing was committed.
+type LaggingGroupError struct {
+	Group      string
+	Partitions []string // topic/partition committed→end
+}
+
+func (e *LaggingGroupError) Error() string {
+	return fmt.Sprintf("group %s is behind on the source (%s); set allowLaggingGroups to translate it exactly", e.Group, strings.Join(e.Partitions, ", "))
+}
+
+// GroupActiveOnTargetError says a group already has members on the target,
+// so its offsets cannot be set. Nothing was committed.
+type GroupActiveOnTargetError struct {
+	Group   string
+	State   string
+	Members int
+}
+
+func (e *GroupActiveOnTargetError) Error() string {
+	return fmt.Sprintf("group %s is active on the target (state %s, %d members); stop it before the cutover", e.Group, e.State, e.Members)
+}
+
+// ProvenanceMissingError says target records carry no usable kmig-src
+// header, so offsets cannot be translated exactly (provenance was turned
+// off in the replicator, or another writer used the target topic).
+type ProvenanceMissingError struct {
+	Detail string
+}
+
+func (e *ProvenanceMissingError) Error() string {
+	return "exact offset translation unavailable: " + e.Detail
+}
+
+// OffsetCommitError says committing translated offsets on the target failed
+// or did not read back as committed.
+type OffsetCommitError struct {
+	Group string
+	Err   error
+}
+
+func (e *OffsetCommitError) Error() string {
+	return fmt.Sprintf("committing offsets for group %s on the target: %v", e.Group, e.Err)
+}
+func (e *OffsetCommitError) Unwrap() error { return e.Err }
+
+// TargetNotVerifiedError says target consumers did not show members and
+// advancing offsets within verifySeconds.
+type TargetNotVerifiedError struct {
+	Groups []string // group: what was missing
+}
+
+func (e *TargetNotVerifiedError) Error() string {
+	return "target consumers not verified: " + strings.Join(e.Groups, "; ")
+}
+
+// RollbackIncompleteError says the rollback could not undo everything;
+// Remaining lists what is still in place and must be undone by hand.
+type RollbackIncompleteError struct {
+	Remaining []string
+}
+
+func (e *RollbackIncompleteError) Error() string {
+	return "rollback incomplete, undo by hand: " + strings.Join(e.Remaining, "; ")
+}
+
+// InjectedFaultError is returned where a test or rehearsal injected a fault
+// through Deps.Fault. It never occurs in a deployed function.
+type InjectedFaultError struct {
+	Step string
+}
+
+func (e *InjectedFaultError) Error() string { return "fault injected in step " + e.Step }
+
+// ClusterError says a cluster or the Lambda API could not be reached or
+// answered with an error. It is caught like any domain error and rolls the
+// run back.
+type ClusterError struct {
+	Op  string
+	Err error
+}
+
+func (e *ClusterError) Error() string { return e.Op + ": " + e.Err.Error() }
+func (e *ClusterError) Unwrap() error { return e.Err }
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

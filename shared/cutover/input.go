@@ -1,0 +1,331 @@
+package cutover
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Hook types.
+const (
+	HookNone     = "none"
+	HookLambda   = "lambda"
+	HookApproval = "approval"
+)
+
+// Fence kinds.
+const (
+	FenceKindACL  = "acl"
+	FenceKindNone = "none"
+)
+
+// Defaults applied by Validate to absent fields.
+const (
+	DefaultQuietSeconds            = 30
+	DefaultDrainTimeoutSeconds     = 900
+	DefaultConsumersTimeoutSeconds = 300
+	DefaultVerifySeconds           = 300
+	DefaultPollSeconds             = 5
+	maxSeconds                     = 7 * 86400
+)
+
+// Hook is one operator hook as given in the input.
+type Hook struct {
+	// Type is none (default), lambda or approval.
+	Type string `json:"type"`
+	// FunctionArn is the function a lambda hook invokes synchronously.
+	FunctionArn string `json:"functionArn,omitempty"`
+	// Payload is passed to a lambda hook as "payload" (any JSON).
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// Hooks are the four operator hooks.
+type Hooks struct {
+	StopProducers  *Hook `json:"stopProducers,omitempty"`
+	StopConsumers  *Hook `json:"stopConsumers,omitempty"`
+	StartConsumers *Hook `json:"startConsumers,omitempty"`
+	StartProducers *Hook `json:"startProducers,omitempty"`
+}
+
+// Input is the state machine's execution input. Unknown fields are
+// rejected. Pointer fields are optional and take the Default* values.
+type Input struct {
+	Topics                  []string `json:"topics"`
+	Groups                  []string `json:"groups"`
+	Fence                   string   `json:"fence,omitempty"`
+	Hooks                   *Hooks   `json:"hooks,omitempty"`
+	QuietSeconds            *int     `json:"quietSeconds,omitempty"`
+	DrainTimeoutSeconds     *int     `json:"drainTimeoutSeconds,omitempty"`
+	ConsumersTimeoutSeconds *int     `json:"consumersTimeoutSeconds,omitempty"`
+	VerifySeconds           *int     `json:"verifySeconds,omitempty"`
+	PollSeconds             *int     `json:"pollSeconds,omitempty"`
+	AllowLaggingGroups      bool     `json:"allowLaggingGroups,omitempty"`
+	DryRun                  bool     `json:"dryRun,omitempty"`
+}
+
+// HookConfig is a hook after defaults: every field set.
+type HookConfig struct {
+	Type        string          `json:"type"`
+	FunctionArn string          `json:"functionArn,omitempty"`
+	Payload     json.RawMessage `json:"payload,omitempty"`
+}
+
+// HooksConfig are the four hooks after defaults. The JSON names are the
+// paths the state machine's Choice states read.
+type HooksConfig struct {
+	StopProducers  HookConfig `json:"stopProducers"`
+	StopConsumers  HookConfig `json:"stopConsumers"`
+	StartConsumers HookConfig `json:"startConsumers"`
+	StartProducers HookConfig `json:"startProducers"`
+}
+
+// Config is the validated input with defaults applied. It is carried in
+// the execution state as $.config.
+type Config struct {
+	Topics                  []string    `json:"topics"`
+	Groups                  []string    `json:"groups"`
+	Fence                   string      `json:"fence"`
+	Hooks                   HooksConfig `json:"hooks"`
+	QuietSeconds            int         `json:"quietSeconds"`
+	DrainTimeoutSeconds     int         `json:"drainTimeoutSeconds"`
+	ConsumersTimeoutSeconds int         `json:"consumersTimeoutSeconds"`
+	VerifySeconds           int         `json:"verifySeconds"`
+	PollSeconds             int         `json:"pollSeconds"`
+	AllowLaggingGroups      bool        `json:"allowLaggingGroups"`
+	DryRun                  bool        `json:"dryRun"`
+}
+
+// ParseInput decodes and checks an execution input. Every problem is an
+// *InvalidInputError naming the field. It reads nothing but raw.
+func ParseInput(raw []byte, approvalConfigured bool) (Config, error) {
+	// encoding/json matches field names case-insensitively; the input
+	// contract is exact, so check the names first.
+	if err := exactKeys(raw); err != nil {
+		return Config{}, err
+	}
+	var in Input
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return Config{}, decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Config{}, &InvalidInputError{Field: "$", Problem: "trailing data after the JSON object"}
+	}
+	return in.normalize(approvalConfigured)
+}
+
+func decodeError(err error) error {
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &te):
+		f := te.Field
+		if f == "" {
+			f = "$"
+		}
+		return &InvalidInputError{Field: f, Problem: fmt.Sprintf("must be %s, not %s", jsonKind(te.Type.String()), te.Value)}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &InvalidInputError{Field: name, Problem: "unknown field"}
+	}
+	return &InvalidInputError{Field: "$", Problem: "not a JSON object: " + err.Error()}
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "true or false"
+	case goType == "int":
+		return "an integer"
+	}
+	return "an object"
+}
+
+func (in Input) normalize(approvalConfigured bool) (Config, error) {
+	c := Config{AllowLaggingGroups: in.AllowLaggingGroups, DryRun: in.DryRun}
+	var err error
+	if c.Topics, err = names("topics", in.Topics, validTopic); err != nil {
+		return c, err
+	}
+	if c.Groups, err = names("groups", in.Groups, func(s string) string { return "" }); err != nil {
+		return c, err
+	}
+	switch in.Fence {
+	case "":
+		c.Fence = FenceKindACL
+	case FenceKindACL, FenceKindNone:
+		c.Fence = in.Fence
+	default:
+		return c, &InvalidInputError{Field: "fence", Problem: fmt.Sprintf("%q is not acl or none", in.Fence)}
+	}
+	for _, s := range []struct {
+		field string
+		v     *int
+		def   int
+		min   int
+		dst   *int
+	}{
+		{"quietSeconds", in.QuietSeconds, DefaultQuietSeconds, 1, &c.QuietSeconds},
+		{"drainTimeoutSeconds", in.DrainTimeoutSeconds, DefaultDrainTimeoutSeconds, 1, &c.DrainTimeoutSeconds},
+		{"consumersTimeoutSeconds", in.ConsumersTimeoutSeconds, DefaultConsumersTimeoutSeconds, 1, &c.ConsumersTimeoutSeconds},
+		{"verifySeconds", in.VerifySeconds, DefaultVerifySeconds, 1, &c.VerifySeconds},
+		{"pollSeconds", in.PollSeconds, DefaultPollSeconds, 1, &c.PollSeconds},
+	} {
+		*s.dst = s.def
+		if s.v == nil {
+			continue
+		}
+		if *s.v < s.min || *s.v > maxSeconds {
+			return c, &InvalidInputError{Field: s.field, Problem: fmt.Sprintf("%d is outside [%d, %d]", *s.v, s.min, maxSeconds)}
+		}
+		*s.dst = *s.v
+	}
+	if c.PollSeconds > 300 {
+		return c, &InvalidInputError{Field: "pollSeconds", Problem: "must be at most 300"}
+	}
+	var hs Hooks
+	if in.Hooks != nil {
+		hs = *in.Hooks
+	}
+	for _, h := range []struct {
+		field string
+		in    *Hook
+		dst   *HookConfig
+	}{
+		{"hooks.stopProducers", hs.StopProducers, &c.Hooks.StopProducers},
+		{"hooks.stopConsumers", hs.StopConsumers, &c.Hooks.StopConsumers},
+		{"hooks.startConsumers", hs.StartConsumers, &c.Hooks.StartConsumers},
+		{"hooks.startProducers", hs.StartProducers, &c.Hooks.StartProducers},
+	} {
+		hc, err := h.in.normalize(h.field, approvalConfigured)
+		if err != nil {
+			return c, err
+		}
+		*h.dst = hc
+	}
+	return c, nil
+}
+
+func (h *Hook) normalize(field string, approvalConfigured bool) (HookConfig, error) {
+	if h == nil {
+		return HookConfig{Type: HookNone}, nil
+	}
+	hc := HookConfig{Type: h.Type, FunctionArn: h.FunctionArn, Payload: h.Payload}
+	if hc.Type == "" {
+		hc.Type = HookNone
+	}
+	switch hc.Type {
+	case HookNone:
+		if h.FunctionArn != "" {
+			return hc, &InvalidInputError{Field: field + ".functionArn", Problem: "only allowed with type lambda"}
+		}
+	case HookLambda:
+		if strings.TrimSpace(h.FunctionArn) == "" {
+			return hc, &InvalidInputError{Field: field + ".functionArn", Problem: "must name the function for a lambda hook"}
+		}
+	case HookApproval:
+		if h.FunctionArn != "" {
+			return hc, &InvalidInputError{Field: field + ".functionArn", Problem: "only allowed with type lambda"}
+		}
+		if !approvalConfigured {
+			return hc, &InvalidInputError{Field: field + ".type", Problem: "approval needs APPROVAL_TOPIC_ARN set on the cutover function"}
+		}
+	default:
+		return hc, &InvalidInputError{Field: field + ".type", Problem: fmt.Sprintf("%q is not none, lambda or approval", h.Type)}
+	}
+	if len(h.Payload) > 0 && hc.Type != HookLambda {
+		return hc, &InvalidInputError{Field: field + ".payload", Problem: "only allowed with type lambda"}
+	}
+	return hc, nil
+}
+
+func names(field string, in []string, check func(string) string) ([]string, error) {
+	if len(in) == 0 {
+		return nil, &InvalidInputError{Field: field, Problem: "must list at least one name"}
+	}
+	seen := map[string]bool{}
+	out := make([]string, 0, len(in))
+	for i, s := range in {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if strings.TrimSpace(s) == "" || s != strings.TrimSpace(s) {
+			return nil, &InvalidInputError{Field: f, Problem: "must be a non-empty name without surrounding spaces"}
+		}
+		if p := check(s); p != "" {
+			return nil, &InvalidInputError{Field: f, Problem: p}
+		}
+		if seen[s] {
+			return nil, &InvalidInputError{Field: f, Problem: fmt.Sprintf("%q is listed twice", s)}
+		}
+		seen[s] = true
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func validTopic(s string) string {
+	if len(s) > 249 || s == "." || s == ".." {
+		return "is not a valid Kafka topic name"
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Sprintf("%q is not a valid Kafka topic name", s)
+		}
+	}
+	return ""
+}
+
+var (
+	inputKeys = []string{"topics", "groups", "fence", "hooks", "quietSeconds", "drainTimeoutSeconds",
+		"consumersTimeoutSeconds", "verifySeconds", "pollSeconds", "allowLaggingGroups", "dryRun"}
+	hooksKeys = []string{"stopProducers", "stopConsumers", "startConsumers", "startProducers"}
+	hookKeys  = []string{"type", "functionArn", "payload"}
+)
+
+// exactKeys rejects any object key that is not exactly a known field name.
+// Values of the wrong shape are left to the decoder.
+func exactKeys(raw []byte) error {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(raw, &top) != nil {
+		return nil
+	}
+	if err := known("", top, inputKeys); err != nil {
+		return err
+	}
+	var hooks map[string]json.RawMessage
+	if json.Unmarshal(top["hooks"], &hooks) != nil {
+		return nil
+	}
+	if err := known("hooks.", hooks, hooksKeys); err != nil {
+		return err
+	}
+	for _, k := range sortedKeys(hooks) {
+		var h map[string]json.RawMessage
+		if json.Unmarshal(hooks[k], &h) != nil {
+			continue
+		}
+		if err := known("hooks."+k+".", h, hookKeys); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func known(prefix string, m map[string]json.RawMessage, names []string) error {
+	for _, k := range sortedKeys(m) {
+		ok := false
+		for _, n := range names {
+			ok = ok || k == n
+		}
+		if !ok {
+			return &InvalidInputError{Field: prefix + k, Problem: "unknown field (known: " + strings.Join(names, ", ") + ")"}
+		}
+	}
+	return nil
+}

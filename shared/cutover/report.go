@@ -1,0 +1,346 @@
+package cutover
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+)
+
+// ---- hooks ----
+
+func (s *State) hookConfig(name string) HookConfig {
+	switch name {
+	case StepStopProducers:
+		return s.Config.Hooks.StopProducers
+	case StepStopConsumers:
+		return s.Config.Hooks.StopConsumers
+	case StepStartConsumers:
+		return s.Config.Hooks.StartConsumers
+	default:
+		return s.Config.Hooks.StartProducers
+	}
+}
+
+// HookAck is what a hook step returns; the state machine discards it.
+type HookAck struct {
+	Hook string `json:"hook"`
+	Type string `json:"type"`
+}
+
+// HookEvent is the payload a lambda hook receives.
+type HookEvent struct {
+	Hook    string          `json:"hook"`
+	Topics  []string        `json:"topics"`
+	Groups  []string        `json:"groups"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+func (h *Handler) hook(ctx context.Context, name string, st *State) (*HookAck, error) {
+	hc := st.hookConfig(name)
+	ack := &HookAck{Hook: name, Type: hc.Type}
+	if hc.Type == HookLambda {
+		ev, _ := json.Marshal(HookEvent{Hook: name, Topics: st.Config.Topics, Groups: st.Config.Groups, Payload: hc.Payload})
+		out, err := h.d.Lambda.Invoke(ctx, &lambda.InvokeInput{
+			FunctionName:   aws.String(hc.FunctionArn),
+			InvocationType: types.InvocationTypeRequestResponse,
+			Payload:        ev,
+		})
+		if err != nil {
+			return nil, &HookFailedError{Hook: name, Function: hc.FunctionArn, Message: err.Error()}
+		}
+		if out.FunctionError != nil {
+			var fe struct{ ErrorType, ErrorMessage string }
+			_ = json.Unmarshal(out.Payload, &fe)
+			if fe.ErrorType == "" {
+				fe.ErrorType = aws.ToString(out.FunctionError)
+			}
+			return nil, &HookFailedError{Hook: name, Function: hc.FunctionArn, ErrorType: fe.ErrorType, Message: fe.ErrorMessage}
+		}
+	}
+	if err := h.fault(name); err != nil {
+		return nil, err
+	}
+	return ack, nil
+}
+
+// ApprovalMessage is published to APPROVAL_TOPIC_ARN for an approval hook.
+type ApprovalMessage struct {
+	Hook         string   `json:"hook"`
+	Execution    string   `json:"execution,omitempty"`
+	TaskToken    string   `json:"taskToken"`
+	Topics       []string `json:"topics"`
+	Groups       []string `json:"groups"`
+	Instructions string   `json:"instructions"`
+}
+
+func (h *Handler) requestApproval(ctx context.Context, req Request) (*HookAck, error) {
+	if req.TaskToken == "" {
+		return nil, &InvalidInputError{Field: "taskToken", Problem: "missing for RequestApproval"}
+	}
+	if h.d.SNS == nil || h.d.ApprovalTopicArn == "" {
+		return nil, &HookFailedError{Hook: req.Hook, Message: "APPROVAL_TOPIC_ARN is not configured"}
+	}
+	msg := ApprovalMessage{
+		Hook: req.Hook, Execution: req.Execution, TaskToken: req.TaskToken,
+		Topics: req.State.Config.Topics, Groups: req.State.Config.Groups,
+		Instructions: fmt.Sprintf("Perform %s, then continue with: aws stepfunctions send-task-success --task-token <taskToken> --task-output '{}' (or send-task-failure to roll back).", req.Hook),
+	}
+	b, _ := json.Marshal(msg)
+	if _, err := h.d.SNS.Publish(ctx, &sns.PublishInput{
+		TopicArn: aws.String(h.d.ApprovalTopicArn),
+		Subject:  aws.String("kafka-msk-migrator cutover: approve " + req.Hook),
+		Message:  aws.String(string(b)),
+	}); err != nil {
+		return nil, &HookFailedError{Hook: req.Hook, Function: h.d.ApprovalTopicArn, Message: "publishing approval request: " + err.Error()}
+	}
+	return &HookAck{Hook: req.Hook, Type: HookApproval}, nil
+}
+
+// ---- Rollback ----
+
+// RollbackResult says what Rollback undid. Error and Cause feed the final
+// Fail state.
+type RollbackResult struct {
+	FailedStep        string     `json:"failedStep"`
+	Error             string     `json:"error"`
+	Cause             string     `json:"cause"`
+	RemovedACLs       []FenceACL `json:"removedAcls"`
+	ReenabledMappings []string   `json:"reenabledMappings"`
+}
+
+func (h *Handler) rollback(ctx context.Context, st *State) (*State, error) {
+	step, f := "unknown", Failure{Error: "unknown", Cause: "no failure recorded"}
+	for _, name := range append(append([]string{}, StepOrder...), StepRequestApproval) {
+		if ff, ok := st.Failures[name]; ok {
+			step, f = name, ff
+			break
+		}
+	}
+	if step == "unknown" {
+		for k, ff := range st.Failures {
+			step, f = k, ff
+		}
+	}
+	var remaining []string
+	remaining = append(remaining, h.deleteFence(ctx, st.Run.Fence.Created)...)
+	remaining = append(remaining, h.enableMappings(ctx, st.Run.Disabled)...)
+	if len(remaining) > 0 {
+		return nil, &RollbackIncompleteError{Remaining: remaining}
+	}
+	r := &RollbackResult{FailedStep: step, Error: f.Error, RemovedACLs: st.Run.Fence.Created, ReenabledMappings: st.Run.Disabled}
+	if r.RemovedACLs == nil {
+		r.RemovedACLs = []FenceACL{}
+	}
+	if r.ReenabledMappings == nil {
+		r.ReenabledMappings = []string{}
+	}
+	var undone []string
+	for _, a := range r.RemovedACLs {
+		undone = append(undone, "removed DENY WRITE User:* on "+a.Topic)
+	}
+	for _, u := range r.ReenabledMappings {
+		undone = append(undone, "re-enabled mapping "+u)
+	}
+	if len(undone) == 0 {
+		undone = append(undone, "nothing had been changed")
+	}
+	r.Cause = fmt.Sprintf("cutover failed in step %s: %s. Rolled back: %s. The source accepts writes and replication resumes.",
+		step, strings.TrimSpace(causeText(f)), strings.Join(undone, "; "))
+	st.Rollback = r
+	st.Run.Fence.Applied = false
+	st.Steps[StepRollback] = &StepTime{StartedAt: h.now(), EndedAt: h.now()}
+	return st, nil
+}
+
+func causeText(f Failure) string {
+	// A Lambda error's Cause is the JSON {"errorMessage","errorType"}.
+	var le struct{ ErrorMessage, ErrorType string }
+	if json.Unmarshal([]byte(f.Cause), &le) == nil && le.ErrorMessage != "" {
+		return f.Error + ": " + le.ErrorMessage
+	}
+	if strings.HasPrefix(f.Cause, f.Error+": ") {
+		return f.Cause // the local interpreter's "errorType: errorMessage"
+	}
+	return f.Error + ": " + f.Cause
+}
+
+// ---- Report and Plan ----
+
+// StepSummary is one step's timing in the report.
+type StepSummary struct {
+	Step       string    `json:"step"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	EndedAt    time.Time `json:"endedAt,omitzero"`
+	DurationMs int64     `json:"durationMs"`
+	Polls      int       `json:"polls,omitempty"`
+	Derived    bool      `json:"derived,omitempty"`
+	Skipped    bool      `json:"skipped,omitempty"`
+	Note       string    `json:"note,omitempty"`
+}
+
+// Report is the final output of a run (and, with DryRun, of a dry run).
+type Report struct {
+	Outcome    string            `json:"outcome"` // succeeded | dry-run
+	DryRun     bool              `json:"dryRun"`
+	Topics     []string          `json:"topics"`
+	StartedAt  time.Time         `json:"startedAt"`
+	EndedAt    time.Time         `json:"endedAt"`
+	Fence      FenceRecord       `json:"fence"`
+	Mappings   []Mapping         `json:"mappings"`
+	Paused     []string          `json:"pausedMappings,omitempty"`
+	Partitions []PartitionReport `json:"partitions"`
+	Groups     []GroupReport     `json:"groups"`
+	Steps      []StepSummary     `json:"steps"`
+	// Cutover is the time from the start of StopProducers to the end of
+	// VerifyTarget, and Waiting the part of it spent in polling loops and
+	// hooks.
+	CutoverMs int64    `json:"cutoverMs,omitempty"`
+	WaitingMs int64    `json:"waitingMs,omitempty"`
+	Plan      *Plan    `json:"plan,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
+}
+
+// Plan is what a dry run would do.
+type Plan struct {
+	// ACLsToCreate are the fence ACLs a real run would create now.
+	ACLsToCreate []FenceACL `json:"aclsToCreate"`
+	// ACLsExisting are identical fence ACLs already present (left alone).
+	ACLsExisting []FenceACL `json:"aclsExisting"`
+	// MappingsToDisable are the Enabled mappings a real run would pause.
+	MappingsToDisable []string `json:"mappingsToDisable"`
+	// Lagging lists partitions not drained right now (expected while
+	// producers run).
+	Lagging []string `json:"lagging"`
+}
+
+func (h *Handler) plan(ctx context.Context, st *State) (*Report, error) {
+	start := h.now()
+	p := &Plan{ACLsToCreate: []FenceACL{}, ACLsExisting: []FenceACL{}, MappingsToDisable: []string{}, Lagging: []string{}}
+	if st.Config.Fence == FenceKindACL {
+		existing, err := h.existingFence(ctx, st.Config.Topics)
+		if err != nil {
+			return nil, &ClusterError{Op: "planning the fence", Err: err}
+		}
+		for _, t := range st.Config.Topics {
+			if existing[t] {
+				p.ACLsExisting = append(p.ACLsExisting, fenceACL(t))
+			} else {
+				p.ACLsToCreate = append(p.ACLsToCreate, fenceACL(t))
+			}
+		}
+	}
+	for _, m := range st.Run.Mappings {
+		if m.State == "Enabled" {
+			p.MappingsToDisable = append(p.MappingsToDisable, m.UUID)
+		}
+	}
+	parts, err := h.drainStatus(ctx, st, !st.Config.AllowLaggingGroups)
+	if err != nil {
+		return nil, err
+	}
+	for _, pr := range parts {
+		for _, l := range pr.Lag {
+			p.Lagging = append(p.Lagging, tp(pr.Topic, pr.Partition)+": "+l)
+		}
+	}
+	groups, err := h.planGroups(ctx, st, true)
+	if err != nil {
+		return nil, err
+	}
+	st.Run.Partitions, st.Run.Groups = parts, groups
+	st.Steps[StepPlan] = &StepTime{StartedAt: start, EndedAt: h.now()}
+	r := h.report(st)
+	r.Outcome, r.DryRun, r.Plan = "dry-run", true, p
+	return r, nil
+}
+
+func (h *Handler) report(st *State) *Report {
+	end := h.now()
+	r := &Report{
+		Outcome: "succeeded", Topics: st.Config.Topics, StartedAt: st.Run.StartedAt, EndedAt: end,
+		Fence: st.Run.Fence, Mappings: st.Run.Mappings, Paused: st.Run.Disabled,
+		Partitions: st.Run.Partitions, Groups: st.Run.Groups, Warnings: st.Run.Warnings,
+	}
+	if r.Partitions == nil {
+		r.Partitions = []PartitionReport{}
+	}
+	if r.Groups == nil {
+		r.Groups = []GroupReport{}
+	}
+	if st.Config.DryRun {
+		r.Steps = append(r.Steps, stepReport(StepValidate, st.Steps[StepValidate]), stepReport(StepPlan, st.Steps[StepPlan]))
+		return r
+	}
+	order := StepOrder[:len(StepOrder)-1]
+	var prevEnd time.Time
+	for i, name := range order {
+		t := st.Steps[name]
+		if t == nil && isHook(name) {
+			// Hooks record no times of their own (their result is
+			// discarded): they ran between the previous step's end and
+			// the next step's start.
+			var next time.Time
+			for _, n := range order[i+1:] {
+				if nt := st.Steps[n]; nt != nil {
+					next = nt.StartedAt
+					break
+				}
+			}
+			hc := st.hookConfig(name)
+			t = &StepTime{StartedAt: prevEnd, EndedAt: next, Derived: true, Note: "hook type " + hc.Type}
+		}
+		sr := stepReport(name, t)
+		if !sr.EndedAt.IsZero() {
+			prevEnd = sr.EndedAt
+		}
+		r.Steps = append(r.Steps, sr)
+	}
+	r.Steps = append(r.Steps, StepSummary{Step: StepReport, StartedAt: end, EndedAt: end})
+	if sp, vt := r.stepAt(StepStopProducers), st.Steps[StepVerifyTarget]; sp != nil && vt != nil && !sp.StartedAt.IsZero() && !vt.EndedAt.IsZero() {
+		r.CutoverMs = vt.EndedAt.Sub(sp.StartedAt).Milliseconds()
+		for _, s := range r.Steps {
+			if s.Polls > 0 || s.Derived {
+				r.WaitingMs += s.DurationMs
+			}
+		}
+	}
+	if !st.Run.Fence.Applied {
+		r.Warnings = append(r.Warnings, "the source was not fenced: "+st.Run.Fence.Note)
+	}
+	return r
+}
+
+func (r *Report) stepAt(name string) *StepSummary {
+	for i := range r.Steps {
+		if r.Steps[i].Step == name {
+			return &r.Steps[i]
+		}
+	}
+	return nil
+}
+
+func isHook(name string) bool {
+	switch name {
+	case StepStopProducers, StepStopConsumers, StepStartConsumers, StepStartProducers:
+		return true
+	}
+	return false
+}
+
+func stepReport(name string, t *StepTime) StepSummary {
+	if t == nil {
+		return StepSummary{Step: name, Skipped: true}
+	}
+	sr := StepSummary{Step: name, StartedAt: t.StartedAt, EndedAt: t.EndedAt, Polls: t.Polls, Derived: t.Derived, Note: t.Note}
+	if !t.EndedAt.IsZero() && !t.StartedAt.IsZero() {
+		sr.DurationMs = t.EndedAt.Sub(t.StartedAt).Milliseconds()
+	}
+	return sr
+}

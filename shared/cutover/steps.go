@@ -1,0 +1,531 @@
+package cutover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/offsets"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
+)
+
+// ---- VerifySourceQuiet ----
+
+func (h *Handler) verifySourceQuiet(ctx context.Context, st *State, first bool) (bool, error) {
+	now := h.now()
+	q := time.Duration(st.Config.QuietSeconds) * time.Second
+	ends, err := h.endOffsets(ctx, h.src, "source", st.Config.Topics)
+	if err != nil {
+		return false, err
+	}
+	if first {
+		if err := h.fault(StepVerifySourceQuiet); err != nil {
+			return false, err
+		}
+		st.Loop.Deadline = now.Add(3*q + time.Duration(st.Config.PollSeconds)*time.Second)
+		st.Run.Quiet = ends
+		st.Loop.Next = now.Add(q)
+		return false, nil
+	}
+	var moved []string
+	for _, k := range sortedKeys(ends) {
+		if ends[k] != st.Run.Quiet[k] {
+			moved = append(moved, fmt.Sprintf("%s (%d→%d)", k, st.Run.Quiet[k], ends[k]))
+		}
+	}
+	if len(moved) == 0 {
+		st.Run.Quiet = nil
+		return true, nil
+	}
+	if !now.Before(st.Loop.Deadline) {
+		return false, &SourceNotQuietError{Partitions: moved}
+	}
+	st.Run.Quiet = ends
+	st.Loop.Next = now.Add(q)
+	return false, nil
+}
+
+func (h *Handler) endOffsets(ctx context.Context, adm *kadm.Client, side string, topics []string) (map[string]int64, error) {
+	l, err := adm.ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = l.Error()
+	}
+	if err != nil {
+		return nil, &ClusterError{Op: "listing " + side + " end offsets", Err: err}
+	}
+	out := map[string]int64{}
+	l.Each(func(o kadm.ListedOffset) { out[tp(o.Topic, o.Partition)] = o.Offset })
+	return out, nil
+}
+
+// ---- FenceSource ----
+
+func (h *Handler) fenceSource(ctx context.Context, st *State) error {
+	f := &st.Run.Fence
+	if st.Config.Fence == FenceKindNone {
+		f.Applied = false
+		return h.fault(StepFenceSource)
+	}
+	existing, err := h.existingFence(ctx, st.Config.Topics)
+	if err != nil {
+		return &FenceFailedError{Err: err}
+	}
+	var toCreate []string
+	f.Existing = nil
+	for _, t := range st.Config.Topics {
+		if existing[t] {
+			f.Existing = append(f.Existing, fenceACL(t))
+		} else {
+			toCreate = append(toCreate, t)
+		}
+	}
+	var created []FenceACL
+	undo := func(cause error) error {
+		if rest := h.deleteFence(ctx, created); len(rest) > 0 {
+			return &RollbackIncompleteError{Remaining: append(rest, "after: "+cause.Error())}
+		}
+		return cause
+	}
+	if len(toCreate) > 0 {
+		res, err := h.src.CreateACLs(ctx, fenceFilter(toCreate...))
+		if err != nil {
+			// Some may have been created; find out which by describing.
+			now, derr := h.existingFence(ctx, toCreate)
+			if derr == nil {
+				for _, t := range toCreate {
+					if now[t] {
+						created = append(created, fenceACL(t))
+					}
+				}
+			}
+			return undo(&FenceFailedError{Err: err})
+		}
+		var firstErr error
+		for _, r := range res {
+			if r.Err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("topic %s: %w", r.Name, r.Err)
+				}
+				continue
+			}
+			created = append(created, fenceACL(r.Name))
+		}
+		if firstErr != nil {
+			return undo(&FenceFailedError{Err: firstErr})
+		}
+	}
+	// Verify by reading back.
+	now, err := h.existingFence(ctx, st.Config.Topics)
+	if err != nil {
+		return undo(&FenceFailedError{Err: err})
+	}
+	for _, t := range st.Config.Topics {
+		if !now[t] {
+			return undo(&FenceFailedError{Err: fmt.Errorf("DENY WRITE for User:* on topic %s did not read back", t)})
+		}
+	}
+	if err := h.fault(StepFenceSource); err != nil {
+		return undo(err)
+	}
+	f.Created = created
+	f.Applied = true
+	return nil
+}
+
+// existingFence reports, per topic, whether the exact fence ACL exists.
+func (h *Handler) existingFence(ctx context.Context, topics []string) (map[string]bool, error) {
+	res, err := h.src.DescribeACLs(ctx, fenceFilter(topics...))
+	if err != nil {
+		return nil, fmt.Errorf("describing source ACLs: %w", err)
+	}
+	out := map[string]bool{}
+	for _, r := range res {
+		if r.Err != nil {
+			return nil, fmt.Errorf("describing source ACLs for %s: %w", aws.ToString(r.Name), r.Err)
+		}
+		for _, d := range r.Described {
+			if d.Principal == fencePrincipal && d.Host == fenceHost && d.Operation == kadm.OpWrite &&
+				d.Pattern == kadm.ACLPatternLiteral && d.Permission.String() == "DENY" {
+				out[d.Name] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+// deleteFence deletes exactly acls and returns what could not be removed.
+func (h *Handler) deleteFence(ctx context.Context, acls []FenceACL) []string {
+	if len(acls) == 0 {
+		return nil
+	}
+	topics := make([]string, len(acls))
+	for i, a := range acls {
+		topics[i] = a.Topic
+	}
+	var remaining []string
+	if _, err := h.src.DeleteACLs(ctx, fenceFilter(topics...)); err != nil {
+		remaining = append(remaining, "deleting fence ACLs: "+err.Error())
+	}
+	left, err := h.existingFence(ctx, topics)
+	if err != nil {
+		return append(remaining, err.Error())
+	}
+	for _, t := range topics {
+		if left[t] {
+			remaining = append(remaining, "DENY WRITE User:* on topic "+t)
+		}
+	}
+	return remaining
+}
+
+// ---- WaitForDrain ----
+
+// PartitionReport describes one migrated partition on both clusters.
+type PartitionReport struct {
+	Topic       string `json:"topic"`
+	Partition   int32  `json:"partition"`
+	SourceStart int64  `json:"sourceStart"`
+	SourceEnd   int64  `json:"sourceEnd"`
+	// SourceLast is the offset of the newest data record on the source,
+	// -1 if none.
+	SourceLast  int64 `json:"sourceLast"`
+	TargetStart int64 `json:"targetStart"`
+	TargetEnd   int64 `json:"targetEnd"`
+	// TargetTailSource is the source offset named by the provenance of
+	// the newest target record, -1 if the target partition is empty.
+	TargetTailSource int64 `json:"targetTailSource"`
+	// RecordsReplicated is the number of offsets in the target partition
+	// (target end − target start).
+	RecordsReplicated int64 `json:"recordsReplicated"`
+	// Lag lists why the partition is not drained; empty when drained.
+	Lag []string `json:"lag,omitempty"`
+}
+
+func (h *Handler) waitForDrain(ctx context.Context, st *State, first bool) (bool, error) {
+	now := h.now()
+	if first {
+		st.Loop.Deadline = now.Add(time.Duration(st.Config.DrainTimeoutSeconds) * time.Second)
+		if err := h.fault(StepWaitForDrain); err != nil {
+			return false, err
+		}
+	}
+	parts, err := h.drainStatus(ctx, st, !st.Config.AllowLaggingGroups)
+	if err != nil {
+		return false, err
+	}
+	st.Run.Partitions = parts
+	var lagging []string
+	for _, p := range parts {
+		for _, l := range p.Lag {
+			lagging = append(lagging, tp(p.Topic, p.Partition)+": "+l)
+		}
+	}
+	if len(lagging) == 0 {
+		return true, nil
+	}
+	if !st.Config.AllowLaggingGroups {
+		// A listed group that lags with no members on the source will
+		// never catch up: refuse now rather than at the deadline.
+		if err := h.idleLaggingGroup(ctx, st, parts); err != nil {
+			return false, err
+		}
+	}
+	if !now.Before(st.Loop.Deadline) {
+		return false, &DrainTimeoutError{Lagging: lagging}
+	}
+	return false, nil
+}
+
+func (h *Handler) idleLaggingGroup(ctx context.Context, st *State, parts []PartitionReport) error {
+	for _, g := range st.Config.Groups {
+		var behind []string
+		for _, p := range parts {
+			for _, l := range p.Lag {
+				if strings.HasPrefix(l, "group "+g+" committed ") {
+					behind = append(behind, tp(p.Topic, p.Partition)+" "+strings.TrimPrefix(l, "group "+g+" "))
+				}
+			}
+		}
+		if len(behind) == 0 {
+			continue
+		}
+		active, err := h.activeGroups(ctx, h.src, "source", []string{g})
+		if err != nil {
+			return err
+		}
+		if _, ok := active[g]; !ok {
+			return &LaggingGroupError{Group: g, Partitions: behind}
+		}
+	}
+	return nil
+}
+
+// drainStatus reads both clusters and the replicator's groups and reports
+// every partition with the reasons it is not drained.
+func (h *Handler) drainStatus(ctx context.Context, st *State, appGroups bool) ([]PartitionReport, error) {
+	topics := st.Config.Topics
+	sStart, sEnd, err := h.bounds(ctx, h.src, "source", topics)
+	if err != nil {
+		return nil, err
+	}
+	tStart, tEnd, err := h.bounds(ctx, h.tgt, "target", topics)
+	if err != nil {
+		return nil, err
+	}
+	groupOffsets := map[string]kadm.OffsetResponses{}
+	fetch := func(g string) (kadm.OffsetResponses, error) {
+		if o, ok := groupOffsets[g]; ok {
+			return o, nil
+		}
+		o, err := h.fetchOffsets(ctx, h.src, g)
+		if err != nil {
+			return nil, &ClusterError{Op: "fetching source offsets of group " + g, Err: err}
+		}
+		groupOffsets[g] = o
+		return o, nil
+	}
+	var out []PartitionReport
+	for _, k := range sortedKeys(sEnd) {
+		s := sEnd[k]
+		p := PartitionReport{Topic: s.Topic, Partition: s.Partition, SourceStart: sStart[k].Offset, SourceEnd: s.Offset,
+			SourceLast: -1, TargetTailSource: -1, TargetStart: tStart[k].Offset, TargetEnd: tEnd[k].Offset}
+		p.RecordsReplicated = p.TargetEnd - p.TargetStart
+		if p.SourceEnd > p.SourceStart {
+			rec, err := h.srcPk.Last(ctx, p.Topic, p.Partition, p.SourceStart, p.SourceEnd)
+			switch {
+			case errors.Is(err, peek.ErrNoRecord):
+			case err != nil:
+				return nil, &ClusterError{Op: "reading source tail of " + k, Err: err}
+			default:
+				p.SourceLast = rec.Offset
+			}
+		}
+		src, ok, err := offsets.TailProvenance(ctx, h.tgtPk, p.Topic, p.Partition, p.TargetStart, p.TargetEnd)
+		if err != nil {
+			var np *offsets.NoProvenanceError
+			if errors.As(err, &np) {
+				return nil, &ProvenanceMissingError{Detail: np.Error()}
+			}
+			return nil, &ClusterError{Op: "reading target tail", Err: err}
+		}
+		if ok {
+			p.TargetTailSource = src.Offset
+		}
+		if p.SourceLast >= 0 && p.TargetTailSource < p.SourceLast {
+			p.Lag = append(p.Lag, fmt.Sprintf("target holds source offsets up to %d, source last is %d", p.TargetTailSource, p.SourceLast))
+		}
+		for _, m := range st.Run.Mappings {
+			if !slices.Contains(m.Topics, p.Topic) {
+				continue
+			}
+			o, err := fetch(m.ConsumerGroup)
+			if err != nil {
+				return nil, err
+			}
+			c, has := committed(o, p.Topic, p.Partition)
+			if p.SourceEnd > p.SourceStart && (!has || c < p.SourceEnd) {
+				p.Lag = append(p.Lag, fmt.Sprintf("replicator group %s committed %s of %d", m.ConsumerGroup, fmtCommit(c, has), p.SourceEnd))
+			}
+		}
+		if appGroups {
+			for _, g := range st.Config.Groups {
+				o, err := fetch(g)
+				if err != nil {
+					return nil, err
+				}
+				if c, has := committed(o, p.Topic, p.Partition); has && c < p.SourceEnd {
+					p.Lag = append(p.Lag, fmt.Sprintf("group %s committed %d of %d", g, c, p.SourceEnd))
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func fmtCommit(c int64, has bool) string {
+	if !has {
+		return "nothing"
+	}
+	return fmt.Sprint(c)
+}
+
+func committed(o kadm.OffsetResponses, topic string, p int32) (int64, bool) {
+	r, ok := o.Lookup(topic, p)
+	if !ok || r.Err != nil || r.At < 0 {
+		return 0, false
+	}
+	return r.At, true
+}
+
+func (h *Handler) fetchOffsets(ctx context.Context, adm *kadm.Client, group string) (kadm.OffsetResponses, error) {
+	o, err := adm.FetchOffsets(ctx, group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return kadm.OffsetResponses{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func (h *Handler) bounds(ctx context.Context, adm *kadm.Client, side string, topics []string) (map[string]kadm.ListedOffset, map[string]kadm.ListedOffset, error) {
+	s, err := adm.ListStartOffsets(ctx, topics...)
+	if err == nil {
+		err = s.Error()
+	}
+	if err != nil {
+		return nil, nil, &ClusterError{Op: "listing " + side + " start offsets", Err: err}
+	}
+	e, err := adm.ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = e.Error()
+	}
+	if err != nil {
+		return nil, nil, &ClusterError{Op: "listing " + side + " end offsets", Err: err}
+	}
+	start, end := map[string]kadm.ListedOffset{}, map[string]kadm.ListedOffset{}
+	s.Each(func(o kadm.ListedOffset) { start[tp(o.Topic, o.Partition)] = o })
+	e.Each(func(o kadm.ListedOffset) { end[tp(o.Topic, o.Partition)] = o })
+	return start, end, nil
+}
+
+// ---- PauseReplication ----
+
+func (h *Handler) pauseReplication(ctx context.Context, st *State) error {
+	maps, err := h.mappings(ctx, st.Config.Topics)
+	if err != nil {
+		return err
+	}
+	var disabled []string
+	undo := func(cause error) error {
+		if rest := h.enableMappings(ctx, disabled); len(rest) > 0 {
+			return &RollbackIncompleteError{Remaining: append(rest, "after: "+cause.Error())}
+		}
+		return cause
+	}
+	for _, m := range maps {
+		if m.State != "Enabled" {
+			continue
+		}
+		_, err := h.d.Lambda.UpdateEventSourceMapping(ctx, &lambda.UpdateEventSourceMappingInput{UUID: aws.String(m.UUID), Enabled: aws.Bool(false)})
+		if err != nil {
+			return undo(&PauseFailedError{Mappings: []string{m.UUID + ": " + err.Error()}})
+		}
+		disabled = append(disabled, m.UUID)
+	}
+	var problems []string
+	for _, m := range maps {
+		if s, err := h.awaitMapping(ctx, m.UUID, "Disabled"); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", m.UUID, err))
+		} else if s != "Disabled" {
+			problems = append(problems, fmt.Sprintf("%s: state %s, not Disabled", m.UUID, s))
+		}
+	}
+	if len(problems) > 0 {
+		return undo(&PauseFailedError{Mappings: problems})
+	}
+	if err := h.fault(StepPauseReplication); err != nil {
+		return undo(err)
+	}
+	st.Run.Disabled = disabled
+	return nil
+}
+
+// awaitMapping polls a mapping until it reads want or the settle time
+// passes, and returns the last state read.
+func (h *Handler) awaitMapping(ctx context.Context, uuid, want string) (string, error) {
+	deadline := time.Now().Add(h.settle)
+	for {
+		out, err := h.d.Lambda.GetEventSourceMapping(ctx, &lambda.GetEventSourceMappingInput{UUID: aws.String(uuid)})
+		if err != nil {
+			return "", err
+		}
+		s := aws.ToString(out.State)
+		if s == want || time.Now().After(deadline) {
+			return s, nil
+		}
+		select {
+		case <-ctx.Done():
+			return s, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// enableMappings re-enables exactly uuids and returns what could not be.
+func (h *Handler) enableMappings(ctx context.Context, uuids []string) []string {
+	var remaining []string
+	for _, u := range uuids {
+		if _, err := h.d.Lambda.UpdateEventSourceMapping(ctx, &lambda.UpdateEventSourceMappingInput{UUID: aws.String(u), Enabled: aws.Bool(true)}); err != nil {
+			var nf *types.ResourceNotFoundException
+			if errors.As(err, &nf) {
+				continue // deleted meanwhile: nothing to re-enable
+			}
+			remaining = append(remaining, "mapping "+u+" still disabled: "+err.Error())
+			continue
+		}
+		if s, err := h.awaitMapping(ctx, u, "Enabled"); err != nil || s != "Enabled" {
+			remaining = append(remaining, fmt.Sprintf("mapping %s reads %s after enabling (%v)", u, s, err))
+		}
+	}
+	return remaining
+}
+
+// ---- WaitForConsumersGone ----
+
+func (h *Handler) waitForConsumersGone(ctx context.Context, st *State, first bool) (bool, error) {
+	now := h.now()
+	if first {
+		st.Loop.Deadline = now.Add(time.Duration(st.Config.ConsumersTimeoutSeconds) * time.Second)
+		if err := h.fault(StepWaitForConsumersGone); err != nil {
+			return false, err
+		}
+	}
+	active, err := h.activeGroups(ctx, h.src, "source", st.Config.Groups)
+	if err != nil {
+		return false, err
+	}
+	if len(active) == 0 {
+		return true, nil
+	}
+	if !now.Before(st.Loop.Deadline) {
+		var gs []string
+		for _, g := range sortedKeys(active) {
+			gs = append(gs, fmt.Sprintf("%s (%s)", g, active[g]))
+		}
+		return false, &ConsumersActiveError{Groups: gs}
+	}
+	return false, nil
+}
+
+// activeGroups returns groups that have members, with "state, n members".
+func (h *Handler) activeGroups(ctx context.Context, adm *kadm.Client, side string, groups []string) (map[string]string, error) {
+	d, err := adm.DescribeGroups(ctx, groups...)
+	if err != nil {
+		return nil, &ClusterError{Op: "describing " + side + " groups", Err: err}
+	}
+	out := map[string]string{}
+	for _, g := range groups {
+		dg, ok := d[g]
+		if !ok || errors.Is(dg.Err, kerr.GroupIDNotFound) {
+			continue
+		}
+		if dg.Err != nil {
+			return nil, &ClusterError{Op: "describing " + side + " group " + g, Err: dg.Err}
+		}
+		if len(dg.Members) > 0 || (dg.State != "Empty" && dg.State != "Dead" && dg.State != "") {
+			out[g] = fmt.Sprintf("%s, %d members", dg.State, len(dg.Members))
+		}
+	}
+	return out, nil
+}

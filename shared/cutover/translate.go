@@ -1,0 +1,245 @@
+package cutover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/offsets"
+)
+
+// Group statuses in GroupReport.Status.
+const (
+	GroupTranslated     = "translated"      // offsets committed on the target
+	GroupWouldTranslate = "would-translate" // dry run: offsets that would be committed
+	GroupNoCommit       = "no-commit"       // nothing committed on the source: left alone
+	GroupRefused        = "refused"         // dry run: the real run would refuse it (see Note)
+)
+
+// GroupReport is one application group's translation.
+type GroupReport struct {
+	Group       string           `json:"group"`
+	Status      string           `json:"status"`
+	TargetState string           `json:"targetState,omitempty"`
+	Note        string           `json:"note,omitempty"`
+	Partitions  []GroupPartition `json:"partitions,omitempty"`
+	// Verified is set by VerifyTarget once the group has members on the
+	// target and committed past the translated point.
+	Verified bool `json:"verified,omitempty"`
+}
+
+// GroupPartition is one partition's source offset → target offset.
+type GroupPartition struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	// SourceOffset is the committed source offset; -1 when the group has
+	// no commit for this partition (then nothing is committed on the
+	// target for it).
+	SourceOffset int64 `json:"sourceOffset"`
+	SourceEnd    int64 `json:"sourceEnd"`
+	Lag          int64 `json:"lag"`
+	// TargetOffset is the offset committed (or, in a dry run, that would
+	// be committed) on the target; -1 when left alone.
+	TargetOffset int64  `json:"targetOffset"`
+	Method       string `json:"method"`
+	Probes       int    `json:"probes,omitempty"`
+}
+
+func (h *Handler) translateOffsets(ctx context.Context, st *State) error {
+	groups, err := h.planGroups(ctx, st, false)
+	if err != nil {
+		return err
+	}
+	for i := range groups {
+		g := &groups[i]
+		if g.Status != GroupWouldTranslate {
+			continue
+		}
+		// The group must still be Empty at commit time.
+		active, err := h.activeGroups(ctx, h.tgt, "target", []string{g.Group})
+		if err != nil {
+			return err
+		}
+		if s, ok := active[g.Group]; ok {
+			return &GroupActiveOnTargetError{Group: g.Group, State: s}
+		}
+		os := kadm.Offsets{}
+		for _, p := range g.Partitions {
+			if p.TargetOffset >= 0 {
+				os.Add(kadm.Offset{Topic: p.Topic, Partition: p.Partition, At: p.TargetOffset, LeaderEpoch: -1})
+			}
+		}
+		resp, err := h.tgt.CommitOffsets(ctx, g.Group, os)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			return &OffsetCommitError{Group: g.Group, Err: err}
+		}
+		back, err := h.fetchOffsets(ctx, h.tgt, g.Group)
+		if err != nil {
+			return &OffsetCommitError{Group: g.Group, Err: fmt.Errorf("reading back: %w", err)}
+		}
+		for _, p := range g.Partitions {
+			if p.TargetOffset < 0 {
+				continue
+			}
+			if c, ok := committed(back, p.Topic, p.Partition); !ok || c != p.TargetOffset {
+				return &OffsetCommitError{Group: g.Group, Err: fmt.Errorf("%s reads back %s, want %d", tp(p.Topic, p.Partition), fmtCommit(c, ok), p.TargetOffset)}
+			}
+		}
+		g.Status = GroupTranslated
+		g.TargetState = "Empty"
+	}
+	if err := h.fault(StepTranslateOffsets); err != nil {
+		return err
+	}
+	st.Run.Groups = groups
+	return nil
+}
+
+// planGroups computes every group's translation without committing. With
+// dryRun false it returns the typed error a real run would fail with; with
+// dryRun true it reports the refusal in the group's status instead.
+func (h *Handler) planGroups(ctx context.Context, st *State, dryRun bool) ([]GroupReport, error) {
+	topics := st.Config.Topics
+	_, sEnd, err := h.bounds(ctx, h.src, "source", topics)
+	if err != nil {
+		return nil, err
+	}
+	tStart, tEnd, err := h.bounds(ctx, h.tgt, "target", topics)
+	if err != nil {
+		return nil, err
+	}
+	var out []GroupReport
+	for _, g := range st.Config.Groups {
+		o, err := h.fetchOffsets(ctx, h.src, g)
+		if err != nil {
+			return nil, &ClusterError{Op: "fetching source offsets of group " + g, Err: err}
+		}
+		gr := GroupReport{Group: g, Status: GroupWouldTranslate}
+		var lagging []string
+		any := false
+		for _, k := range sortedKeys(sEnd) {
+			e := sEnd[k]
+			gp := GroupPartition{Topic: e.Topic, Partition: e.Partition, SourceOffset: -1, SourceEnd: e.Offset, TargetOffset: -1, Method: GroupNoCommit}
+			c, has := committed(o, e.Topic, e.Partition)
+			if !has {
+				gr.Partitions = append(gr.Partitions, gp)
+				continue
+			}
+			any = true
+			gp.SourceOffset = c
+			if c < e.Offset {
+				gp.Lag = e.Offset - c
+				lagging = append(lagging, fmt.Sprintf("%s committed %d of %d", k, c, e.Offset))
+			}
+			res, err := offsets.Translate(ctx, h.tgtPk, offsets.Partition{
+				Topic: e.Topic, Partition: e.Partition, SourceEnd: e.Offset,
+				TargetTopic: e.Topic, TargetStart: tStart[k].Offset, TargetEnd: tEnd[k].Offset,
+			}, c)
+			if err != nil {
+				var np *offsets.NoProvenanceError
+				if errors.As(err, &np) {
+					return nil, &ProvenanceMissingError{Detail: np.Error()}
+				}
+				return nil, &ClusterError{Op: "translating " + g + " " + k, Err: err}
+			}
+			gp.TargetOffset, gp.Method, gp.Probes = res.Target, string(res.Method), res.Probes
+			gr.Partitions = append(gr.Partitions, gp)
+		}
+		if !any {
+			gr.Status = GroupNoCommit
+			gr.Note = "no committed offsets on the source for the migrated topics; left alone"
+			for i := range gr.Partitions {
+				gr.Partitions[i].Method = GroupNoCommit
+			}
+			out = append(out, gr)
+			continue
+		}
+		if len(lagging) > 0 && !st.Config.AllowLaggingGroups {
+			if !dryRun {
+				return nil, &LaggingGroupError{Group: g, Partitions: lagging}
+			}
+			gr.Status = GroupRefused
+			gr.Note = "lagging on the source; a real run refuses it unless allowLaggingGroups is set"
+		}
+		active, err := h.activeGroups(ctx, h.tgt, "target", []string{g})
+		if err != nil {
+			return nil, err
+		}
+		if s, ok := active[g]; ok {
+			if !dryRun {
+				return nil, &GroupActiveOnTargetError{Group: g, State: s}
+			}
+			gr.Status = GroupRefused
+			gr.Note = "active on the target (" + s + "); a real run refuses it"
+		}
+		out = append(out, gr)
+	}
+	return out, nil
+}
+
+// ---- VerifyTarget ----
+
+func (h *Handler) verifyTarget(ctx context.Context, st *State, first bool) (bool, error) {
+	now := h.now()
+	if first {
+		st.Loop.Deadline = now.Add(time.Duration(st.Config.VerifySeconds) * time.Second)
+		if err := h.fault(StepVerifyTarget); err != nil {
+			return false, err
+		}
+	}
+	var pending []string
+	for i := range st.Run.Groups {
+		g := &st.Run.Groups[i]
+		if g.Status != GroupTranslated || g.Verified {
+			continue
+		}
+		d, err := h.tgt.DescribeGroups(ctx, g.Group)
+		if err != nil {
+			return false, &ClusterError{Op: "describing target group " + g.Group, Err: err}
+		}
+		dg := d[g.Group]
+		o, err := h.fetchOffsets(ctx, h.tgt, g.Group)
+		if err != nil {
+			return false, &ClusterError{Op: "fetching target offsets of " + g.Group, Err: err}
+		}
+		advanced, behind := 0, []string{}
+		for _, p := range g.Partitions {
+			if p.TargetOffset < 0 {
+				continue
+			}
+			c, ok := committed(o, p.Topic, p.Partition)
+			switch {
+			case ok && c > p.TargetOffset:
+				advanced++
+			case ok && c < p.TargetOffset:
+				behind = append(behind, fmt.Sprintf("%s at %d < translated %d", tp(p.Topic, p.Partition), c, p.TargetOffset))
+			}
+		}
+		g.TargetState = dg.State
+		switch {
+		case len(behind) > 0:
+			pending = append(pending, g.Group+": committed behind the translated point: "+fmt.Sprint(behind))
+		case len(dg.Members) == 0:
+			pending = append(pending, g.Group+": no members on the target")
+		case advanced == 0:
+			pending = append(pending, g.Group+": no partition committed past the translated point")
+		default:
+			g.Verified = true
+		}
+	}
+	if len(pending) == 0 {
+		return true, nil
+	}
+	sort.Strings(pending)
+	if !now.Before(st.Loop.Deadline) {
+		return false, &TargetNotVerifiedError{Groups: pending}
+	}
+	return false, nil
+}

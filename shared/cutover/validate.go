@@ -1,0 +1,182 @@
+package cutover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// validate parses the input and checks the clusters and mappings. It only
+// reads.
+func (h *Handler) validate(ctx context.Context, raw []byte) (*State, error) {
+	start := h.now()
+	if len(raw) == 0 {
+		return nil, &InvalidInputError{Field: "$", Problem: "missing execution input"}
+	}
+	cfg, err := ParseInput(raw, h.d.ApprovalTopicArn != "")
+	if err != nil {
+		return nil, err
+	}
+	if err := h.checkTopics(ctx, cfg.Topics); err != nil {
+		return nil, err
+	}
+	maps, err := h.mappings(ctx, cfg.Topics)
+	if err != nil {
+		return nil, err
+	}
+	var uncovered []string
+	for _, t := range cfg.Topics {
+		if !slices.ContainsFunc(maps, func(m Mapping) bool { return slices.Contains(m.Topics, t) }) {
+			uncovered = append(uncovered, t)
+		}
+	}
+	if len(uncovered) > 0 {
+		return nil, &ReplicationNotFoundError{Function: h.d.ReplicatorFunction, Topics: uncovered}
+	}
+	fence := FenceRecord{Kind: cfg.Fence}
+	reason, err := h.authorizerProblem(ctx, cfg.Topics)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.Fence == FenceKindACL && reason != "":
+		return nil, &FenceUnavailableError{Reason: reason}
+	case cfg.Fence == FenceKindNone && reason != "":
+		fence.Note = "unfenced: input fence=none, and the source could not be fenced anyway (" + reason + ")"
+	case cfg.Fence == FenceKindNone:
+		fence.Note = "unfenced: input fence=none"
+	}
+	st := &State{
+		Config: cfg,
+		Run:    Run{StartedAt: start, Mappings: maps, Fence: fence},
+		Steps:  map[string]*StepTime{StepValidate: {StartedAt: start, EndedAt: h.now()}},
+	}
+	return st, nil
+}
+
+// checkTopics verifies every topic exists on both clusters with the same
+// partition count.
+func (h *Handler) checkTopics(ctx context.Context, topics []string) error {
+	src, err := h.src.ListTopics(ctx, topics...)
+	if err != nil {
+		return &ClusterError{Op: "listing source topics", Err: err}
+	}
+	tgt, err := h.tgt.ListTopics(ctx, topics...)
+	if err != nil {
+		return &ClusterError{Op: "listing target topics", Err: err}
+	}
+	var problems []string
+	for _, t := range topics {
+		s, sok := src[t]
+		d, dok := tgt[t]
+		switch {
+		case !sok || errors.Is(s.Err, kerr.UnknownTopicOrPartition):
+			problems = append(problems, t+": missing on the source")
+		case s.Err != nil:
+			return &ClusterError{Op: "describing source topic " + t, Err: s.Err}
+		case !dok || errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+			problems = append(problems, t+": missing on the target")
+		case d.Err != nil:
+			return &ClusterError{Op: "describing target topic " + t, Err: d.Err}
+		case len(s.Partitions) != len(d.Partitions):
+			problems = append(problems, fmt.Sprintf("%s: %d partitions on the source, %d on the target", t, len(s.Partitions), len(d.Partitions)))
+		}
+	}
+	if len(problems) > 0 {
+		return &TopicMismatchError{Problems: problems}
+	}
+	return nil
+}
+
+// mappings lists the replicator's event source mappings that read any of
+// topics, with their consumer group IDs.
+func (h *Handler) mappings(ctx context.Context, topics []string) ([]Mapping, error) {
+	if h.d.Lambda == nil || h.d.ReplicatorFunction == "" {
+		return nil, &InvalidInputError{Field: "REPLICATOR_FUNCTION_NAME", Problem: "the cutover function has no replicator configured"}
+	}
+	var out []Mapping
+	var marker *string
+	for {
+		resp, err := h.d.Lambda.ListEventSourceMappings(ctx, &lambda.ListEventSourceMappingsInput{
+			FunctionName: aws.String(h.d.ReplicatorFunction),
+			Marker:       marker,
+		})
+		if err != nil {
+			return nil, &ClusterError{Op: "listing event source mappings of " + h.d.ReplicatorFunction, Err: err}
+		}
+		for _, m := range resp.EventSourceMappings {
+			mp := Mapping{UUID: aws.ToString(m.UUID), State: aws.ToString(m.State), Topics: m.Topics}
+			switch {
+			case m.AmazonManagedKafkaEventSourceConfig != nil && aws.ToString(m.AmazonManagedKafkaEventSourceConfig.ConsumerGroupId) != "":
+				mp.ConsumerGroup = aws.ToString(m.AmazonManagedKafkaEventSourceConfig.ConsumerGroupId)
+			case m.SelfManagedKafkaEventSourceConfig != nil && aws.ToString(m.SelfManagedKafkaEventSourceConfig.ConsumerGroupId) != "":
+				mp.ConsumerGroup = aws.ToString(m.SelfManagedKafkaEventSourceConfig.ConsumerGroupId)
+			default:
+				// Lambda's default consumer group ID is the mapping's UUID.
+				mp.ConsumerGroup = mp.UUID
+			}
+			if slices.ContainsFunc(mp.Topics, func(t string) bool { return slices.Contains(topics, t) }) {
+				out = append(out, mp)
+			}
+		}
+		if aws.ToString(resp.NextMarker) == "" {
+			break
+		}
+		marker = resp.NextMarker
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UUID < out[j].UUID })
+	return out, nil
+}
+
+// authorizerProblem returns "" when the source accepts ACL administration,
+// or why not. Only a broker-level refusal (no authorizer, not authorized
+// to administer ACLs) is a reason; a network error is an error.
+func (h *Handler) authorizerProblem(ctx context.Context, topics []string) (string, error) {
+	res, err := h.src.DescribeACLs(ctx, fenceFilter(topics...))
+	if err != nil {
+		var ke *kerr.Error
+		if errors.As(err, &ke) {
+			return describeRefusal(err), nil
+		}
+		return "", &ClusterError{Op: "describing source ACLs", Err: err}
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			return describeRefusal(r.Err), nil
+		}
+	}
+	return "", nil
+}
+
+func describeRefusal(err error) string {
+	switch {
+	case errors.Is(err, kerr.SecurityDisabled):
+		return "the source has no authorizer (SECURITY_DISABLED)"
+	case errors.Is(err, kerr.ClusterAuthorizationFailed):
+		return "the migrator's principal may not administer ACLs on the source (CLUSTER_AUTHORIZATION_FAILED)"
+	}
+	return "the source refused ACL administration: " + strings.TrimSpace(err.Error())
+}
+
+// fenceFilter matches exactly the fence ACLs for topics.
+func fenceFilter(topics ...string) *kadm.ACLBuilder {
+	return kadm.NewACLs().Topics(topics...).ResourcePatternType(kadm.ACLPatternLiteral).
+		Deny(fencePrincipal).DenyHosts(fenceHost).Operations(kadm.OpWrite)
+}
+
+const (
+	fencePrincipal = "User:*"
+	fenceHost      = "*"
+)
+
+func fenceACL(topic string) FenceACL {
+	return FenceACL{Topic: topic, Principal: fencePrincipal, Host: fenceHost, Operation: "WRITE", Permission: "DENY"}
+}

@@ -1,0 +1,85 @@
+package offsets
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provenance"
+)
+
+// fakePartition maps target offsets to source offsets; missing target
+// offsets are control records (skipped by At).
+type fakePartition map[int64]int64
+
+func (f fakePartition) at(end int64, probes *int) at {
+	return func(_ context.Context, topic string, p int32, off int64) (peekRecord, error) {
+		*probes++
+		for o := off; o < end; o++ {
+			if s, ok := f[o]; ok {
+				return peekRecord{Offset: o, Source: provenance.Source{Topic: "t", Partition: 0, Offset: s}}, nil
+			}
+		}
+		return peekRecord{}, peek.ErrNoRecord
+	}
+}
+
+// TestSearchIsExact checks every committed offset against a linear scan,
+// over a target partition with gaps in provenance (filtered source
+// records) and holes (control records), including a moved log start.
+func TestSearchIsExact(t *testing.T) {
+	f := fakePartition{}
+	var tOff int64 = 3 // log start 3
+	for s := int64(100); s < 400; s++ {
+		if s%7 == 0 {
+			continue // filtered: not on the target
+		}
+		if s%50 == 0 {
+			tOff++ // a control record hole
+		}
+		f[tOff] = s
+		tOff++
+	}
+	end := tOff
+	p := Partition{Topic: "t", Partition: 0, SourceEnd: 400, TargetTopic: "t", TargetStart: 3, TargetEnd: end}
+	for c := int64(90); c <= 405; c++ {
+		want := end
+		for o := int64(3); o < end; o++ {
+			if s, ok := f[o]; ok && s >= c {
+				want = o
+				break
+			}
+		}
+		probes := 0
+		var res Result
+		var err error
+		if c >= p.SourceEnd {
+			res = Result{Target: p.TargetEnd, Method: CaughtUp}
+		} else {
+			res, err = search(context.Background(), f.at(end, &probes), p, c)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Target != want {
+			t.Fatalf("c=%d: got %d, want %d", c, res.Target, want)
+		}
+		if probes > 20 {
+			t.Errorf("c=%d: %d probes for %d records", c, probes, end-3)
+		}
+	}
+}
+
+// TestSearchNoProvenance reports records without provenance as a typed
+// error.
+func TestSearchNoProvenance(t *testing.T) {
+	read := func(context.Context, string, int32, int64) (peekRecord, error) {
+		return peekRecord{Offset: 5, Err: provenance.ErrAbsent}, nil
+	}
+	_, err := search(context.Background(), read, Partition{Topic: "t", SourceEnd: 10, TargetTopic: "t", TargetEnd: 10}, 3)
+	var np *NoProvenanceError
+	if !errors.As(err, &np) || !errors.Is(err, provenance.ErrAbsent) {
+		t.Fatalf("err %v, want *NoProvenanceError wrapping ErrAbsent", err)
+	}
+}
