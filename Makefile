@@ -24,8 +24,13 @@ build-ProvisionerFunction:
 	$(call lambda_build,provisioner)
 
 ## demo: a full local migration rehearsal on embedded Kafka (no AWS, no Docker)
-demo:
+demo: statemachine/local/node_modules
 	$(GO) run ./local/cmd/kmig-demo
+
+# The local ASL interpreter (aws-local-stepfunctions), asl-validator and Node 22.
+statemachine/local/node_modules: statemachine/local/package-lock.json
+	npm ci --prefix statemachine/local --no-audit --no-fund
+	@touch $@
 
 ## test: everything CI checks
 test: unit fuzz

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/apps"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/cutover"
@@ -32,7 +33,7 @@ func TestHappyPath(t *testing.T) {
 	var (
 		mu                 sync.Mutex
 		fencedErr          error
-		tgtProd            *producerApp
+		tgtProd            *apps.App
 		stopProducersCalls int
 	)
 	funcs := map[string]lambda.Handler{
@@ -80,7 +81,7 @@ func TestHappyPath(t *testing.T) {
 	if res.Status != "SUCCEEDED" || res.Report == nil {
 		t.Fatalf("status %s: %s: %s", res.Status, res.Error, res.Cause)
 	}
-	if err := srcProd.err.Load(); err != nil {
+	if err := srcProd.Err(); err != nil {
 		t.Fatalf("source producer failed before it was stopped: %v", err)
 	}
 	mu.Lock()
@@ -99,7 +100,7 @@ func TestHappyPath(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	var produced, missing, dup int
 	for {
-		produced, missing, dup = l.check()
+		produced, missing, dup = l.Check()
 		if missing == 0 || time.Now().After(deadline) {
 			break
 		}

@@ -116,23 +116,18 @@ func TestLaggingGroup(t *testing.T) {
 		// The target consumer read exactly source records 15..29, once.
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			l.mu.Lock()
-			n := len(l.seen)
-			l.mu.Unlock()
-			if n >= 15 || time.Now().After(deadline) {
+			if n := l.Distinct(); n >= 15 || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		l.mu.Lock()
-		defer l.mu.Unlock()
 		for i := 0; i < 30; i++ {
 			want := 0
 			if i >= 15 {
 				want = 1
 			}
-			if l.seen[i] != want {
-				t.Errorf("record %d read %d times on the target, want %d", i, l.seen[i], want)
+			if got := l.Times(i); got != want {
+				t.Errorf("record %d read %d times on the target, want %d", i, got, want)
 			}
 		}
 	})

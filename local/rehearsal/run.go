@@ -58,10 +58,27 @@ func Demo(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "Rehearsal took %s.\n", time.Since(start).Round(time.Millisecond))
 	if !ok {
 		return ErrMismatch
 	}
-	fmt.Fprintln(w, "RESULT: every source record is on the target exactly once, in order, equal.")
+	fmt.Fprintln(w, "   every source record is on the target exactly once, in order, equal")
+
+	if _, _, err := toolsReady(); err != nil {
+		return fmt.Errorf("the cutover needs the local state machine tools: run `npm ci --prefix statemachine/local` (%w)", err)
+	}
+	fmt.Fprintf(w, "== 5. Cutover through statemachine/cutover.asl.json (aws-local-stepfunctions), apps producing to and consuming %q in group %q\n", AppTopic, AppGroup)
+	out, err := RunCutover(ctx, w, pair, repl, names, DemoTopics[0].Partitions, log)
+	if err != nil {
+		return err
+	}
+	if out.Status != "SUCCEEDED" {
+		return fmt.Errorf("cutover %s: %s: %s", out.Status, out.Error, out.Cause)
+	}
+	fmt.Fprintf(w, "   cutover StopProducers→VerifyTarget %d ms, of which waiting %d ms\n", out.CutoverMs, out.WaitingMs)
+	fmt.Fprintf(w, "Rehearsal took %s.\n", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(w, "RESULT: produced %d, consumed %d, missing %d, duplicated %d\n", out.Produced, out.Produced-out.Missing, out.Missing, out.Duplicated)
+	if out.Missing != 0 || out.Duplicated != 0 || out.Produced == 0 {
+		return ErrMismatch
+	}
 	return nil
 }
