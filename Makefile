@@ -8,7 +8,7 @@ LDFLAGS   = -s -w
 ARTIFACTS_DIR ?= $(CURDIR)/.aws-sam/manual
 FUZZTIME  ?= 10s
 
-.PHONY: demo test unit fuzz bench lint validate deploy build clean tools
+.PHONY: demo test unit fuzz bench lint validate deploy clean tools
 
 define lambda_build
 	$(GOFLAGS_LAMBDA) $(GO) build -tags lambda.norpc -trimpath -ldflags='$(LDFLAGS)' -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
@@ -50,7 +50,23 @@ bench:
 
 lint:
 	$(GO) vet ./...
-	gofmt -l . | (! grep .)
+	gofmt -l $$(git ls-files '*.go') | (! grep .)
+
+## tools: cfn-lint and aws-sam-cli (pip, pinned) plus the npm state machine tools
+TOOLS_BIN = $${KMIG_TOOLS_DIR:-$$HOME/.cache/kmig-tools}/venv/bin
+tools: statemachine/local/node_modules
+	scripts/install-template-tools.sh
+
+## validate: the template and state machine checks CI runs
+validate: tools
+	PATH="$(TOOLS_BIN):$$PATH" cfn-lint template.yaml
+	PATH="$(TOOLS_BIN):$$PATH" SAM_CLI_TELEMETRY=0 sam validate --lint
+	npm --prefix statemachine/local run validate
+
+## deploy: build and deploy with SAM (first time: sam deploy --guided)
+deploy:
+	SAM_CLI_TELEMETRY=0 sam build
+	SAM_CLI_TELEMETRY=0 sam deploy
 
 clean:
 	rm -rf .aws-sam

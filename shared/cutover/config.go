@@ -1,7 +1,6 @@
 package cutover
 
 import (
-	"log/slog"
 	"strings"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
@@ -13,7 +12,6 @@ import (
 const (
 	EnvReplicatorFunction = "REPLICATOR_FUNCTION_NAME"
 	EnvApprovalTopicArn   = "APPROVAL_TOPIC_ARN"
-	EnvLogLevel           = "LOG_LEVEL"
 )
 
 // FunctionConfig is the cutover function's configuration.
@@ -26,13 +24,12 @@ type FunctionConfig struct {
 	// ApprovalTopicArn is the SNS topic for approval hooks; empty
 	// disables approval hooks (Validate rejects them).
 	ApprovalTopicArn string
-	LogLevel         slog.Level
 }
 
 // LoadConfig reads SOURCE_BOOTSTRAP_SERVERS, SOURCE_AUTH, SOURCE_SECRET_ARN,
 // TARGET_BOOTSTRAP_SERVERS, TARGET_AUTH, TARGET_SECRET_ARN,
-// REPLICATOR_FUNCTION_NAME (required), APPROVAL_TOPIC_ARN (optional) and
-// LOG_LEVEL (debug|info|warn|error, default info). kafkaconn also reads
+// REPLICATOR_FUNCTION_NAME (required) and APPROVAL_TOPIC_ARN (optional).
+// The log level is the function's logging configuration. kafkaconn also reads
 // AWS_REGION for IAM auth. Every problem is a *config.Error naming the
 // variable.
 func LoadConfig(env config.Env) (FunctionConfig, error) {
@@ -51,10 +48,5 @@ func LoadConfig(env config.Env) (FunctionConfig, error) {
 	if c.ApprovalTopicArn != "" && !strings.HasPrefix(c.ApprovalTopicArn, "arn:") {
 		return c, &config.Error{Variable: EnvApprovalTopicArn, Problem: "must be an SNS topic ARN"}
 	}
-	lvl, err := env.OneOf(EnvLogLevel, "info", "debug", "info", "warn", "error")
-	if err != nil {
-		return c, err
-	}
-	_ = c.LogLevel.UnmarshalText([]byte(lvl))
 	return c, nil
 }

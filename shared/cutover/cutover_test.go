@@ -132,17 +132,17 @@ func TestLoadConfigReadsExactly(t *testing.T) {
 	c, err := LoadConfig(config.Recording(map[string]string{
 		"SOURCE_BOOTSTRAP_SERVERS": "s:9092", "SOURCE_AUTH": "plaintext",
 		"TARGET_BOOTSTRAP_SERVERS": "t:9092", "TARGET_AUTH": "plaintext",
-		"REPLICATOR_FUNCTION_NAME": "kmig-replicator", "LOG_LEVEL": "debug",
-		"APPROVAL_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t",
+		"REPLICATOR_FUNCTION_NAME": "kmig-replicator",
+		"APPROVAL_TOPIC_ARN":       "arn:aws:sns:us-east-1:1:t",
 	}, seen))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ReplicatorFunction != "kmig-replicator" || c.ApprovalTopicArn == "" || c.LogLevel.String() != "DEBUG" {
+	if c.ReplicatorFunction != "kmig-replicator" || c.ApprovalTopicArn == "" {
 		t.Errorf("config %+v", c)
 	}
 	want := []string{"SOURCE_BOOTSTRAP_SERVERS", "SOURCE_AUTH", "SOURCE_SECRET_ARN", "TARGET_BOOTSTRAP_SERVERS", "TARGET_AUTH",
-		"TARGET_SECRET_ARN", "REPLICATOR_FUNCTION_NAME", "APPROVAL_TOPIC_ARN", "LOG_LEVEL", "AWS_REGION"}
+		"TARGET_SECRET_ARN", "REPLICATOR_FUNCTION_NAME", "APPROVAL_TOPIC_ARN", "AWS_REGION"}
 	for _, w := range want {
 		if !seen[w] {
 			t.Errorf("%s not read", w)

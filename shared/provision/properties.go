@@ -1,0 +1,209 @@
+package provision
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/topicsync"
+)
+
+// Property names of the custom resource (Custom::TargetTopics).
+const (
+	PropServiceToken         = "ServiceToken" // set by CloudFormation; ignored
+	PropTopics               = "Topics"
+	PropCopyAcls             = "CopyAcls"
+	PropTopicConfigOverrides = "TopicConfigOverrides"
+	PropReplicationFactor    = "ReplicationFactor"
+	PropDeadLetterTopic      = "DeadLetterTopic"
+	// PropTopicPolicies only references the per-topic IAM policies in
+	// template.yaml so CloudFormation attaches them first; ignored.
+	PropTopicPolicies = "TopicPolicies"
+)
+
+// Properties are the custom resource's validated properties.
+type Properties struct {
+	// Topics to migrate (required): a list, or one comma-separated string.
+	Topics []string
+	// CopyAcls copies literal topic ACLs without WRITE ("true"/"false").
+	CopyAcls bool
+	// TopicConfigOverrides are target topic configs set instead of the
+	// source's: an object, or a JSON object string ("" and "{}" mean none).
+	TopicConfigOverrides map[string]string
+	// ReplicationFactor for created topics; -1 (default) is the target's.
+	ReplicationFactor int16
+	// DeadLetterTopic, when not empty, is created on the target if missing.
+	DeadLetterTopic string
+}
+
+// PropertyError is an invalid custom resource property. The resource
+// fails with its message as the reason.
+type PropertyError struct {
+	Property string
+	Problem  string
+}
+
+func (e *PropertyError) Error() string {
+	return fmt.Sprintf("invalid property %s: %s", e.Property, e.Problem)
+}
+
+// ParseProperties validates raw ResourceProperties. CloudFormation passes
+// every scalar as a string, so booleans and numbers are accepted as
+// strings too. Unknown properties are refused, so a typo cannot pass
+// silently.
+func ParseProperties(raw map[string]any) (Properties, error) {
+	p := Properties{ReplicationFactor: -1}
+	known := map[string]bool{PropServiceToken: true, PropTopics: true, PropCopyAcls: true,
+		PropTopicConfigOverrides: true, PropReplicationFactor: true, PropDeadLetterTopic: true, PropTopicPolicies: true}
+	var unknown []string
+	for k := range raw {
+		if !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return p, &PropertyError{Property: strings.Join(unknown, ", "), Problem: "unknown property (known: Topics, CopyAcls, TopicConfigOverrides, ReplicationFactor, DeadLetterTopic)"}
+	}
+
+	switch v := raw[PropTopics].(type) {
+	case nil:
+		return p, &PropertyError{Property: PropTopics, Problem: "is required: a list of topic names"}
+	case string:
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				p.Topics = append(p.Topics, t)
+			}
+		}
+	case []any:
+		for i, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return p, &PropertyError{Property: PropTopics, Problem: fmt.Sprintf("item %d is %T, not a string", i, e)}
+			}
+			if s = strings.TrimSpace(s); s != "" {
+				p.Topics = append(p.Topics, s)
+			}
+		}
+	default:
+		return p, &PropertyError{Property: PropTopics, Problem: fmt.Sprintf("is %T, not a list of topic names", v)}
+	}
+	if len(p.Topics) == 0 {
+		return p, &PropertyError{Property: PropTopics, Problem: "lists no topic"}
+	}
+	for _, t := range p.Topics {
+		if !topicsync.ValidTopicName(t) {
+			return p, &PropertyError{Property: PropTopics, Problem: fmt.Sprintf("%q is not a legal Kafka topic name", t)}
+		}
+	}
+
+	switch v := raw[PropCopyAcls].(type) {
+	case nil:
+	case bool:
+		p.CopyAcls = v
+	case string:
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return p, &PropertyError{Property: PropCopyAcls, Problem: fmt.Sprintf("%q is not true or false", v)}
+		}
+		p.CopyAcls = b
+	default:
+		return p, &PropertyError{Property: PropCopyAcls, Problem: fmt.Sprintf("is %T, not true or false", v)}
+	}
+
+	switch v := raw[PropTopicConfigOverrides].(type) {
+	case nil:
+	case string:
+		if s := strings.TrimSpace(v); s != "" {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(s), &m); err != nil {
+				return p, &PropertyError{Property: PropTopicConfigOverrides, Problem: "is not a JSON object of config name to value: " + err.Error()}
+			}
+			if err := p.setOverrides(m); err != nil {
+				return p, err
+			}
+		}
+	case map[string]any:
+		if err := p.setOverrides(v); err != nil {
+			return p, err
+		}
+	default:
+		return p, &PropertyError{Property: PropTopicConfigOverrides, Problem: fmt.Sprintf("is %T, not an object", v)}
+	}
+
+	switch v := raw[PropReplicationFactor].(type) {
+	case nil:
+	case string, float64:
+		s := strings.TrimSpace(fmt.Sprint(v))
+		if s == "" {
+			break
+		}
+		n, err := strconv.ParseInt(s, 10, 16)
+		if err != nil || (n < 1 && n != -1) {
+			return p, &PropertyError{Property: PropReplicationFactor, Problem: fmt.Sprintf("%q is not -1 or a positive integer", s)}
+		}
+		p.ReplicationFactor = int16(n)
+	default:
+		return p, &PropertyError{Property: PropReplicationFactor, Problem: fmt.Sprintf("is %T, not a number", v)}
+	}
+
+	switch v := raw[PropDeadLetterTopic].(type) {
+	case nil:
+	case string:
+		p.DeadLetterTopic = strings.TrimSpace(v)
+		if p.DeadLetterTopic != "" && !topicsync.ValidTopicName(p.DeadLetterTopic) {
+			return p, &PropertyError{Property: PropDeadLetterTopic, Problem: fmt.Sprintf("%q is not a legal Kafka topic name", v)}
+		}
+	default:
+		return p, &PropertyError{Property: PropDeadLetterTopic, Problem: fmt.Sprintf("is %T, not a string", v)}
+	}
+
+	if err := p.Options().Validate(); err != nil {
+		if oe, ok := err.(*topicsync.OptionsError); ok {
+			return p, &PropertyError{Property: propertyFor(oe.Field), Problem: oe.Problem}
+		}
+		return p, err
+	}
+	return p, nil
+}
+
+func (p *Properties) setOverrides(m map[string]any) error {
+	p.TopicConfigOverrides = map[string]string{}
+	for k, v := range m {
+		switch v := v.(type) {
+		case string:
+			p.TopicConfigOverrides[k] = v
+		case float64, bool:
+			p.TopicConfigOverrides[k] = fmt.Sprint(v)
+		default:
+			return &PropertyError{Property: PropTopicConfigOverrides, Problem: fmt.Sprintf("value of %q is %T, not a string", k, v)}
+		}
+	}
+	return nil
+}
+
+func propertyFor(field string) string {
+	switch field {
+	case "ConfigOverrides":
+		return PropTopicConfigOverrides
+	case "ReplicationFactor":
+		return PropReplicationFactor
+	}
+	return PropTopics
+}
+
+// Options turns the properties into topic-sync options.
+func (p Properties) Options() topicsync.Options {
+	o := topicsync.Options{
+		Topics:            p.Topics,
+		ConfigOverrides:   p.TopicConfigOverrides,
+		ReplicationFactor: p.ReplicationFactor,
+		CopyACLs:          p.CopyAcls,
+	}
+	if p.DeadLetterTopic != "" {
+		o.TargetOnlyTopics = []string{p.DeadLetterTopic}
+	}
+	return o
+}
