@@ -258,8 +258,21 @@ launch() { # launch NAME
   # shellcheck disable=SC2086
   nohup java $HEAP_OPTS "${opts[@]}" -Dkafka.logs.dir="$RUN_DIR/$name" \
     -cp "$LIBS/*" kafka.Kafka "$RUN_DIR/$name/server.properties" \
-    >"$RUN_DIR/$name/broker.log" 2>&1 </dev/null &
-  echo $! >"$RUN_DIR/$name.pid"
+    >"$RUN_DIR/$name/broker.log" 2>&1 </dev/null 8>&- 9>&- &
+  local pid=$!
+  echo "$pid" >"$RUN_DIR/$name.pid"
+  wait_exec "$pid"
+}
+
+# wait_exec PID: wait until the forked shell has exec'ed java (so pid_alive's command line check holds)
+wait_exec() {
+  local i
+  for i in $(seq 1 100); do
+    kill -0 "$1" 2>/dev/null || return 0
+    [[ -r "/proc/$1/cmdline" ]] || return 0
+    tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF -- "$RUN_DIR/" && return 0
+    sleep 0.05
+  done
 }
 
 wait_ready() { # wait_ready NAME PORT
@@ -444,7 +457,7 @@ main() {
     stop) cmd_stop "$@" ;;
     status) cmd_status ;;
     env) cmd_env ;;
-    *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 }
 

@@ -118,7 +118,15 @@ cmd_start() {
   local argv; mapfile -d '' -t argv < <(java_cmd "$cfg")
   mkdir -p "$MM2_DIR"
   nohup "${argv[@]}" >"$MM2_DIR/mm2.log" 2>&1 </dev/null &
-  echo $! >"$RUN_DIR/mm2.pid"
+  local pid=$! i
+  echo "$pid" >"$RUN_DIR/mm2.pid"
+  # wait until the forked shell has exec'ed java (pid_alive checks the command line)
+  for i in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    [[ -r "/proc/$pid/cmdline" ]] || break
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "-Dkafka.logs.dir=$MM2_DIR" && break
+    sleep 0.05
+  done
   log "MirrorMaker 2 started, pid $!, config $cfg, log $MM2_DIR/mm2.log"
 }
 
@@ -158,17 +166,17 @@ CFG
   tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$KMIG_REAL_SOURCE_BOOTSTRAP" \
     --command-config "$admin_cfg" --create --topic "$topic" --partitions 2 --replication-factor 1 >&2
   tool org.apache.kafka.tools.ProducerPerformance --topic "$topic" --num-records "$n" --record-size 100 \
-    --throughput -1 --producer.config "$admin_cfg" \
-    --producer-props "bootstrap.servers=$KMIG_REAL_SOURCE_BOOTSTRAP" acks=all >&2
+    --throughput -1 --command-config "$admin_cfg" \
+    --command-property "bootstrap.servers=$KMIG_REAL_SOURCE_BOOTSTRAP" acks=all >&2
   local cfg
   cfg="$(KMIG_MM2_TOPICS="$topic" cmd_render "$MM2_DIR/demo-mm2.properties")"
   local t0=$SECONDS
   cmd_start "$cfg"
   local total=0 deadline=$((SECONDS + ${KMIG_MM2_DEMO_TIMEOUT:-180}))
   while :; do
-    if ! pid_alive; then tail -n 60 "$MM2_DIR/mm2.log" >&2; die "MM2 exited"; fi
+    if ! pid_alive; then tail -n 60 "$MM2_DIR/mm2.log" >&2; cmd_stop; die "MM2 exited"; fi
     total="$(tool org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$KMIG_REAL_TARGET_BOOTSTRAP" \
-      --topic "$topic" 2>/dev/null | awk -F: '{s += $NF} END {print s + 0}')"
+      --topic "$topic" 2>/dev/null | awk -F: '{s += $NF} END {print s + 0}' || true)"
     log "target $topic end offsets sum: $total / $n"
     [[ "$total" -ge "$n" ]] && break
     if ((SECONDS >= deadline)); then
@@ -189,5 +197,5 @@ case "$cmd" in
   start) cmd_start "$@" ;;
   stop) cmd_stop ;;
   demo) cmd_demo "$@" ;;
-  *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

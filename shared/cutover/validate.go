@@ -1,9 +1,10 @@
 package cutover
 
 import (
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/topicsync"
+
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -62,35 +63,22 @@ func (h *Handler) validate(ctx context.Context, raw []byte) (*State, error) {
 	return st, nil
 }
 
-// checkTopics verifies every topic exists on both clusters with the same
-// partition count.
+// checkTopics verifies, with the same checks the provisioner applies
+// (shared/topicsync), that every topic exists on both clusters with the
+// same partition count and the configs that matter. It changes nothing.
 func (h *Handler) checkTopics(ctx context.Context, topics []string) error {
-	src, err := h.src.ListTopics(ctx, topics...)
+	plan, err := topicsync.Check(ctx, h.src, h.tgt, topicsync.Options{Topics: topics})
 	if err != nil {
-		return &ClusterError{Op: "listing source topics", Err: err}
+		return &ClusterError{Op: "comparing source and target topics", Err: err}
 	}
-	tgt, err := h.tgt.ListTopics(ctx, topics...)
-	if err != nil {
-		return &ClusterError{Op: "listing target topics", Err: err}
-	}
-	var problems []string
-	for _, t := range topics {
-		s, sok := src[t]
-		d, dok := tgt[t]
-		switch {
-		case !sok || errors.Is(s.Err, kerr.UnknownTopicOrPartition):
-			problems = append(problems, t+": missing on the source")
-		case s.Err != nil:
-			return &ClusterError{Op: "describing source topic " + t, Err: s.Err}
-		case !dok || errors.Is(d.Err, kerr.UnknownTopicOrPartition):
-			problems = append(problems, t+": missing on the target")
-		case d.Err != nil:
-			return &ClusterError{Op: "describing target topic " + t, Err: d.Err}
-		case len(s.Partitions) != len(d.Partitions):
-			problems = append(problems, fmt.Sprintf("%s: %d partitions on the source, %d on the target", t, len(s.Partitions), len(d.Partitions)))
+	if err := plan.Verify(); err != nil {
+		var problems []string
+		var nis *topicsync.NotInSyncError
+		if errors.As(err, &nis) {
+			problems = append(problems, nis.Pending...)
+		} else {
+			problems = append(problems, err.Error())
 		}
-	}
-	if len(problems) > 0 {
 		return &TopicMismatchError{Problems: problems}
 	}
 	return nil
