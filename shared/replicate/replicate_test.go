@@ -98,8 +98,11 @@ func TestFaultsExactlyOnce(t *testing.T) {
 	}
 	exactlyOnce(t, readAll(t, r.pair.Source, "events"), readAll(t, r.pair.Target, "events"), "events")
 	tot := r.repl.Totals()
-	if tot.RecordsWritten != partitions*perPartition || tot.DuplicatesSkipped == 0 {
-		t.Fatalf("totals %+v: want %d written and some duplicates skipped on retry", tot, partitions*perPartition)
+	// Every record is counted written exactly once. (How many were
+	// skipped as duplicates depends on where each outage began;
+	// TestRetryAfterPartialWrite proves the skipping deterministically.)
+	if tot.RecordsWritten != partitions*perPartition {
+		t.Fatalf("totals %+v: want %d written", tot, partitions*perPartition)
 	}
 	t.Logf("%d faults injected, %d retries, %d duplicates skipped by provenance", injected.Load(), st.Retries, tot.DuplicatesSkipped)
 }
@@ -114,34 +117,46 @@ func TestFaultsWithoutProvenance(t *testing.T) {
 	injected := injectProduceFaults(r, 6)
 	m := r.mapping(t, "events", 500, 2)
 	r.waitCaughtUp(t, m, 2*time.Minute)
-	src, dst := readAll(t, r.pair.Source, "events"), readAll(t, r.pair.Target, "events")
-	dups := 0
-	for p, recs := range src {
-		// Without provenance, match by content in order: each source
-		// record must appear, in order; extra copies are duplicates.
-		j := 0
-		for _, d := range dst[p] {
-			if len(d.Headers) != 3 {
-				t.Fatalf("provenance header written although disabled: %v", d.Headers)
+	src := readAll(t, r.pair.Source, "events")
+	countDups := func() (dups, total int) {
+		t.Helper()
+		dst := readAll(t, r.pair.Target, "events")
+		for p, recs := range src {
+			// Without provenance, match by content in order: each
+			// source record must appear, in order; extra copies are
+			// duplicates.
+			j := 0
+			for _, d := range dst[p] {
+				total++
+				if len(d.Headers) != 3 {
+					t.Fatalf("provenance header written although disabled: %v", d.Headers)
+				}
+				if j < len(recs) && sameRecord(recs[j], d) == "" {
+					j++
+					continue
+				}
+				dups++
 			}
-			if j < len(recs) && sameRecord(recs[j], d) == "" {
-				j++
-				continue
+			if j != len(recs) {
+				t.Fatalf("partition %d: %d of %d source records found in order: lost records", p, j, len(recs))
 			}
-			dups++
 		}
-		if j != len(recs) {
-			t.Fatalf("partition %d: %d of %d source records found in order: lost records", p, j, len(recs))
-		}
+		return dups, total
 	}
-	ns, nd := 0, 0
-	for p := range src {
-		ns += len(src[p])
-		nd += len(dst[p])
+	dups, total := countDups()
+	t.Logf("provenance off: %d faults, %d retries: %d source records, %d target records, %d duplicates, 0 lost",
+		injected.Load(), m.Stats().Retries, partitions*perPartition, total, dups)
+
+	// Whether an outage hit mid-batch above depends on timing; a replayed
+	// batch (Lambda retrying a batch whose acknowledgement was lost)
+	// always shows the cost: every record is written again.
+	m.Close()
+	if _, err := r.repl.Handle(context.Background(), encodeEvent(t, src[0][:100])); err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("provenance off: %d faults, %d retries, %d source records, %d target records, %d duplicates on the target", injected.Load(), m.Stats().Retries, ns, nd, dups)
-	if dups == 0 {
-		t.Fatalf("retries of partly written batches wrote no duplicates: the faults did not hit mid-batch")
+	after, _ := countDups()
+	if after != dups+100 {
+		t.Fatalf("replayed 100 records without provenance: %d duplicates, want %d", after, dups+100)
 	}
 }
 
