@@ -1,0 +1,348 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/replicate"
+)
+
+// Goals from the issue "Speed and memory".
+const (
+	GoalDecodeSpeedup  = 3.0 // kafkaevent vs encoding/json, full event
+	GoalHandlerRatio   = 0.7 // handler vs raw producer throughput at 1 KB
+	GoalHandlerAtValue = 1024
+	GoalAllocPerEvent  = 2.0 // process allocations per batch, × event size
+)
+
+// Options configures a run.
+type Options struct {
+	// ValueSizes are the record value sizes to measure (default 100,
+	// 1024, 10240 bytes).
+	ValueSizes []int
+	// EventBytes caps each event (default esm.MaxPayloadBytes).
+	EventBytes int
+	// Rounds is how many interleaved rounds each comparison runs
+	// (default 9); the handler comparison runs one more, unmeasured, to
+	// warm up.
+	Rounds int
+	// DecodeSample is about how long one decoder runs per round
+	// (default 150ms).
+	DecodeSample time.Duration
+	// Compression is the target producers' codec (default
+	// replicate.DefaultCompression, as the function).
+	Compression string
+	// Profile attributes allocations by call stack, so the in-process
+	// target's share can be told apart. It makes the memory phase slower.
+	Profile bool
+	// Progress, if set, receives a line per phase.
+	Progress io.Writer
+}
+
+func (o *Options) defaults() {
+	if len(o.ValueSizes) == 0 {
+		o.ValueSizes = []int{100, 1024, 10240}
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 9
+	}
+	if o.Compression == "" {
+		o.Compression = replicate.DefaultCompression
+	}
+	if o.DecodeSample <= 0 {
+		o.DecodeSample = 150 * time.Millisecond
+	}
+}
+
+// Summary is the median and range of a figure over rounds.
+type Summary struct{ Median, Min, Max float64 }
+
+func summarize(xs []float64) Summary {
+	if len(xs) == 0 {
+		return Summary{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	med := s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return Summary{Median: med, Min: s[0], Max: s[len(s)-1]}
+}
+
+// DecodeResult compares decoders on one full event.
+type DecodeResult struct {
+	ValueSize, Records, EventBytes int
+	// MB/s of event bytes (1 MB = 10^6 bytes).
+	Fast, Std, StdRecords Summary
+	// Per-round speed ratios Fast/Std and Fast/StdRecords.
+	Ratio, RatioRecords Summary
+}
+
+// HandleResult compares the handler with a raw producer on one event's
+// records.
+type HandleResult struct {
+	ValueSize, Records, DataBytes, EventBytes int
+	HandlerRecs, RawRecs                      Summary // records/s
+	HandlerMBs, RawMBs                        Summary // MB/s of record data (key+value+headers)
+	Ratio                                     Summary // per-round handler/raw throughput
+}
+
+// MemoryResult is one event's allocations and peak heap.
+type MemoryResult struct {
+	ValueSize, EventBytes int
+	Decode, Handle, Raw   Memory
+}
+
+// Goal is one target of the issue, checked.
+type Goal struct {
+	Name, Want, Got string
+	Pass            bool
+}
+
+// Report is everything a run measured.
+type Report struct {
+	Options Options
+	Decode  []DecodeResult
+	Handle  []HandleResult
+	Memory  []MemoryResult
+	Goals   []Goal
+	Elapsed time.Duration
+}
+
+// Passed reports whether every goal was met.
+func (r *Report) Passed() bool {
+	for _, g := range r.Goals {
+		if !g.Pass {
+			return false
+		}
+	}
+	return true
+}
+
+// contender is one side of a comparison. prepare runs untimed before each
+// sample; run runs iters times per sample.
+type contender struct {
+	prepare func() error
+	run     func() error
+	iters   int
+}
+
+// interleave runs every contender once per round, alternating the order
+// each round, with a GC before each sample so one contender's garbage is
+// not collected on another's time. It returns seconds per run, by
+// contender then round.
+func interleave(ctx context.Context, rounds int, cs []*contender) ([][]float64, error) {
+	out := make([][]float64, len(cs))
+	for round := 0; round < rounds; round++ {
+		for k := range cs {
+			i := k
+			if round%2 == 1 {
+				i = len(cs) - 1 - k
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			c := cs[i]
+			if c.prepare != nil {
+				if err := c.prepare(); err != nil {
+					return nil, err
+				}
+			}
+			runtime.GC()
+			start := time.Now()
+			for range c.iters {
+				if err := c.run(); err != nil {
+					return nil, err
+				}
+			}
+			out[i] = append(out[i], time.Since(start).Seconds()/float64(c.iters))
+		}
+	}
+	return out, nil
+}
+
+// per divides n by each duration.
+func per(n float64, secs []float64) []float64 {
+	out := make([]float64, len(secs))
+	for i, s := range secs {
+		out[i] = n / s
+	}
+	return out
+}
+
+// ratios returns base[i]/cand[i]: how many times faster cand ran.
+func ratios(cand, base []float64) []float64 {
+	out := make([]float64, len(cand))
+	for i := range cand {
+		out[i] = base[i] / cand[i]
+	}
+	return out
+}
+
+// Run measures everything and checks the goals. A missed goal is not an
+// error; the returned error is for a run that could not measure.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	opts.defaults()
+	started := time.Now()
+	rep := &Report{Options: opts}
+	progress := func(format string, args ...any) {
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, format+"\n", args...)
+		}
+	}
+	for _, size := range opts.ValueSizes {
+		w, err := NewWorkload(size, opts.EventBytes)
+		if err != nil {
+			return nil, err
+		}
+		progress("decode %s: %d records, %d-byte event", SizeLabel(size), w.Records(), w.EventSize())
+		d, err := RunDecode(ctx, w, opts.Rounds, opts.DecodeSample)
+		if err != nil {
+			return nil, fmt.Errorf("decode %s: %w", SizeLabel(size), err)
+		}
+		rep.Decode = append(rep.Decode, d)
+
+		progress("handler vs raw producer %s", SizeLabel(size))
+		rig, err := NewRig(ctx, w, opts.Compression)
+		if err != nil {
+			return nil, err
+		}
+		h, err := RunHandle(ctx, rig, opts.Rounds)
+		if err == nil {
+			progress("memory %s", SizeLabel(size))
+			var m MemoryResult
+			m, err = RunMemory(ctx, rig, opts.Profile)
+			rep.Memory = append(rep.Memory, m)
+		}
+		rig.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s records: %w", SizeLabel(size), err)
+		}
+		rep.Handle = append(rep.Handle, h)
+	}
+	rep.Goals = goals(rep)
+	rep.Elapsed = time.Since(started)
+	return rep, nil
+}
+
+// RunDecode compares the decoders on w's event, interleaved over rounds.
+func RunDecode(ctx context.Context, w *Workload, rounds int, sample time.Duration) (DecodeResult, error) {
+	payload := w.Event(nil, 0)
+	decs := []Decoder{Fast, StdJSON, StdJSONRecords}
+	cs := make([]*contender, len(decs))
+	for i, d := range decs {
+		// Warm up, check, and size a sample to about the given time.
+		start := time.Now()
+		n, err := d.Decode(payload)
+		if err != nil {
+			return DecodeResult{}, fmt.Errorf("%s: %w", d.Name, err)
+		}
+		if n != w.Records() {
+			return DecodeResult{}, fmt.Errorf("%s decoded %d records, want %d", d.Name, n, w.Records())
+		}
+		iters := int(math.Ceil(float64(sample) / float64(max(time.Since(start), time.Microsecond))))
+		cs[i] = &contender{iters: max(1, iters), run: func() error { _, err := d.Decode(payload); return err }}
+	}
+	secs, err := interleave(ctx, rounds, cs)
+	if err != nil {
+		return DecodeResult{}, err
+	}
+	mb := float64(len(payload)) / 1e6
+	return DecodeResult{
+		ValueSize: w.ValueSize, Records: w.Records(), EventBytes: len(payload),
+		Fast: summarize(per(mb, secs[0])), Std: summarize(per(mb, secs[1])), StdRecords: summarize(per(mb, secs[2])),
+		Ratio: summarize(ratios(secs[0], secs[1])), RatioRecords: summarize(ratios(secs[0], secs[2])),
+	}, nil
+}
+
+// RunHandle compares, on rig's target, the handler taking each round's
+// event with a raw producer writing the same records, interleaved over
+// rounds after one unmeasured warm-up round.
+func RunHandle(ctx context.Context, rig *Rig, rounds int) (HandleResult, error) {
+	var payload []byte
+	var recs []*kgo.Record
+	handler := &contender{iters: 1,
+		prepare: func() error { payload = rig.NextEvent(); return nil },
+		run:     func() error { return rig.Handle(ctx, payload) },
+	}
+	raw := &contender{iters: 1,
+		prepare: func() error { recs = rig.RawRecords(); return nil },
+		run:     func() error { return rig.Raw(ctx, recs) },
+	}
+	cs := []*contender{handler, raw}
+	if _, err := interleave(ctx, 1, cs); err != nil {
+		return HandleResult{}, fmt.Errorf("warm-up: %w", err)
+	}
+	secs, err := interleave(ctx, rounds, cs)
+	if err != nil {
+		return HandleResult{}, err
+	}
+	w := rig.Workload
+	n, mb := float64(w.Records()), float64(w.DataBytes())/1e6
+	return HandleResult{
+		ValueSize: w.ValueSize, Records: w.Records(), DataBytes: w.DataBytes(), EventBytes: w.EventSize(),
+		HandlerRecs: summarize(per(n, secs[0])), RawRecs: summarize(per(n, secs[1])),
+		HandlerMBs: summarize(per(mb, secs[0])), RawMBs: summarize(per(mb, secs[1])),
+		Ratio: summarize(ratios(secs[0], secs[1])),
+	}, nil
+}
+
+// RunMemory measures one event's allocations and peak heap: decoding it,
+// handling it (on a warm rig), and the raw producer writing its records.
+func RunMemory(ctx context.Context, rig *Rig, profile bool) (MemoryResult, error) {
+	res := MemoryResult{ValueSize: rig.Workload.ValueSize, EventBytes: rig.Workload.EventSize()}
+	payload := rig.NextEvent()
+	var err error
+	if res.Decode, err = MeasureMemory(profile, func() error { _, err := Fast.Decode(payload); return err }); err != nil {
+		return res, err
+	}
+	if res.Handle, err = MeasureMemory(profile, func() error { return rig.Handle(ctx, payload) }); err != nil {
+		return res, err
+	}
+	recs := rig.RawRecords()
+	if res.Raw, err = MeasureMemory(profile, func() error { return rig.Raw(ctx, recs) }); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func goals(r *Report) []Goal {
+	var gs []Goal
+	for _, d := range r.Decode {
+		gs = append(gs, Goal{
+			Name: fmt.Sprintf("decode speed, %s records", SizeLabel(d.ValueSize)),
+			Want: fmt.Sprintf("≥ %.1f× encoding/json", GoalDecodeSpeedup),
+			Got:  fmt.Sprintf("%.2f×", d.Ratio.Median),
+			Pass: d.Ratio.Median >= GoalDecodeSpeedup,
+		})
+	}
+	for _, h := range r.Handle {
+		if h.ValueSize != GoalHandlerAtValue {
+			continue
+		}
+		gs = append(gs, Goal{
+			Name: fmt.Sprintf("handler throughput, %s records", SizeLabel(h.ValueSize)),
+			Want: fmt.Sprintf("≥ %.1f× raw producer", GoalHandlerRatio),
+			Got:  fmt.Sprintf("%.2f×", h.Ratio.Median),
+			Pass: h.Ratio.Median >= GoalHandlerRatio,
+		})
+	}
+	for _, m := range r.Memory {
+		x := float64(m.Handle.Process()) / float64(m.EventBytes)
+		gs = append(gs, Goal{
+			Name: fmt.Sprintf("allocations per batch, %s records", SizeLabel(m.ValueSize)),
+			Want: fmt.Sprintf("≤ %.1f× event size", GoalAllocPerEvent),
+			Got:  fmt.Sprintf("%.2f×", x),
+			Pass: x <= GoalAllocPerEvent,
+		})
+	}
+	return gs
+}
