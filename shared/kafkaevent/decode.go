@@ -12,6 +12,7 @@
 package kafkaevent
 
 import (
+	"bytes"
 	"encoding/base64"
 	"math"
 	"slices"
@@ -59,7 +60,42 @@ type Partition struct {
 
 // Decode parses a raw event. See the package documentation for guarantees.
 func Decode(data []byte) (*Event, error) {
-	d := decoder{buf: data, keys: make(map[string]string, 8)}
+	var parts []Partition
+	ev, err := DecodeEach(data, 0, func(c *Partition) error {
+		if n := len(parts); n > 0 && parts[n-1].Topic == c.Topic && parts[n-1].Partition == c.Partition {
+			parts[n-1].Records = append(parts[n-1].Records, c.Records...)
+			parts[n-1].LogAppendTime = parts[n-1].LogAppendTime || c.LogAppendTime
+			return nil
+		}
+		parts = append(parts, *c)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(parts, func(a, b Partition) int {
+		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+		return int(a.Partition) - int(b.Partition)
+	})
+	ev.Partitions = parts
+	return ev, nil
+}
+
+// DecodeEach parses a raw event and hands its records to fn as they are
+// decoded, in runs (chunks) of at most chunk records of one partition (0
+// means a whole partition per call), in the order the event lists them. A
+// partition's chunks come in offset order, one after another. fn may keep
+// the chunk's records; an error from fn stops decoding and is returned as
+// is. The returned Event has no Partitions, only the envelope and counts.
+//
+// Records are validated before fn sees them, but problems later in the
+// event (a malformed later record, trailing garbage, a bad eventSource
+// after the records) are found only after fn has seen earlier chunks; the
+// error is the same *MalformedEventError as Decode's.
+func DecodeEach(data []byte, chunk int, fn func(*Partition) error) (*Event, error) {
+	d := decoder{buf: data, keys: make(map[string]string, 8), chunk: chunk, emit: fn, seen: map[seenKey]bool{}}
 	d.arena = make([]byte, 0, len(data)*3/4+16)
 	ev := &Event{}
 	if err := d.event(ev); err != nil {
@@ -68,12 +104,20 @@ func Decode(data []byte) (*Event, error) {
 	return ev, nil
 }
 
+type seenKey struct {
+	topic     string
+	partition int32
+}
+
 type decoder struct {
 	buf   []byte
 	pos   int
 	arena []byte             // backing store for keys, values and header values
 	hdrs  []kgo.RecordHeader // slab for headers
 	keys  map[string]string  // interned topics and header keys
+	chunk int                // records per emitted chunk; 0 means unlimited
+	emit  func(*Partition) error
+	seen  map[seenKey]bool // partitions already decoded
 	// where we are, for errors
 	key   string
 	index int
@@ -398,6 +442,9 @@ func (d *decoder) event(ev *Event) error {
 			return err
 		case "records":
 			sawRecords = true
+			if sawSource && ev.EventSource != SourceMSK && ev.EventSource != SourceSelfManaged {
+				return d.fail(ErrUnknownSource, "eventSource", strconv.Quote(truncate(ev.EventSource)))
+			}
 			return d.records(ev)
 		default:
 			return d.skip(0)
@@ -420,17 +467,6 @@ func (d *decoder) event(ev *Event) error {
 		return d.fail(ErrMissingField, "records", "")
 	case ev.Records == 0:
 		return d.fail(ErrEmptyBatch, "records", "")
-	}
-	slices.SortFunc(ev.Partitions, func(a, b Partition) int {
-		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
-			return c
-		}
-		return int(a.Partition) - int(b.Partition)
-	})
-	for i := 1; i < len(ev.Partitions); i++ {
-		if ev.Partitions[i].Topic == ev.Partitions[i-1].Topic && ev.Partitions[i].Partition == ev.Partitions[i-1].Partition {
-			return &MalformedEventError{Kind: ErrBadField, Key: ev.Partitions[i].Topic + "-" + strconv.Itoa(int(ev.Partitions[i].Partition)), Index: -1, Field: "records", Detail: "partition appears under two keys", Pos: d.pos}
-		}
 	}
 	return nil
 }
@@ -467,9 +503,30 @@ func (d *decoder) records(ev *Event) error {
 			return d.fail(ErrKeyMismatch, "", "records key is not topic-partition")
 		}
 		p := Partition{Topic: d.intern([]byte(topic)), Partition: part}
+		if d.seen[seenKey{p.Topic, part}] {
+			return d.fail(ErrBadField, "records", "partition appears under two keys")
+		}
+		d.seen[seenKey{p.Topic, part}] = true
 		last := int64(-1)
+		index := 0
+		if d.chunk > 0 {
+			p.Records = make([]kgo.Record, 0, d.chunk)
+		}
+		flush := func() error {
+			if len(p.Records) == 0 {
+				return nil
+			}
+			ev.Records += len(p.Records)
+			c := p
+			p.Records = nil
+			if d.chunk > 0 {
+				p.Records = make([]kgo.Record, 0, d.chunk)
+			}
+			return d.emit(&c)
+		}
 		err := d.array(func() error {
-			d.index = len(p.Records)
+			d.index = index
+			index++
 			p.Records = append(p.Records, kgo.Record{})
 			r := &p.Records[len(p.Records)-1]
 			logAppend, err := d.record(r)
@@ -488,16 +545,15 @@ func (d *decoder) records(ev *Event) error {
 			for _, h := range r.Headers {
 				ev.Bytes += len(h.Key) + len(h.Value)
 			}
+			if d.chunk > 0 && len(p.Records) == d.chunk {
+				return flush()
+			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		if len(p.Records) > 0 {
-			ev.Records += len(p.Records)
-			ev.Partitions = append(ev.Partitions, p)
-		}
-		return nil
+		return flush()
 	})
 }
 
@@ -589,6 +645,9 @@ func (d *decoder) b64(field string) ([]byte, error) {
 	if d.null() {
 		return nil, nil
 	}
+	if b, ok := d.fastB64(); ok {
+		return b, nil
+	}
 	s, err := d.str()
 	if err != nil {
 		return nil, err
@@ -604,6 +663,44 @@ func (d *decoder) b64(field string) ([]byte, error) {
 	}
 	d.arena = d.arena[:start+got]
 	return d.arena[start : start+got : start+got], nil
+}
+
+// fastB64 decodes a base64 string without escapes straight from the input.
+// It reports false, consuming nothing, whenever the slow path must decide
+// (escapes, control characters, bad base64), so errors stay exact.
+func (d *decoder) fastB64() ([]byte, bool) {
+	if d.peek() != '"' {
+		return nil, false
+	}
+	rest := d.buf[d.pos+1:]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 || end%4 != 0 {
+		return nil, false
+	}
+	s := rest[:end]
+	if bytes.IndexByte(s, '\\') >= 0 {
+		return nil, false
+	}
+	want := end / 4 * 3
+	if end > 0 && s[end-1] == '=' {
+		want--
+		if s[end-2] == '=' {
+			want--
+		}
+	}
+	if cap(d.arena)-len(d.arena) < want+2 {
+		d.arena = make([]byte, 0, max(want+2, 64<<10))
+	}
+	start := len(d.arena)
+	// base64 skips \r and \n; a decoded length short of want means the
+	// string held one (invalid JSON), so the slow path reports it.
+	got, err := base64.StdEncoding.Decode(d.arena[start:start+want+2], s)
+	if err != nil || got != want {
+		return nil, false
+	}
+	d.pos += 1 + end + 1
+	d.arena = d.arena[:start+got]
+	return d.arena[start : start+got : start+got], true
 }
 
 // headerSlab returns an empty header slice with room for n+1 headers.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -250,4 +251,61 @@ func moduleDir(t testing.TB, mod string) string {
 		t.Fatalf("go list -m %s: %v", mod, err)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// TestDecodeEachChunks checks that streaming decode hands over every record
+// once, in order, in chunks of at most the asked size, one partition at a
+// time, and that Decode's view is the same.
+func TestDecodeEachChunks(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"eventSource":"SelfManagedKafka","records":{`)
+	for p := 0; p < 3; p++ {
+		if p > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"t-%d":[`, p)
+		for i := 0; i < 25; i++ {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"topic":"t","partition":%d,"offset":%d,"timestamp":1,"value":"%s"}`, p, 100+i, base64.StdEncoding.EncodeToString([]byte(fmt.Sprint(p, "-", i))))
+		}
+		b.WriteString("]")
+	}
+	b.WriteString("}}")
+	data := []byte(b.String())
+	var got []string
+	sizes := map[int]int{}
+	ev, err := DecodeEach(data, 10, func(c *Partition) error {
+		sizes[len(c.Records)]++
+		for _, r := range c.Records {
+			got = append(got, fmt.Sprintf("%d/%d=%s", c.Partition, r.Offset, r.Value))
+		}
+		return nil
+	})
+	if err != nil || ev.Records != 75 || ev.Partitions != nil {
+		t.Fatalf("DecodeEach: %+v, %v", ev, err)
+	}
+	if sizes[10] != 6 || sizes[5] != 3 || len(sizes) != 2 {
+		t.Fatalf("chunk sizes %v, want six of 10 and three of 5", sizes)
+	}
+	full, err := Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, p := range full.Partitions {
+		for _, r := range p.Records {
+			want = append(want, fmt.Sprintf("%d/%d=%s", p.Partition, r.Offset, r.Value))
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("streamed %v\nwant %v", got, want)
+	}
+	// An error from fn stops decoding and comes back as is.
+	stop := errors.New("stop")
+	calls := 0
+	if _, err := DecodeEach(data, 10, func(*Partition) error { calls++; return stop }); err != stop || calls != 1 {
+		t.Fatalf("err %v after %d calls", err, calls)
+	}
 }
