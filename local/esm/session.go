@@ -54,6 +54,7 @@ type worker struct {
 	// Owned by the worker goroutine.
 	enc   *Encoder
 	buf   []byte
+	call  []byte // the bytes of one invocation; see invoke
 	batch []*kgo.Record
 	seen  map[tpKey]struct{}
 }
@@ -498,7 +499,11 @@ func (w *worker) invoke(payload []byte, attempt, n int) (err error) {
 			m.recordErr(err, ResultProblem)
 		}
 	}()
-	_, err = m.h.Invoke(ctx, payload)
+	// Each invocation gets its own copy of the event, as it would over
+	// Lambda's Invoke API: a handler may decode in place, and a retry
+	// must still see the batch as polled.
+	w.call = append(w.call[:0], payload...)
+	_, err = m.h.Invoke(ctx, w.call)
 	return err
 }
 

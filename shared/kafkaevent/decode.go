@@ -95,8 +95,23 @@ func Decode(data []byte) (*Event, error) {
 // after the records) are found only after fn has seen earlier chunks; the
 // error is the same *MalformedEventError as Decode's.
 func DecodeEach(data []byte, chunk int, fn func(*Partition) error) (*Event, error) {
-	d := decoder{buf: data, keys: make(map[string]string, 8), chunk: chunk, emit: fn, seen: map[seenKey]bool{}}
-	d.arena = make([]byte, 0, len(data)*3/4+16)
+	return decodeEach(data, chunk, fn, false)
+}
+
+// DecodeEachInPlace is DecodeEach that decodes keys, values and header
+// values into data's own memory, so a batch costs no second copy of its
+// payload. data is overwritten: after the call it may be used only through
+// the records fn received, and the caller must not reuse it while it still
+// needs them.
+func DecodeEachInPlace(data []byte, chunk int, fn func(*Partition) error) (*Event, error) {
+	return decodeEach(data, chunk, fn, true)
+}
+
+func decodeEach(data []byte, chunk int, fn func(*Partition) error, inPlace bool) (*Event, error) {
+	d := decoder{buf: data, keys: make(map[string]string, 8), chunk: chunk, emit: fn, seen: map[seenKey]bool{}, inPlace: inPlace}
+	if !inPlace {
+		d.arena = make([]byte, 0, len(data)*3/4+16)
+	}
 	ev := &Event{}
 	if err := d.event(ev); err != nil {
 		return nil, err
@@ -118,6 +133,10 @@ type decoder struct {
 	chunk int                // records per emitted chunk; 0 means unlimited
 	emit  func(*Partition) error
 	seen  map[seenKey]bool // partitions already decoded
+	// inPlace decodes into buf itself: decoded bytes are never longer
+	// than their encoding and are written behind the read position.
+	inPlace bool
+	fastErr error // a failure fastB64 found and the slow path cannot redo
 	// where we are, for errors
 	key   string
 	index int
@@ -648,12 +667,17 @@ func (d *decoder) b64(field string) ([]byte, error) {
 	if b, ok := d.fastB64(); ok {
 		return b, nil
 	}
+	if d.fastErr != nil {
+		err := d.fastErr.(*MalformedEventError)
+		err.Field = field
+		return nil, err
+	}
 	s, err := d.str()
 	if err != nil {
 		return nil, err
 	}
 	n := base64.StdEncoding.DecodedLen(len(s))
-	if cap(d.arena)-len(d.arena) < n {
+	if cap(d.arena)-len(d.arena) < n || d.arena == nil {
 		d.arena = make([]byte, 0, max(n, 64<<10))
 	}
 	start := len(d.arena)
@@ -680,6 +704,18 @@ func (d *decoder) fastB64() ([]byte, bool) {
 	s := rest[:end]
 	if bytes.IndexByte(s, '\\') >= 0 {
 		return nil, false
+	}
+	if d.inPlace {
+		n, ok := decodeInPlace(s)
+		if !ok {
+			// s may be partly overwritten now; the slow path must not
+			// reread it. It held a character base64 does not allow
+			// (escapes were ruled out above).
+			d.fastErr = d.fail(ErrBadBase64, "", "illegal base64 data")
+			return nil, false
+		}
+		d.pos += 1 + end + 1
+		return s[:n:n], true
 	}
 	want := end / 4 * 3
 	if end > 0 && s[end-1] == '=' {
@@ -727,6 +763,30 @@ func (d *decoder) headers(r *kgo.Record) error {
 			key := d.intern(k)
 			if d.null() {
 				hs = append(hs, kgo.RecordHeader{Key: key})
+				return nil
+			}
+			if d.inPlace {
+				// Each byte takes at least one digit and a comma, so
+				// writing from the '[' on stays behind the reader.
+				d.peek()
+				w := d.pos
+				start := w
+				err := d.array(func() error {
+					n, err := d.int("headers")
+					if err != nil {
+						return err
+					}
+					if n < -128 || n > 255 {
+						return d.fail(ErrBadField, "headers", "header byte out of range")
+					}
+					d.buf[w] = byte(n)
+					w++
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				hs = append(hs, kgo.RecordHeader{Key: key, Value: d.buf[start:w:w]})
 				return nil
 			}
 			start := len(d.arena)
@@ -799,4 +859,53 @@ func numberLen(b []byte) int {
 		}
 	}
 	return i
+}
+
+// b64dec maps a standard base64 character to its value, or 0xff.
+var b64dec = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" {
+		t[c] = byte(i)
+	}
+	return t
+}()
+
+// decodeInPlace decodes padded standard base64 in b into b's own prefix
+// and returns the decoded length. Each quantum's 3 bytes are written only
+// after its 4 characters are read, never ahead of the reader. It reports
+// false for any character outside the alphabet or misplaced padding; b may
+// then be partly overwritten.
+func decodeInPlace(b []byte) (int, bool) {
+	if len(b)%4 != 0 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(b); i += 4 {
+		c0, c1, c2, c3 := b64dec[b[i]], b64dec[b[i+1]], b64dec[b[i+2]], b64dec[b[i+3]]
+		if c0|c1|c2|c3 != 0xff && (c0|c1|c2|c3)&0xc0 == 0 {
+			v := uint(c0)<<18 | uint(c1)<<12 | uint(c2)<<6 | uint(c3)
+			b[n], b[n+1], b[n+2] = byte(v>>16), byte(v>>8), byte(v)
+			n += 3
+			continue
+		}
+		if i != len(b)-4 || c0 == 0xff || c1 == 0xff {
+			return 0, false
+		}
+		switch {
+		// Like encoding/base64's StdEncoding (not Strict), bits left
+		// over before the padding are ignored.
+		case b[i+2] == '=' && b[i+3] == '=':
+			b[n] = c0<<2 | c1>>4
+			n++
+		case c2 != 0xff && b[i+3] == '=':
+			v := uint(c0)<<18 | uint(c1)<<12 | uint(c2)<<6
+			b[n], b[n+1] = byte(v>>16), byte(v>>8)
+			n += 2
+		default:
+			return 0, false
+		}
+	}
+	return n, true
 }

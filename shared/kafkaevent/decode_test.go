@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -238,6 +239,32 @@ func FuzzDecode(f *testing.F) {
 		if err != nil || ev2.Records != ev.Records || ev2.Bytes != ev.Bytes {
 			t.Fatalf("second decode differs: %v", err)
 		}
+		// Decoding in place, on a copy, yields the same records.
+		var inPlace []kgo.Record
+		cp := append([]byte(nil), data...)
+		if _, err := DecodeEachInPlace(cp, 3, func(c *Partition) error { inPlace = append(inPlace, c.Records...); return nil }); err != nil {
+			t.Fatalf("in place: %v", err)
+		}
+		var all []kgo.Record
+		for _, p := range ev.Partitions {
+			all = append(all, p.Records...)
+		}
+		if len(all) != len(inPlace) {
+			t.Fatalf("in place: %d records, want %d", len(inPlace), len(all))
+		}
+		sortRecords(inPlace)
+		for i := range all {
+			a, b := all[i], inPlace[i]
+			if a.Topic != b.Topic || a.Partition != b.Partition || a.Offset != b.Offset || !bytes.Equal(a.Key, b.Key) || (a.Key == nil) != (b.Key == nil) ||
+				!bytes.Equal(a.Value, b.Value) || (a.Value == nil) != (b.Value == nil) || len(a.Headers) != len(b.Headers) {
+				t.Fatalf("in place record %d differs: %+v vs %+v", i, b, a)
+			}
+			for j := range a.Headers {
+				if a.Headers[j].Key != b.Headers[j].Key || !bytes.Equal(a.Headers[j].Value, b.Headers[j].Value) {
+					t.Fatalf("in place record %d header %d differs", i, j)
+				}
+			}
+		}
 	})
 }
 
@@ -307,5 +334,33 @@ func TestDecodeEachChunks(t *testing.T) {
 	calls := 0
 	if _, err := DecodeEach(data, 10, func(*Partition) error { calls++; return stop }); err != stop || calls != 1 {
 		t.Fatalf("err %v after %d calls", err, calls)
+	}
+}
+
+// sortRecords orders records as Decode orders partitions.
+func sortRecords(rs []kgo.Record) {
+	sort.SliceStable(rs, func(i, j int) bool {
+		if rs[i].Topic != rs[j].Topic {
+			return rs[i].Topic < rs[j].Topic
+		}
+		return rs[i].Partition < rs[j].Partition
+	})
+}
+
+// TestDecodeInPlaceMalformed checks that decoding in place reports the same
+// kinds of error as Decode.
+func TestDecodeInPlaceMalformed(t *testing.T) {
+	for _, in := range []string{
+		`{"eventSource":"aws:kafka","records":{"t-0":[{"topic":"t","partition":0,"offset":1,"timestamp":1,"value":"!!!!"}]}}`,
+		`{"eventSource":"aws:kafka","records":{"t-0":[{"topic":"t","partition":0,"offset":1,"timestamp":1,"value":"QQ=A"}]}}`,
+		`{"eventSource":"aws:kafka","records":{"t-0":[{"topic":"t","partition":0,"offset":1,"timestamp":1,"key":"abc"}]}}`,
+	} {
+		_, err := DecodeEachInPlace([]byte(in), 0, func(*Partition) error { return nil })
+		if !errors.Is(err, ErrBadBase64) {
+			t.Errorf("%s: %v, want ErrBadBase64", in, err)
+		}
+		if _, err := Decode([]byte(in)); !errors.Is(err, ErrBadBase64) {
+			t.Errorf("Decode %s: %v, want ErrBadBase64", in, err)
+		}
 	}
 }

@@ -104,10 +104,14 @@ func ProducerOptions(c Config) []kgo.Opt {
 	if maxBytes == 0 {
 		maxBytes = DefaultMaxMessageBytes
 	}
+	compression := kgo.ProducerBatchCompression(codec)
+	if c.Compression == "lz4" {
+		compression = kgo.WithCompressor(newLz4Compressor())
+	}
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerBatchCompression(codec),
+		compression,
 		kgo.ProducerBatchMaxBytes(int32(maxBytes)),
 		kgo.MaxBufferedRecords(20000),
 		kgo.ProducerLinger(0),

@@ -1,0 +1,449 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaevent"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provenance"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/telemetry"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
+)
+
+// chunkRecords is how many records of a partition are transformed and
+// handed to the producer while the decoder reads on: the target's
+// compression and acknowledgements overlap with decoding the rest of the
+// event.
+const chunkRecords = 512
+
+// Handle decodes and writes one batch. Records are written while the event
+// is still being decoded; if the event turns out malformed further on, the
+// well-formed records before the fault may already be on the target, and
+// the retry skips them by provenance.
+//
+// payload is decoded in place: Handle overwrites it, and the caller must
+// not use it afterwards (Lambda's runtime and the local emulators hand
+// every invocation its own buffer, or reuse it only after Invoke returns).
+func (r *Replicator) Handle(ctx context.Context, payload []byte) (Result, error) {
+	var m telemetry.BatchMetrics
+	b := &batch{r: r, ctx: ctx, m: &m, parts: map[tp]*partState{}, failed: map[*kgo.Record]bool{}}
+	ev, err := kafkaevent.DecodeEachInPlace(payload, chunkRecords, b.chunk)
+	if werr := b.wait(); err == nil {
+		err = werr
+	}
+	ok := err == nil
+	r.remember(b.order, b.failed, ok)
+	res := b.result(ev)
+	r.record(ctx, m)
+	if err != nil {
+		var me *kafkaevent.MalformedEventError
+		if errors.As(err, &me) {
+			r.log.ErrorContext(ctx, "rejecting malformed event", "error", err, "bytes", len(payload))
+		} else {
+			r.log.ErrorContext(ctx, "batch failed; it will be retried", "error", err, "partitions", len(b.order))
+		}
+		return Result{}, err
+	}
+	r.log.DebugContext(ctx, "batch written", "records", res.Records, "written", res.RecordsWritten,
+		"duplicatesSkipped", res.DuplicatesSkipped, "filtered", res.RecordsFiltered, "deadLettered", res.RecordsDeadLettered)
+	return res, nil
+}
+
+// batch is one invocation's work in progress.
+type batch struct {
+	r   *Replicator
+	ctx context.Context
+	m   *telemetry.BatchMetrics
+
+	flushed bool
+	ends    map[string]kadm.ListedOffsets // target end offsets, per topic, read once
+	starts  map[string]kadm.ListedOffsets
+	parts   map[tp]*partState
+	order   []*partState
+
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	failed map[*kgo.Record]bool // data records not acknowledged
+	first  error
+	causes []string
+}
+
+// partState is one source partition's progress within a batch.
+type partState struct {
+	srcTopic  string
+	srcPart   int32
+	target    tp
+	done      int64         // source offsets ≤ done are already on the target
+	write     []*kgo.Record // data records sent, in order
+	srcOff    []int64       // source offset of each record in write
+	lastSrc   int64         // last source offset of this batch, once seen
+	processed bool          // a record beyond done was seen
+}
+
+// chunk handles a run of one partition's records as the decoder yields it.
+func (b *batch) chunk(c *kafkaevent.Partition) error {
+	r := b.r
+	if !b.flushed {
+		b.flushed = true
+		// Records an earlier, abandoned invocation left buffered must
+		// land (or fail) before we read the target's tails, or dedup
+		// could miss them.
+		if n := r.cl.BufferedProduceRecords(); n > 0 {
+			if err := r.cl.Flush(b.ctx); err != nil {
+				return &TargetWriteError{Failed: int(n), Errors: []string{err.Error()}, Err: err}
+			}
+		}
+	}
+	key := tp{c.Topic, c.Partition}
+	ps := b.parts[key]
+	if ps == nil {
+		ps = &partState{srcTopic: c.Topic, srcPart: c.Partition, target: tp{r.cfg.Transforms.TargetTopic(c.Topic), c.Partition}, done: -1}
+		if r.cfg.Provenance {
+			if err := telemetry.Trace(b.ctx, "dedup", func(ctx context.Context) error { return b.dedup(ctx, ps) }); err != nil {
+				return err
+			}
+		}
+		b.parts[key] = ps
+		b.order = append(b.order, ps)
+	}
+	recs := c.Records
+	from := 0
+	for from < len(recs) && recs[from].Offset <= ps.done {
+		from++
+	}
+	b.m.DuplicatesSkipped += int64(from)
+	if from == len(recs) {
+		return nil
+	}
+	ps.processed = true
+	ps.lastSrc = recs[len(recs)-1].Offset
+	write, srcOff, dead, failures := r.transform(ps, recs[from:], b.m)
+	if len(failures) > 0 && r.cfg.OnRecordError == FailBatch {
+		return &RecordFailuresError{Failures: failures}
+	}
+	// Dead letters are acknowledged before any later record of their
+	// partition is written, so a retry that skips by provenance can never
+	// skip an unacknowledged dead letter.
+	if len(dead) > 0 {
+		if _, err := r.produce(b.ctx, "dead-letter", dead); err != nil {
+			return err
+		}
+		b.m.RecordsDeadLettered += int64(len(dead))
+	}
+	ps.write = append(ps.write, write...)
+	ps.srcOff = append(ps.srcOff, srcOff...)
+	b.send(write)
+	return nil
+}
+
+// send hands records to the producer without waiting; wait collects the
+// acknowledgements.
+func (b *batch) send(recs []*kgo.Record) {
+	b.wg.Add(len(recs))
+	for _, rec := range recs {
+		b.r.cl.Produce(b.ctx, rec, func(rec *kgo.Record, err error) {
+			if err != nil {
+				b.mu.Lock()
+				b.failed[rec] = true
+				if b.first == nil {
+					b.first = err
+				}
+				if len(b.causes) < 5 {
+					b.causes = append(b.causes, "target: "+err.Error())
+				}
+				b.mu.Unlock()
+			}
+			b.wg.Done()
+		})
+	}
+}
+
+// wait blocks until every record sent is acknowledged or failed, counts
+// the acknowledged ones, and returns a *TargetWriteError if any failed.
+func (b *batch) wait() error {
+	_ = telemetry.Trace(b.ctx, "target-write", func(context.Context) error { b.wg.Wait(); return nil })
+	now := b.r.now()
+	for _, ps := range b.order {
+		for _, rec := range ps.write {
+			if b.failed[rec] {
+				continue
+			}
+			b.m.RecordsWritten++
+			b.m.BytesWritten += int64(len(rec.Key) + len(rec.Value))
+			if len(b.m.Latencies) < 1000 {
+				b.m.Latencies = append(b.m.Latencies, now.Sub(rec.Timestamp))
+			}
+		}
+	}
+	if len(b.failed) == 0 {
+		return nil
+	}
+	return &TargetWriteError{Failed: len(b.failed), Errors: dedupStrings(b.causes), Err: b.first}
+}
+
+func dedupStrings(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (b *batch) result(ev *kafkaevent.Event) Result {
+	res := Result{
+		RecordsWritten:      int(b.m.RecordsWritten),
+		DuplicatesSkipped:   int(b.m.DuplicatesSkipped),
+		RecordsFiltered:     int(b.m.RecordsFiltered),
+		RecordsDeadLettered: int(b.m.RecordsDeadLettered),
+	}
+	if ev != nil {
+		res.Records = ev.Records
+	}
+	return res
+}
+
+// dedup sets where ps starts: past what the target partition already holds.
+func (b *batch) dedup(ctx context.Context, ps *partState) error {
+	r := b.r
+	topic := ps.target.topic
+	if b.ends == nil {
+		b.ends = map[string]kadm.ListedOffsets{}
+	}
+	ends, ok := b.ends[topic]
+	if !ok {
+		var err error
+		if ends, err = r.adm.ListEndOffsets(ctx, topic); err != nil {
+			return &TargetReadError{Topic: topic, Partition: -1, Err: err}
+		}
+		b.ends[topic] = ends
+	}
+	end, ok := ends.Lookup(topic, ps.target.partition)
+	if !ok {
+		return &TargetReadError{Topic: topic, Partition: ps.target.partition, Err: kerr.UnknownTopicOrPartition}
+	}
+	if end.Err != nil {
+		return &TargetReadError{Topic: topic, Partition: ps.target.partition, Err: end.Err}
+	}
+	r.mu.Lock()
+	known, cached := r.tails[ps.target]
+	r.mu.Unlock()
+	done := int64(-1)
+	switch {
+	case cached && known.end == end.Offset:
+		done = known.done
+	case end.Offset > 0:
+		if b.starts == nil {
+			b.starts = map[string]kadm.ListedOffsets{}
+		}
+		starts, ok := b.starts[topic]
+		if !ok {
+			var err error
+			if starts, err = r.adm.ListStartOffsets(ctx, topic); err != nil {
+				return &TargetReadError{Topic: topic, Partition: -1, Err: err}
+			}
+			b.starts[topic] = starts
+		}
+		logStart := int64(0)
+		if s, ok := starts.Lookup(topic, ps.target.partition); ok && s.Err == nil {
+			logStart = s.Offset
+		}
+		var err error
+		if done, err = r.tailSource(ctx, ps, logStart, end.Offset); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	r.tails[ps.target] = tail{end: end.Offset, done: done}
+	r.mu.Unlock()
+	ps.done = done
+	return nil
+}
+
+// tailSource reads the newest target record's provenance and returns the
+// source offset it names.
+func (r *Replicator) tailSource(ctx context.Context, ps *partState, logStart, end int64) (int64, error) {
+	rec, err := r.reader.Last(ctx, ps.target.topic, ps.target.partition, logStart, end)
+	if errors.Is(err, peek.ErrNoRecord) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, &TargetReadError{Topic: ps.target.topic, Partition: ps.target.partition, Err: err}
+	}
+	src, err := provenance.Of(rec)
+	if err != nil {
+		return 0, &ForeignRecordError{Topic: ps.target.topic, Partition: ps.target.partition, Offset: rec.Offset, Reason: err.Error()}
+	}
+	if src.Topic != ps.srcTopic || src.Partition != ps.srcPart {
+		return 0, &ForeignRecordError{Topic: ps.target.topic, Partition: ps.target.partition, Offset: rec.Offset,
+			Reason: fmt.Sprintf("its provenance is %s, not partition %d of %s", src, ps.srcPart, ps.srcTopic)}
+	}
+	return src.Offset, nil
+}
+
+// transform applies the chain to recs, adding the provenance header, and
+// sorts them into records to write, dead letters and filtered ones. It
+// returns the permanent failures.
+func (r *Replicator) transform(ps *partState, recs []kgo.Record, m *telemetry.BatchMetrics) (write []*kgo.Record, srcOff []int64, dead []*kgo.Record, failures []RecordFailure) {
+	write = make([]*kgo.Record, 0, len(recs))
+	srcOff = make([]int64, 0, len(recs))
+	var prov []byte
+	if r.cfg.Provenance {
+		prov = make([]byte, 0, (len(ps.srcTopic)+24)*len(recs))
+	}
+	transforms := r.cfg.Transforms.Len() > 0
+	for i := range recs {
+		rec := &recs[i]
+		src := provenance.Source{Topic: ps.srcTopic, Partition: ps.srcPart, Offset: rec.Offset}
+		// The original is kept for a dead letter. Without transforms the
+		// headers are never changed in place (the provenance header goes
+		// into spare capacity), so no copy is needed.
+		orig := *rec
+		if transforms {
+			orig.Headers = append([]kgo.RecordHeader(nil), rec.Headers...)
+		}
+		verdict, err := r.cfg.Transforms.Apply(rec)
+		if err == nil && verdict == transform.Keep && (rec.Topic != ps.target.topic || rec.Partition != ps.target.partition) {
+			err = fmt.Errorf("a transform moved the record to %s/%d; only rename may change the topic and nothing may change the partition", rec.Topic, rec.Partition)
+		}
+		kind := "transform"
+		if err == nil && verdict == transform.Keep {
+			if r.cfg.Provenance {
+				start := len(prov)
+				prov = src.Append(prov)
+				rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: provenance.HeaderKey, Value: prov[start:len(prov):len(prov)]})
+			}
+			if size := encodedSize(rec); size > r.maxBytes() {
+				err, kind = &RecordTooLargeError{Size: size, Max: r.maxBytes()}, "too-large"
+			}
+		}
+		switch {
+		case err != nil:
+			failures = append(failures, RecordFailure{Topic: src.Topic, Partition: src.Partition, Offset: src.Offset, Reason: err.Error()})
+			dead = append(dead, r.deadLetter(&orig, src, kind, err))
+		case verdict == transform.Filter:
+			m.RecordsFiltered++
+		default:
+			rec.Offset = 0 // the target assigns offsets; provenance keeps the source's
+			write = append(write, rec)
+			srcOff = append(srcOff, src.Offset)
+		}
+	}
+	return write, srcOff, dead, failures
+}
+
+func (r *Replicator) maxBytes() int {
+	if r.cfg.MaxMessageBytes > 0 {
+		return r.cfg.MaxMessageBytes
+	}
+	return DefaultMaxMessageBytes
+}
+
+// encodedSize bounds from above the size of a record batch holding only
+// rec, so a record that passes never fails in the client as too large.
+func encodedSize(rec *kgo.Record) int {
+	n := 61 + 5 + 1 + 10 + 5 + 5 + len(rec.Key) + 5 + len(rec.Value) + 5
+	for _, h := range rec.Headers {
+		n += 5 + len(h.Key) + 5 + len(h.Value)
+	}
+	return n
+}
+
+// deadLetter builds the dead-letter record for a failed source record: the
+// original key, value and headers, plus kmig-src and the error.
+func (r *Replicator) deadLetter(orig *kgo.Record, src provenance.Source, kind string, cause error) *kgo.Record {
+	d := &kgo.Record{Topic: r.cfg.DeadLetterTopic, Partition: 0, Key: orig.Key, Value: orig.Value, Timestamp: orig.Timestamp}
+	d.Headers = make([]kgo.RecordHeader, 0, len(orig.Headers)+4)
+	d.Headers = append(d.Headers, orig.Headers...)
+	d.Headers = append(d.Headers,
+		kgo.RecordHeader{Key: provenance.HeaderKey, Value: []byte(src.String())},
+		kgo.RecordHeader{Key: HeaderError, Value: []byte(cause.Error())},
+		kgo.RecordHeader{Key: HeaderErrorType, Value: []byte(kind)},
+	)
+	if encodedSize(d) > r.maxBytes() {
+		d.Value = nil
+		d.Headers = append(d.Headers, kgo.RecordHeader{Key: HeaderValueDropped, Value: []byte("true")})
+	}
+	return d
+}
+
+// produce writes recs and waits for every acknowledgement. On failure it
+// returns a *TargetWriteError and the set of records not acknowledged.
+func (r *Replicator) produce(ctx context.Context, what string, recs []*kgo.Record) (map[*kgo.Record]bool, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	results := r.cl.ProduceSync(ctx, recs...)
+	failed := map[*kgo.Record]bool{}
+	var first error
+	var causes []string
+	for _, res := range results {
+		if res.Err != nil {
+			failed[res.Record] = true
+			if first == nil {
+				first = res.Err
+			}
+			causes = append(causes, what+": "+res.Err.Error())
+		}
+	}
+	if len(failed) == 0 {
+		return nil, nil
+	}
+	return failed, &TargetWriteError{Failed: len(failed), Errors: dedupStrings(causes)[:min(5, len(dedupStrings(causes)))], Err: first}
+}
+
+// remember records each target partition's tail after a batch, so the next
+// batch in this warm container needs no read while the end offset proves
+// nothing else wrote. After a failed batch the tail is forgotten and re-read
+// from the target — unless acknowledgements were not a prefix of the
+// partition's records (the idempotent producer does not allow that for
+// retriable errors): then the tail is pinned before the first
+// unacknowledged record, so a retry rewrites from there. A duplicate is
+// possible in that case; a loss is not.
+func (r *Replicator) remember(parts []*partState, failed map[*kgo.Record]bool, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ps := range parts {
+		prev, known := r.tails[ps.target]
+		if !known {
+			continue
+		}
+		if ok {
+			t := prev
+			if ps.processed {
+				t.done = ps.lastSrc
+			}
+			if n := len(ps.write); n > 0 {
+				t.end = ps.write[n-1].Offset + 1
+			}
+			r.tails[ps.target] = t
+			continue
+		}
+		delete(r.tails, ps.target)
+		firstFail, lastAck := -1, -1
+		for i, rec := range ps.write {
+			if failed[rec] {
+				if firstFail < 0 {
+					firstFail = i
+				}
+			} else {
+				lastAck = i
+			}
+		}
+		if firstFail >= 0 && lastAck > firstFail {
+			r.log.Error("target acknowledged records after an unacknowledged one; pinning the retry point before the gap",
+				"topic", ps.target.topic, "partition", ps.target.partition, "sourceOffset", ps.srcOff[firstFail])
+			r.tails[ps.target] = tail{end: ps.write[lastAck].Offset + 1, done: ps.srcOff[firstFail] - 1}
+		}
+	}
+}
