@@ -8,7 +8,7 @@ LDFLAGS   = -s -w
 ARTIFACTS_DIR ?= $(CURDIR)/.aws-sam/manual
 FUZZTIME  ?= 10s
 
-.PHONY: demo test unit fuzz bench lint validate deploy clean tools
+.PHONY: demo test unit fuzz bench bench-real lint validate deploy clean tools
 
 define lambda_build
 	$(GOFLAGS_LAMBDA) $(GO) build -tags lambda.norpc -trimpath -ldflags='$(LDFLAGS)' -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
@@ -44,9 +44,15 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./shared/kafkaevent
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./shared/provenance
 
-## bench: side-by-side ratios, measured in one run
+## bench: side-by-side ratios, measured in one run, on embedded Kafka
 bench:
 	$(GO) run ./local/cmd/kmig-bench
+
+## bench-real: raw franz-go pipe vs replicator (ESM) vs MirrorMaker 2 on real
+## Kafka brokers from Maven Central (docs/BENCHMARKS.md); needs Java 17 + Maven
+bench-real:
+	realkafka/brokers.sh start >/dev/null
+	eval "$$(realkafka/brokers.sh env)" && $(GO) run ./realkafka/cmd/kmig-realbench $(BENCH_REAL_FLAGS)
 
 lint:
 	$(GO) vet ./...
