@@ -881,8 +881,22 @@ func decodeInPlace(b []byte) (int, bool) {
 	if len(b)%4 != 0 {
 		return 0, false
 	}
-	n := 0
-	for i := 0; i < len(b); i += 4 {
+	n, i := 0, 0
+	// Eight characters to six bytes at a time while no padding can be
+	// involved; the write [n, n+6) never passes the next read at i+8.
+	for ; i+12 <= len(b); i += 8 {
+		c0, c1, c2, c3 := b64dec[b[i]], b64dec[b[i+1]], b64dec[b[i+2]], b64dec[b[i+3]]
+		c4, c5, c6, c7 := b64dec[b[i+4]], b64dec[b[i+5]], b64dec[b[i+6]], b64dec[b[i+7]]
+		if (c0|c1|c2|c3|c4|c5|c6|c7)&0xc0 != 0 {
+			break // the four-at-a-time loop below says what is wrong
+		}
+		v := uint64(c0)<<42 | uint64(c1)<<36 | uint64(c2)<<30 | uint64(c3)<<24 |
+			uint64(c4)<<18 | uint64(c5)<<12 | uint64(c6)<<6 | uint64(c7)
+		_ = b[n+5]
+		b[n], b[n+1], b[n+2], b[n+3], b[n+4], b[n+5] = byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+		n += 6
+	}
+	for ; i < len(b); i += 4 {
 		c0, c1, c2, c3 := b64dec[b[i]], b64dec[b[i+1]], b64dec[b[i+2]], b64dec[b[i+3]]
 		if c0|c1|c2|c3 != 0xff && (c0|c1|c2|c3)&0xc0 == 0 {
 			v := uint(c0)<<18 | uint(c1)<<12 | uint(c2)<<6 | uint(c3)

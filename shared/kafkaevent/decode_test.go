@@ -364,3 +364,29 @@ func TestDecodeInPlaceMalformed(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeInPlaceMatchesStdlib checks the in-place base64 decoder against
+// encoding/base64 on every length up to 64 and on corrupted input.
+func TestDecodeInPlaceMatchesStdlib(t *testing.T) {
+	src := make([]byte, 64)
+	for i := range src {
+		src[i] = byte(i*37 + 11)
+	}
+	for n := 0; n <= len(src); n++ {
+		enc := []byte(base64.StdEncoding.EncodeToString(src[:n]))
+		got, ok := decodeInPlace(enc)
+		if !ok || !bytes.Equal(enc[:got], src[:n]) {
+			t.Fatalf("length %d: ok %v, got %x", n, ok, enc[:got])
+		}
+		for _, bad := range []byte{'!', '-', '_', '=', ' '} {
+			for pos := 0; pos < len(enc); pos += 5 {
+				b := []byte(base64.StdEncoding.EncodeToString(src[:n]))
+				b[pos] = bad
+				_, stdErr := base64.StdEncoding.DecodeString(string(b))
+				if _, ok := decodeInPlace(b); ok != (stdErr == nil) {
+					t.Fatalf("length %d, %q at %d: in place ok %v, stdlib err %v", n, bad, pos, ok, stdErr)
+				}
+			}
+		}
+	}
+}
