@@ -265,6 +265,11 @@ func (b *batch) dedup(ctx context.Context, ps *partState) error {
 	}
 	r.mu.Lock()
 	r.tails[ps.target] = tail{end: end.Offset, done: done}
+	if pin, ok := r.pins[ps.target]; ok && pin < done {
+		// The tail's provenance cannot be trusted past a gap this
+		// container saw the target leave: rewrite from the gap.
+		done = pin
+	}
 	r.mu.Unlock()
 	ps.done = done
 	return nil
@@ -406,10 +411,12 @@ func (r *Replicator) produce(ctx context.Context, what string, recs []*kgo.Recor
 // batch in this warm container needs no read while the end offset proves
 // nothing else wrote. After a failed batch the tail is forgotten and re-read
 // from the target — unless acknowledgements were not a prefix of the
-// partition's records (the idempotent producer does not allow that for
-// retriable errors): then the tail is pinned before the first
-// unacknowledged record, so a retry rewrites from there. A duplicate is
-// possible in that case; a loss is not.
+// partition's records (after a non-retriable error, or a broker restart
+// that makes the idempotent producer bump its epoch): then the partition is
+// pinned before the first unacknowledged record, whatever the tail says
+// later, until a batch rewrites past it. A duplicate is possible in that
+// case; a loss is not, as long as the same container retries (a new one
+// only sees the target's tail).
 func (r *Replicator) remember(parts []*partState, failed map[*kgo.Record]bool, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -422,6 +429,7 @@ func (r *Replicator) remember(parts []*partState, failed map[*kgo.Record]bool, o
 			t := prev
 			if ps.processed {
 				t.done = ps.lastSrc
+				delete(r.pins, ps.target) // rewritten past the gap
 			}
 			if n := len(ps.write); n > 0 {
 				t.end = ps.write[n-1].Offset + 1
@@ -441,9 +449,12 @@ func (r *Replicator) remember(parts []*partState, failed map[*kgo.Record]bool, o
 			}
 		}
 		if firstFail >= 0 && lastAck > firstFail {
-			r.log.Error("target acknowledged records after an unacknowledged one; pinning the retry point before the gap",
-				"topic", ps.target.topic, "partition", ps.target.partition, "sourceOffset", ps.srcOff[firstFail])
-			r.tails[ps.target] = tail{end: ps.write[lastAck].Offset + 1, done: ps.srcOff[firstFail] - 1}
+			pin := ps.srcOff[firstFail] - 1
+			r.log.Error("target acknowledged records after an unacknowledged one; the retry rewrites from the gap",
+				"topic", ps.target.topic, "partition", ps.target.partition, "sourceOffset", pin+1)
+			if old, ok := r.pins[ps.target]; !ok || pin < old {
+				r.pins[ps.target] = pin
+			}
 		}
 	}
 }

@@ -54,6 +54,10 @@ type Replicator struct {
 
 	mu    sync.Mutex
 	tails map[tp]tail // what we know of each target partition's tail
+	// pins holds, per target partition, the last source offset proven
+	// written after the target acknowledged records behind a failed one;
+	// later source offsets are rewritten even if the tail says otherwise.
+	pins  map[tp]int64
 	total telemetry.BatchMetrics
 }
 
@@ -87,7 +91,7 @@ func New(cfg Config, cl *kgo.Client, opts ...Option) (*Replicator, error) {
 	}
 	r := &Replicator{
 		cfg: cfg, cl: cl, adm: kadm.NewClient(cl), reader: peek.New(cl),
-		metrics: os.Stdout, now: time.Now, tails: map[tp]tail{},
+		metrics: os.Stdout, now: time.Now, tails: map[tp]tail{}, pins: map[tp]int64{},
 	}
 	for _, o := range opts {
 		o(r)
