@@ -64,7 +64,8 @@ func (o *Options) defaults() {
 // Summary is the median and range of a figure over rounds.
 type Summary struct{ Median, Min, Max float64 }
 
-func summarize(xs []float64) Summary {
+// Summarize returns the median and range of xs.
+func Summarize(xs []float64) Summary {
 	if len(xs) == 0 {
 		return Summary{}
 	}
@@ -258,8 +259,8 @@ func RunDecode(ctx context.Context, w *Workload, rounds int, sample time.Duratio
 	mb := float64(len(payload)) / 1e6
 	return DecodeResult{
 		ValueSize: w.ValueSize, Records: w.Records(), EventBytes: len(payload),
-		Fast: summarize(per(mb, secs[0])), Std: summarize(per(mb, secs[1])), StdRecords: summarize(per(mb, secs[2])),
-		Ratio: summarize(ratios(secs[0], secs[1])), RatioRecords: summarize(ratios(secs[0], secs[2])),
+		Fast: Summarize(per(mb, secs[0])), Std: Summarize(per(mb, secs[1])), StdRecords: Summarize(per(mb, secs[2])),
+		Ratio: Summarize(ratios(secs[0], secs[1])), RatioRecords: Summarize(ratios(secs[0], secs[2])),
 	}, nil
 }
 
@@ -289,9 +290,9 @@ func RunHandle(ctx context.Context, rig *Rig, rounds int) (HandleResult, error) 
 	n, mb := float64(w.Records()), float64(w.DataBytes())/1e6
 	return HandleResult{
 		ValueSize: w.ValueSize, Records: w.Records(), DataBytes: w.DataBytes(), EventBytes: w.EventSize(),
-		HandlerRecs: summarize(per(n, secs[0])), RawRecs: summarize(per(n, secs[1])),
-		HandlerMBs: summarize(per(mb, secs[0])), RawMBs: summarize(per(mb, secs[1])),
-		Ratio: summarize(ratios(secs[0], secs[1])),
+		HandlerRecs: Summarize(per(n, secs[0])), RawRecs: Summarize(per(n, secs[1])),
+		HandlerMBs: Summarize(per(mb, secs[0])), RawMBs: Summarize(per(mb, secs[1])),
+		Ratio: Summarize(ratios(secs[0], secs[1])),
 	}, nil
 }
 

@@ -1,6 +1,8 @@
 package bench
 
 import (
+	localbench "github.com/kafka-msk-migrator/kafka-msk-migrator/local/bench"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -416,17 +418,6 @@ func (r *Results) series(tool string, valueSize int, f func(DrainResult) float64
 }
 
 // Summary is the median and range of a figure over rounds.
-type Summary struct{ Median, Min, Max float64 }
+type Summary = localbench.Summary
 
-func summarize(xs []float64) Summary {
-	if len(xs) == 0 {
-		return Summary{}
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	med := s[len(s)/2]
-	if len(s)%2 == 0 {
-		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return Summary{Median: med, Min: s[0], Max: s[len(s)-1]}
-}
+func summarize(xs []float64) Summary { return localbench.Summarize(xs) }
