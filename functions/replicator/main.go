@@ -34,26 +34,29 @@ func main() {
 		os.Exit(1)
 	}
 	awsv2.AWSV2Instrumentor(&awsCfg.APIOptions)
-	cl, err := cfg.Target.NewClient(ctx, kafkaconn.NewSecretsManager(awsCfg), replicate.ProducerOptions(cfg)...)
+	secrets := kafkaconn.NewSecretsManager(awsCfg)
+	newClient := func() (*kgo.Client, error) {
+		return cfg.Target.NewClient(ctx, secrets, replicate.ProducerOptions(cfg)...)
+	}
+	cl, err := newClient()
 	if err != nil {
 		log.Error("building target client", "error", err)
 		os.Exit(1)
 	}
-	r, err := replicate.New(cfg, cl, replicate.WithLogger(log))
+	r, err := replicate.New(cfg, cl, replicate.WithLogger(log), replicate.WithClientFactory(newClient))
 	if err != nil {
 		log.Error("invalid configuration", "error", err)
 		os.Exit(1)
 	}
-	lambda.StartWithOptions(r, lambda.WithEnableSIGTERM(func() { closeClient(log, cl) }))
+	lambda.StartWithOptions(r, lambda.WithEnableSIGTERM(func() { shutdown(log, r) }))
 }
 
-// closeClient flushes what is buffered (bounded by the SIGTERM grace
-// period) and closes the connections.
-func closeClient(log *slog.Logger, cl *kgo.Client) {
+// shutdown flushes what is buffered, within the SIGTERM grace period, and
+// closes the target client.
+func shutdown(log *slog.Logger, r *replicate.Replicator) {
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel()
-	if err := cl.Flush(ctx); err != nil {
+	if err := r.Close(ctx); err != nil {
 		log.Warn("flush on shutdown", "error", err)
 	}
-	cl.Close()
 }

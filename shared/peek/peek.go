@@ -32,6 +32,38 @@ func New(cl *kgo.Client) *Reader { return &Reader{cl: cl} }
 // offset, and the partition's high watermark. Control records (transaction
 // markers) are skipped.
 func (r *Reader) At(ctx context.Context, topic string, partition int32, offset int64) (*kgo.Record, int64, error) {
+	recs, hwm, err := r.fetch(ctx, topic, partition, offset)
+	if err != nil {
+		return nil, hwm, err
+	}
+	return recs[0], hwm, nil
+}
+
+// Scan calls fn with every data record of the partition from offset up to
+// end, in order, until fn returns false. It reads several records per
+// request.
+func (r *Reader) Scan(ctx context.Context, topic string, partition int32, offset, end int64, fn func(*kgo.Record) bool) error {
+	for offset < end {
+		recs, _, err := r.fetch(ctx, topic, partition, offset)
+		if errors.Is(err, ErrNoRecord) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			if rec.Offset >= end || !fn(rec) {
+				return nil
+			}
+			offset = rec.Offset + 1
+		}
+	}
+	return nil
+}
+
+// fetch returns the data records at or after offset that one fetch
+// returns (at least one), and the high watermark.
+func (r *Reader) fetch(ctx context.Context, topic string, partition int32, offset int64) ([]*kgo.Record, int64, error) {
 	leader, id, err := r.meta(ctx, topic, partition)
 	if err != nil {
 		return nil, 0, err
@@ -80,9 +112,9 @@ func (r *Reader) At(ctx context.Context, topic string, partition int32, offset i
 		if fp.Err != nil {
 			return nil, 0, fmt.Errorf("peek: decoding %s/%d@%d: %w", topic, partition, offset, fp.Err)
 		}
-		for _, rec := range fp.Records {
+		for i, rec := range fp.Records {
 			if rec.Offset >= offset {
-				return rec, p.HighWatermark, nil
+				return fp.Records[i:], p.HighWatermark, nil
 			}
 		}
 		// The response held only skipped batches (control records,

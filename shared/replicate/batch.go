@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -29,17 +31,24 @@ const chunkRecords = 512
 // the retry skips them by provenance.
 //
 // payload is decoded in place: Handle overwrites it, and the caller must
-// not use it afterwards (Lambda's runtime and the local emulators hand
-// every invocation its own buffer, or reuse it only after Invoke returns).
+// not use it afterwards. Lambda's runtime reuses it only after Invoke
+// returns, and by then every record pointing into it has been resolved
+// (see send).
 func (r *Replicator) Handle(ctx context.Context, payload []byte) (Result, error) {
+	if err := r.replaceStoppedClient(ctx); err != nil {
+		return Result{}, err
+	}
+	r.clMu.RLock()
+	defer r.clMu.RUnlock()
 	var m telemetry.BatchMetrics
-	b := &batch{r: r, ctx: ctx, m: &m, parts: map[tp]*partState{}, failed: map[*kgo.Record]bool{}}
+	b := &batch{r: r, ctx: ctx, m: &m, parts: map[tp]*partState{}, acked: map[*kgo.Record]bool{}, failed: map[*kgo.Record]bool{}}
 	ev, err := kafkaevent.DecodeEachInPlace(payload, chunkRecords, b.chunk)
-	if werr := b.wait(); err == nil {
+	acked, failed, werr := b.wait()
+	if err == nil {
 		err = werr
 	}
 	ok := err == nil
-	r.remember(b.order, b.failed, ok)
+	r.remember(b.order, acked, failed, ok)
 	res := b.result(ev)
 	r.record(ctx, m)
 	if err != nil {
@@ -62,15 +71,15 @@ type batch struct {
 	ctx context.Context
 	m   *telemetry.BatchMetrics
 
-	flushed bool
-	ends    map[string]kadm.ListedOffsets // target end offsets, per topic, read once
-	starts  map[string]kadm.ListedOffsets
-	parts   map[tp]*partState
-	order   []*partState
+	ends   map[string]kadm.ListedOffsets // target end offsets, per topic, read once
+	starts map[string]kadm.ListedOffsets
+	parts  map[tp]*partState
+	order  []*partState
 
 	wg     sync.WaitGroup
-	mu     sync.Mutex
-	failed map[*kgo.Record]bool // data records not acknowledged
+	mu     sync.Mutex // guards what the producer's callbacks write below
+	acked  map[*kgo.Record]bool
+	failed map[*kgo.Record]bool
 	first  error
 	causes []string
 }
@@ -85,28 +94,22 @@ type partState struct {
 	srcOff    []int64       // source offset of each record in write
 	lastSrc   int64         // last source offset of this batch, once seen
 	processed bool          // a record beyond done was seen
+	// present, when read, holds the source offsets from the batch's first
+	// record on that the target partition holds; records at or below done
+	// are skipped only if present (or filtered or dead-lettered).
+	present map[int64]bool
 }
 
 // chunk handles a run of one partition's records as the decoder yields it.
 func (b *batch) chunk(c *kafkaevent.Partition) error {
 	r := b.r
-	if !b.flushed {
-		b.flushed = true
-		// Records an earlier, abandoned invocation left buffered must
-		// land (or fail) before we read the target's tails, or dedup
-		// could miss them.
-		if n := r.cl.BufferedProduceRecords(); n > 0 {
-			if err := r.cl.Flush(b.ctx); err != nil {
-				return &TargetWriteError{Failed: int(n), Errors: []string{err.Error()}, Err: err}
-			}
-		}
-	}
 	key := tp{c.Topic, c.Partition}
 	ps := b.parts[key]
 	if ps == nil {
 		ps = &partState{srcTopic: c.Topic, srcPart: c.Partition, target: tp{r.cfg.Transforms.TargetTopic(c.Topic), c.Partition}, done: -1}
 		if r.cfg.Provenance {
-			if err := telemetry.Trace(b.ctx, "dedup", func(ctx context.Context) error { return b.dedup(ctx, ps) }); err != nil {
+			first := c.Records[0].Offset
+			if err := telemetry.Trace(b.ctx, "dedup", func(ctx context.Context) error { return b.dedup(ctx, ps, first) }); err != nil {
 				return err
 			}
 		}
@@ -116,6 +119,16 @@ func (b *batch) chunk(c *kafkaevent.Partition) error {
 	recs := c.Records
 	from := 0
 	for from < len(recs) && recs[from].Offset <= ps.done {
+		if ps.present != nil && !ps.present[recs[from].Offset] && !r.handledBefore(&recs[from]) {
+			// The target holds later records of this batch but not
+			// this one: a gap. Write from here; what follows may be
+			// written twice, nothing is lost.
+			r.log.ErrorContext(b.ctx, "target lacks a record behind its tail; rewriting from the gap",
+				"topic", ps.target.topic, "partition", ps.target.partition, "sourceOffset", recs[from].Offset)
+			ps.done = recs[from].Offset - 1
+			ps.present = nil
+			break
+		}
 		from++
 	}
 	b.m.DuplicatesSkipped += int64(from)
@@ -132,7 +145,7 @@ func (b *batch) chunk(c *kafkaevent.Partition) error {
 	// partition is written, so a retry that skips by provenance can never
 	// skip an unacknowledged dead letter.
 	if len(dead) > 0 {
-		if _, err := r.produce(b.ctx, "dead-letter", dead); err != nil {
+		if err := r.produceDead(b.ctx, dead); err != nil {
 			return err
 		}
 		b.m.RecordsDeadLettered += int64(len(dead))
@@ -145,12 +158,26 @@ func (b *batch) chunk(c *kafkaevent.Partition) error {
 
 // send hands records to the producer without waiting; wait collects the
 // acknowledgements.
+//
+// Records are produced without the invocation's cancellation: a deadline
+// must never fail some of a partition's records while later ones are
+// acknowledged after the target recovers, which would leave a gap. The
+// producer retries them, in order, until the target answers, and the
+// invocation waits for that. If the target stays away past the function's
+// timeout, Lambda ends the execution environment with the records: what
+// reached the target is then a prefix of each partition's records, and the
+// retry skips exactly that prefix by provenance. Waiting is also what makes
+// decoding in place safe: no record outlives the payload it points into.
 func (b *batch) send(recs []*kgo.Record) {
 	b.wg.Add(len(recs))
+	ctx := context.WithoutCancel(b.ctx)
 	for _, rec := range recs {
-		b.r.cl.Produce(b.ctx, rec, func(rec *kgo.Record, err error) {
+		b.r.cl.Produce(ctx, rec, func(rec *kgo.Record, err error) {
+			if err != nil && producerStopped(err) {
+				b.r.stopped.Store(true)
+			}
+			b.mu.Lock()
 			if err != nil {
-				b.mu.Lock()
 				b.failed[rec] = true
 				if b.first == nil {
 					b.first = err
@@ -158,21 +185,28 @@ func (b *batch) send(recs []*kgo.Record) {
 				if len(b.causes) < 5 {
 					b.causes = append(b.causes, "target: "+err.Error())
 				}
-				b.mu.Unlock()
+			} else {
+				b.acked[rec] = true
 			}
+			b.mu.Unlock()
 			b.wg.Done()
 		})
 	}
 }
 
-// wait blocks until every record sent is acknowledged or failed, counts
-// the acknowledged ones, and returns a *TargetWriteError if any failed.
-func (b *batch) wait() error {
+// wait blocks until every record sent is acknowledged or failed (see
+// send), counts the acknowledged ones, and returns a *TargetWriteError if
+// any failed.
+func (b *batch) wait() (acked, failed map[*kgo.Record]bool, err error) {
 	_ = telemetry.Trace(b.ctx, "target-write", func(context.Context) error { b.wg.Wait(); return nil })
+	b.mu.Lock()
+	acked, failed = maps.Clone(b.acked), maps.Clone(b.failed)
+	first, causes := b.first, dedupStrings(b.causes)
+	b.mu.Unlock()
 	now := b.r.now()
 	for _, ps := range b.order {
 		for _, rec := range ps.write {
-			if b.failed[rec] {
+			if !acked[rec] {
 				continue
 			}
 			b.m.RecordsWritten++
@@ -182,12 +216,13 @@ func (b *batch) wait() error {
 			}
 		}
 	}
-	if len(b.failed) == 0 {
-		return nil
+	if len(failed) == 0 {
+		return acked, failed, nil
 	}
-	return &TargetWriteError{Failed: len(b.failed), Errors: dedupStrings(b.causes), Err: b.first}
+	return acked, failed, &TargetWriteError{Failed: len(failed), Errors: causes, Err: first}
 }
 
+// dedupStrings drops repeated strings, keeping the first of each.
 func dedupStrings(in []string) []string {
 	seen := map[string]bool{}
 	var out []string
@@ -214,7 +249,7 @@ func (b *batch) result(ev *kafkaevent.Event) Result {
 }
 
 // dedup sets where ps starts: past what the target partition already holds.
-func (b *batch) dedup(ctx context.Context, ps *partState) error {
+func (b *batch) dedup(ctx context.Context, ps *partState, first int64) error {
 	r := b.r
 	topic := ps.target.topic
 	if b.ends == nil {
@@ -262,6 +297,14 @@ func (b *batch) dedup(ctx context.Context, ps *partState) error {
 		if done, err = r.tailSource(ctx, ps, logStart, end.Offset); err != nil {
 			return err
 		}
+		// Read from the target, not cached: part of this batch may be
+		// there after a failure. Check which records really are, rather
+		// than trust that everything up to the tail is.
+		if done >= first {
+			if ps.present, err = r.targetSources(ctx, ps, first, done, logStart, end.Offset); err != nil {
+				return err
+			}
+		}
 	}
 	r.mu.Lock()
 	r.tails[ps.target] = tail{end: end.Offset, done: done}
@@ -273,6 +316,51 @@ func (b *batch) dedup(ctx context.Context, ps *partState) error {
 	r.mu.Unlock()
 	ps.done = done
 	return nil
+}
+
+// targetSources returns the source offsets ≥ first that the target
+// partition holds, reading back from its end far enough to see a record
+// from before first (or the log start).
+func (r *Replicator) targetSources(ctx context.Context, ps *partState, first, done, logStart, end int64) (map[int64]bool, error) {
+	for span := done - first + 65; ; span *= 2 {
+		from := max(logStart, end-span)
+		present := map[int64]bool{}
+		complete := from == logStart
+		seen := false
+		err := r.reader.Scan(ctx, ps.target.topic, ps.target.partition, from, end, func(rec *kgo.Record) bool {
+			pv, err := provenance.Of(rec)
+			if err != nil || pv.Topic != ps.srcTopic || pv.Partition != ps.srcPart {
+				return true
+			}
+			if !seen && pv.Offset < first {
+				complete = true
+			}
+			seen = true
+			if pv.Offset >= first {
+				present[pv.Offset] = true
+			}
+			return true
+		})
+		if err != nil {
+			return nil, &TargetReadError{Topic: ps.target.topic, Partition: ps.target.partition, Err: err}
+		}
+		if complete {
+			return present, nil
+		}
+	}
+}
+
+// handledBefore reports whether a record absent from the target was
+// filtered or dead-lettered by the transforms, which are deterministic,
+// rather than lost. It does not change the record.
+func (r *Replicator) handledBefore(rec *kgo.Record) bool {
+	if r.cfg.Transforms.Len() == 0 {
+		return false
+	}
+	cp := *rec
+	cp.Headers = slices.Clone(rec.Headers)
+	v, err := r.cfg.Transforms.Apply(&cp)
+	return err != nil || v == transform.Filter
 }
 
 // tailSource reads the newest target record's provenance and returns the
@@ -382,29 +470,40 @@ func (r *Replicator) deadLetter(orig *kgo.Record, src provenance.Source, kind st
 	return d
 }
 
-// produce writes recs and waits for every acknowledgement. On failure it
-// returns a *TargetWriteError and the set of records not acknowledged.
-func (r *Replicator) produce(ctx context.Context, what string, recs []*kgo.Record) (map[*kgo.Record]bool, error) {
-	if len(recs) == 0 {
-		return nil, nil
-	}
-	results := r.cl.ProduceSync(ctx, recs...)
-	failed := map[*kgo.Record]bool{}
-	var first error
-	var causes []string
-	for _, res := range results {
-		if res.Err != nil {
-			failed[res.Record] = true
-			if first == nil {
-				first = res.Err
+// produceDead writes dead letters and waits for every acknowledgement.
+// Like data records (see send), they are produced without the invocation's
+// cancellation.
+func (r *Replicator) produceDead(ctx context.Context, recs []*kgo.Record) error {
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed int
+		first  error
+	)
+	wg.Add(len(recs))
+	for _, rec := range recs {
+		r.cl.Produce(context.WithoutCancel(ctx), rec, func(_ *kgo.Record, err error) {
+			if err != nil && producerStopped(err) {
+				r.stopped.Store(true)
 			}
-			causes = append(causes, what+": "+res.Err.Error())
-		}
+			if err != nil {
+				mu.Lock()
+				failed++
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+			wg.Done()
+		})
 	}
-	if len(failed) == 0 {
-		return nil, nil
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if failed > 0 {
+		return &TargetWriteError{Failed: failed, Errors: []string{"dead-letter: " + first.Error()}, Err: first}
 	}
-	return failed, &TargetWriteError{Failed: len(failed), Errors: dedupStrings(causes)[:min(5, len(dedupStrings(causes)))], Err: first}
+	return nil
 }
 
 // remember records each target partition's tail after a batch, so the next
@@ -417,7 +516,7 @@ func (r *Replicator) produce(ctx context.Context, what string, recs []*kgo.Recor
 // later, until a batch rewrites past it. A duplicate is possible in that
 // case; a loss is not, as long as the same container retries (a new one
 // only sees the target's tail).
-func (r *Replicator) remember(parts []*partState, failed map[*kgo.Record]bool, ok bool) {
+func (r *Replicator) remember(parts []*partState, acked, failed map[*kgo.Record]bool, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, ps := range parts {
@@ -440,11 +539,12 @@ func (r *Replicator) remember(parts []*partState, failed map[*kgo.Record]bool, o
 		delete(r.tails, ps.target)
 		firstFail, lastAck := -1, -1
 		for i, rec := range ps.write {
-			if failed[rec] {
+			switch {
+			case failed[rec]:
 				if firstFail < 0 {
 					firstFail = i
 				}
-			} else {
+			case acked[rec]:
 				lastAck = i
 			}
 		}

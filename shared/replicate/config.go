@@ -94,7 +94,8 @@ func LoadConfig(env config.Env) (Config, error) {
 // ProducerOptions are the kgo options the replicator's target client must
 // be built with: idempotent, acks=all, partitions chosen by the record
 // (target partition = source partition), the configured compression and
-// batch size limit.
+// batch size limit, and a producer that stops rather than reorder on a
+// sequence error.
 func ProducerOptions(c Config) []kgo.Opt {
 	codec := map[string]kgo.CompressionCodec{
 		"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
@@ -115,6 +116,11 @@ func ProducerOptions(c Config) []kgo.Opt {
 		kgo.ProducerBatchMaxBytes(int32(maxBytes)),
 		kgo.MaxBufferedRecords(20000),
 		kgo.ProducerLinger(0),
+		// On a sequence error (as when the target restarts with writes in
+		// flight) the client would otherwise bump its epoch and write later
+		// batches before earlier ones. Stopping keeps what reaches the
+		// target a prefix; the replicator then replaces the client.
+		kgo.StopProducerOnDataLossDetected(),
 	}
 }
 

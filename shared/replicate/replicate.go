@@ -18,14 +18,17 @@ package replicate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
@@ -42,10 +45,20 @@ const (
 // Replicator writes event batches to the target. It is safe for concurrent
 // use; partitions are independent.
 type Replicator struct {
-	cfg     Config
-	cl      *kgo.Client
-	adm     *kadm.Client
-	reader  *peek.Reader
+	cfg Config
+
+	// The target client. Batches hold clMu for reading; replacing the
+	// client after its producer stopped holds it for writing. Close reads
+	// it through current, without the lock, so it can end a batch that
+	// waits on the target.
+	clMu      sync.RWMutex
+	cl        *kgo.Client
+	adm       *kadm.Client
+	reader    *peek.Reader
+	current   atomic.Pointer[kgo.Client]
+	newClient func() (*kgo.Client, error)
+	stopped   atomic.Bool // the producer stopped on a sequence error
+
 	log     *slog.Logger
 	metrics io.Writer
 	now     func() time.Time
@@ -76,6 +89,14 @@ type tail struct {
 // Option configures a Replicator.
 type Option func(*Replicator)
 
+// WithClientFactory lets the replicator replace its target client after
+// the idempotent producer stopped on a sequence error (see ProducerOptions).
+// The replaced client is closed. Close the replicator, not the client, at
+// shutdown.
+func WithClientFactory(f func() (*kgo.Client, error)) Option {
+	return func(r *Replicator) { r.newClient = f }
+}
+
 // WithLogger sets the logger (default: telemetry.NewLogger()).
 func WithLogger(l *slog.Logger) Option { return func(r *Replicator) { r.log = l } }
 
@@ -85,6 +106,10 @@ func WithMetricsWriter(w io.Writer) Option { return func(r *Replicator) { r.metr
 
 // New returns a Replicator writing through cl, which must have been built
 // with ProducerOptions(cfg). cl is shared and not closed by the Replicator.
+//
+// With WithClientFactory, a client whose idempotent producer was stopped
+// (see ProducerOptions) is replaced before the next batch; without it, every
+// later batch fails with the producer's error.
 func New(cfg Config, cl *kgo.Client, opts ...Option) (*Replicator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -93,6 +118,7 @@ func New(cfg Config, cl *kgo.Client, opts ...Option) (*Replicator, error) {
 		cfg: cfg, cl: cl, adm: kadm.NewClient(cl), reader: peek.New(cl),
 		metrics: os.Stdout, now: time.Now, tails: map[tp]tail{}, pins: map[tp]int64{},
 	}
+	r.current.Store(cl)
 	for _, o := range opts {
 		o(r)
 	}
@@ -100,6 +126,47 @@ func New(cfg Config, cl *kgo.Client, opts ...Option) (*Replicator, error) {
 		r.log = telemetry.NewLogger()
 	}
 	return r, nil
+}
+
+// Close flushes what the target client has buffered, within ctx, and
+// closes it; records still unacknowledged then fail, and a batch waiting
+// on them returns.
+func (r *Replicator) Close(ctx context.Context) error {
+	cl := r.current.Load()
+	err := cl.Flush(ctx)
+	cl.Close()
+	return err
+}
+
+// producerStopped reports whether err means the idempotent producer
+// stopped: the target answered a sequence error that would otherwise make
+// the client re-sequence and write later records before earlier ones.
+func producerStopped(err error) bool {
+	return errors.Is(err, kerr.OutOfOrderSequenceNumber) || errors.Is(err, kerr.UnknownProducerID) ||
+		errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.InvalidProducerIDMapping)
+}
+
+// replaceStoppedClient swaps in a new target client if the producer
+// stopped, once no batch uses the old one.
+func (r *Replicator) replaceStoppedClient(ctx context.Context) error {
+	if !r.stopped.Load() || r.newClient == nil {
+		return nil
+	}
+	r.clMu.Lock()
+	defer r.clMu.Unlock()
+	if !r.stopped.Load() {
+		return nil
+	}
+	cl, err := r.newClient()
+	if err != nil {
+		return &TargetWriteError{Errors: []string{"replacing the stopped target client: " + err.Error()}, Err: err}
+	}
+	r.log.WarnContext(ctx, "replaced the target client after its idempotent producer stopped on a sequence error")
+	r.cl.Close()
+	r.cl, r.adm, r.reader = cl, kadm.NewClient(cl), peek.New(cl)
+	r.current.Store(cl)
+	r.stopped.Store(false)
+	return nil
 }
 
 // Result summarises one batch. It is the function's response payload.
