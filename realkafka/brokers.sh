@@ -8,6 +8,13 @@
 #                       KMIG_REAL_SOURCE_BOOTSTRAP and KMIG_REAL_TARGET_BOOTSTRAP are set). Prints one
 #                       word on stdout: started, running or external (progress goes to stderr).
 #   brokers.sh stop     stop the brokers (and an MM2 started by mm2.sh start) by recorded PID
+#   brokers.sh start-spare    start (or reuse) a third broker, SPARE: plaintext like TARGET, its own config
+#                       and data dir, for tests that stop and restart "the target" without disturbing
+#                       the shared TARGET. Needs the brokers started. Prints its host:port on stdout.
+#   brokers.sh stop-broker NAME [--kill]   stop one broker (source, target or spare) by recorded PID,
+#                       keeping its config and data (SIGTERM, 30 s, then SIGKILL; --kill: SIGKILL at once)
+#   brokers.sh start-broker NAME           start it again with the same config and data dir, wait until
+#                       ready. Stopping the shared source or target breaks other users of the brokers.
 #   brokers.sh status   print what runs; exit 0 if both brokers run, 3 if not
 #   brokers.sh env      print shell exports for the running (or externally given) brokers
 #   brokers.sh libs     print the jar directory (fetching first if needed)
@@ -137,12 +144,22 @@ pid_alive() {
   return 0
 }
 
-stop_pid() { # stop_pid NAME
+stop_pid() { # stop_pid NAME [KILL]
   local name="$1" f="$RUN_DIR/$1.pid" pid i
   if ! pid_alive "$name"; then
     rm -f "$f"; return 0
   fi
   pid="$(cat "$f")"
+  if [[ "${2:-}" == KILL ]]; then
+    log "killing $name (pid $pid, SIGKILL)"
+    kill -KILL "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    rm -f "$f"
+    return 0
+  fi
   log "stopping $name (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
   for i in $(seq 1 60); do
@@ -331,8 +348,8 @@ cmd_start() {
     return 0
   fi
   # half-started or stale: clean up what we own, then start afresh
-  stop_pid source; stop_pid target
-  rm -rf "$RUN_DIR/source" "$RUN_DIR/target" "$RUN_DIR/ready" "$RUN_DIR/state.env"
+  stop_pid source; stop_pid target; stop_pid spare
+  rm -rf "$RUN_DIR/source" "$RUN_DIR/target" "$RUN_DIR/spare" "$RUN_DIR/ready" "$RUN_DIR/state.env"
 
   cmd_fetch
   local t0=$SECONDS
@@ -389,6 +406,7 @@ cmd_stop() {
   fi
   stop_pid source &
   stop_pid target &
+  stop_pid spare &
   wait
   rm -f "$RUN_DIR/ready"
   if [[ "${1:-}" == "--clean" ]]; then
@@ -411,11 +429,87 @@ cmd_status() {
       echo "$n: not running"; rc=3
     fi
   done
+  if pid_alive spare; then
+    echo "spare: running pid $(cat "$RUN_DIR/spare.pid") on 127.0.0.1:$(state SPARE_PORT) (log $RUN_DIR/spare/broker.log)"
+  fi
   if [[ -f "$RUN_DIR/mm2.pid" ]] && pid_alive mm2; then
     echo "mm2: running pid $(cat "$RUN_DIR/mm2.pid") (log $RUN_DIR/mm2/mm2.log)"
   fi
   [[ $rc == 0 && ! -f "$RUN_DIR/ready" ]] && { echo "(started but not marked ready)"; rc=3; }
   return $rc
+}
+
+# start-spare: a third plaintext broker, like TARGET, in $RUN_DIR/spare (ports recorded in state.env).
+cmd_start_spare() {
+  external_mode && die "external brokers (KMIG_REAL_*_BOOTSTRAP) are in use: no spare broker to start"
+  need_java
+  exec 9>"$RUN_DIR/.start.lock"
+  flock 9
+  pid_alive source && pid_alive target && [[ -f "$RUN_DIR/ready" ]] || die "brokers are not running (run: $0 start)"
+  local port cport
+  if pid_alive spare && [[ -f "$RUN_DIR/spare/ready" ]]; then
+    echo "127.0.0.1:$(state SPARE_PORT)"
+    return 0
+  fi
+  stop_pid spare
+  rm -rf "$RUN_DIR/spare"
+  sed -i '/^SPARE_/d' "$RUN_DIR/state.env"
+  USED_PORTS+="$(state SOURCE_PORT) $(state SOURCE_CONTROLLER_PORT) $(state TARGET_PORT) $(state TARGET_CONTROLLER_PORT) "
+  port="$(pick_port)"; cport="$(pick_port)"
+  mkdir -p "$RUN_DIR/spare/data"
+  # TARGET's config with the spare's ports and data dir.
+  sed -e "s#^controller.quorum.voters=.*#controller.quorum.voters=1@127.0.0.1:$cport#" \
+      -e "s#^listeners=.*#listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport#" \
+      -e "s#^advertised.listeners=.*#advertised.listeners=PLAINTEXT://127.0.0.1:$port#" \
+      -e "s#^log.dirs=.*#log.dirs=$RUN_DIR/spare/data#" \
+      -e "s#^\# TARGET:#\# SPARE (a restartable target):#" \
+      "$RUN_DIR/target/server.properties" >"$RUN_DIR/spare/server.properties"
+  # After a SIGKILL the restarted broker must wait out its old registration's session: keep it short.
+  printf 'broker.session.timeout.ms=3000\nbroker.heartbeat.interval.ms=500\n' >>"$RUN_DIR/spare/server.properties"
+  printf 'SPARE_PORT=%s\nSPARE_CONTROLLER_PORT=%s\n' "$port" "$cport" >>"$RUN_DIR/state.env"
+  format_storage spare
+  log "starting SPARE on 127.0.0.1:$port (PLAINTEXT)"
+  launch spare
+  wait_ready spare "$port" || { stop_pid spare; die "spare broker did not start (log $RUN_DIR/spare/broker.log)"; }
+  touch "$RUN_DIR/spare/ready"
+  echo "127.0.0.1:$port"
+}
+
+broker_name() { # broker_name NAME: validate
+  case "${1:-}" in
+    source|target|spare) ;;
+    *) die "unknown broker '${1:-}' (source, target or spare)" ;;
+  esac
+  external_mode && die "external brokers (KMIG_REAL_*_BOOTSTRAP) are in use: not ours to stop or start"
+  [[ -f "$RUN_DIR/$1/server.properties" ]] || die "no $1 broker in $RUN_DIR (run: $0 start, and for spare: $0 start-spare)"
+  return 0
+}
+
+# stop-broker NAME [--kill]: stop one broker, keep its config and data.
+cmd_stop_broker() {
+  broker_name "${1:-}"
+  local name="$1" mode=TERM
+  [[ "${2:-}" == --kill ]] && mode=KILL
+  stop_pid "$name" "$mode"
+}
+
+# start-broker NAME: start a stopped broker again with the same config and data dir.
+cmd_start_broker() {
+  broker_name "${1:-}"
+  local name="$1" key
+  need_java
+  if pid_alive "$name"; then
+    log "$name already running (pid $(cat "$RUN_DIR/$name.pid"))"
+    return 0
+  fi
+  key="$(echo "$name" | tr a-z A-Z)_PORT"
+  local port; port="$(state "$key")"
+  [[ -n "$port" ]] || die "no $key in $RUN_DIR/state.env"
+  cp -f "$RUN_DIR/$name/broker.log" "$RUN_DIR/$name/broker.log.prev" 2>/dev/null || true
+  local t0=$SECONDS
+  launch "$name"
+  wait_ready "$name" "$port" || { stop_pid "$name"; die "$name broker did not restart (log $RUN_DIR/$name/broker.log)"; }
+  log "$name restarted on 127.0.0.1:$port in $((SECONDS - t0))s"
 }
 
 q() { printf '%q' "$1"; }
@@ -456,6 +550,9 @@ main() {
     start) cmd_start ;;
     stop) cmd_stop "$@" ;;
     status) cmd_status ;;
+    start-spare) cmd_start_spare ;;
+    stop-broker) cmd_stop_broker "$@" ;;
+    start-broker) cmd_start_broker "$@" ;;
     env) cmd_env ;;
     *) sed -n '2,/^set -euo/{/^#/p}' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac

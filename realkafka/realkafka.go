@@ -52,6 +52,8 @@ type Endpoints struct {
 	KafkaVersion string
 	// Local is true when the brokers are the ones brokers.sh manages (not user-given bootstraps).
 	Local bool
+	// RunDir is brokers.sh's run directory for local brokers (configs, data, logs, PIDs, locks).
+	RunDir string
 }
 
 // DefaultKafkaVersion is the Kafka version brokers.sh fetches unless KMIG_KAFKA_VERSION says otherwise.
@@ -185,6 +187,7 @@ func fromEnv(get func(string) string) Endpoints {
 		KafkaLibs:       get(EnvKafkaLibs),
 		KafkaVersion:    get(EnvKafkaVersion),
 		Local:           get(EnvManaged) == "1",
+		RunDir:          get("KMIG_REAL_RUN_DIR"),
 	}
 }
 

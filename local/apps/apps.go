@@ -140,11 +140,12 @@ func StartProducer(c *kafkalocal.Cluster, as kafkalocal.Credentials, l *Ledger, 
 
 // StartConsumer reads topic as a member of group and commits after every
 // poll, so that stopping between polls leaves nothing read but
-// uncommitted.
+// uncommitted. Its session timeout is c.SessionTimeout() (2 s on an
+// embedded cluster; real brokers refuse less than group.min.session.timeout.ms).
 func StartConsumer(c *kafkalocal.Cluster, as kafkalocal.Credentials, l *Ledger, topic, group string) (*App, error) {
 	cl, err := c.NewClientAs(as,
 		kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.DisableAutoCommit(),
-		kgo.FetchMaxWait(100*time.Millisecond), kgo.SessionTimeout(2*time.Second),
+		kgo.FetchMaxWait(100*time.Millisecond), kgo.SessionTimeout(c.SessionTimeout()),
 		kgo.HeartbeatInterval(200*time.Millisecond),
 	)
 	if err != nil {

@@ -14,13 +14,13 @@ type ledger = apps.Ledger
 
 func newLedger() *ledger { return apps.NewLedger() }
 
-func startProducer(t *testing.T, c *kafkalocal.Cluster, l *ledger, partitions int32, app bool) *apps.App {
+func (r *rig) startProducer(t *testing.T, c *kafkalocal.Cluster, l *ledger, partitions int32, app bool) *apps.App {
 	t.Helper()
-	as := kafkalocal.Admin()
+	as := c.AdminCredentials()
 	if app {
-		as = kafkalocal.App()
+		as = c.AppCredentials()
 	}
-	p, err := apps.StartProducer(c, as, l, topic, partitions)
+	p, err := apps.StartProducer(c, as, l, r.topic, partitions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,9 +28,9 @@ func startProducer(t *testing.T, c *kafkalocal.Cluster, l *ledger, partitions in
 	return p
 }
 
-func startConsumer(t *testing.T, c *kafkalocal.Cluster, l *ledger) *apps.App {
+func (r *rig) startConsumer(t *testing.T, c *kafkalocal.Cluster, l *ledger) *apps.App {
 	t.Helper()
-	a, err := apps.StartConsumer(c, kafkalocal.App(), l, topic, appGroup)
+	a, err := apps.StartConsumer(c, c.AppCredentials(), l, r.topic, r.group)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func TestBadInputFailsInValidate(t *testing.T) {
 		{"missing topic", func(m map[string]any) { m["topics"] = []string{"nope"} }, "nope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := baseInput()
+			in := r.baseInput()
 			tc.mod(in)
 			res := r.run(ctx, in, Options{})
 			if res.Status != "FAILED" {

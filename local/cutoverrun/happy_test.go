@@ -22,12 +22,17 @@ import (
 // consumer reads every message exactly once across the switch.
 func TestHappyPath(t *testing.T) {
 	const partitions = 3
-	r := newRig(t, kafkalocal.SecuritySCRAMACL, partitions)
+	testHappyPath(t, newRig(t, kafkalocal.SecuritySCRAMACL, partitions), partitions)
+}
+
+// testHappyPath is TestHappyPath's body on r, whose topic has partitions
+// partitions (embedded or real brokers).
+func testHappyPath(t *testing.T, r *rig, partitions int32) {
 	ctx := ctxFor(t, 120*time.Second)
 	l := newLedger()
 
-	srcProd := startProducer(t, r.pair.Source, l, partitions, true)
-	srcCons := startConsumer(t, r.pair.Source, l)
+	srcProd := r.startProducer(t, r.pair.Source, l, partitions, true)
+	srcCons := r.startConsumer(t, r.pair.Source, l)
 	time.Sleep(500 * time.Millisecond) // let traffic flow through replication
 
 	var (
@@ -48,17 +53,17 @@ func TestHappyPath(t *testing.T) {
 			return nil
 		}),
 		"start-consumers": hookFunc(func(ctx context.Context) error {
-			startConsumer(t, r.pair.Target, l)
+			r.startConsumer(t, r.pair.Target, l)
 			return nil
 		}),
 		"start-producers": hookFunc(func(ctx context.Context) error {
 			mu.Lock()
 			defer mu.Unlock()
-			tgtProd = startProducer(t, r.pair.Target, l, partitions, false)
+			tgtProd = r.startProducer(t, r.pair.Target, l, partitions, false)
 			return nil
 		}),
 	}
-	in := baseInput()
+	in := r.baseInput()
 	in["hooks"] = map[string]any{
 		"stopProducers":  map[string]any{"type": "approval"},
 		"stopConsumers":  lambdaHook("stop-consumers"),
@@ -112,10 +117,10 @@ func TestHappyPath(t *testing.T) {
 	}
 
 	rep := res.Report
-	if rep.Outcome != "succeeded" || !rep.Fence.Applied || len(rep.Fence.Created) != 1 || rep.Fence.Created[0].Topic != topic {
+	if rep.Outcome != "succeeded" || !rep.Fence.Applied || len(rep.Fence.Created) != 1 || rep.Fence.Created[0].Topic != r.topic {
 		t.Errorf("fence in report: %+v", rep.Fence)
 	}
-	if len(rep.Partitions) != partitions {
+	if len(rep.Partitions) != int(partitions) {
 		t.Errorf("report has %d partitions, want %d", len(rep.Partitions), partitions)
 	}
 	for _, pr := range rep.Partitions {

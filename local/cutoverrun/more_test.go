@@ -25,15 +25,18 @@ import (
 // ACLs, mappings and committed offsets on both clusters byte-for-byte
 // unchanged.
 func TestDryRunChangesNothing(t *testing.T) {
-	r := newRig(t, kafkalocal.SecuritySCRAMACL, 2)
+	testDryRunChangesNothing(t, newRig(t, kafkalocal.SecuritySCRAMACL, 2))
+}
+
+func testDryRunChangesNothing(t *testing.T, r *rig) {
 	ctx := ctxFor(t, 60*time.Second)
 	r.produce(ctx, 0, 30, 2)
 	r.waitReplicated(ctx)
-	if _, err := r.srcAdm.CommitOffsets(ctx, appGroup, endOffsets(t, ctx, r.srcAdm)); err != nil {
+	if _, err := r.srcAdm.CommitOffsets(ctx, r.group, r.endOffsets(t, ctx, r.srcAdm)); err != nil {
 		t.Fatal(err)
 	}
 	before := r.snapshot(ctx)
-	in := baseInput()
+	in := r.baseInput()
 	in["dryRun"] = true
 	res := r.run(ctx, in, Options{})
 	if res.Status != "SUCCEEDED" || res.Report == nil || !res.Report.DryRun || res.Report.Plan == nil {
@@ -43,7 +46,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 		t.Errorf("states %v", got)
 	}
 	p := res.Report.Plan
-	if len(p.ACLsToCreate) != 1 || p.ACLsToCreate[0].Topic != topic || !reflect.DeepEqual(p.MappingsToDisable, []string{r.mapping.UUID()}) {
+	if len(p.ACLsToCreate) != 1 || p.ACLsToCreate[0].Topic != r.topic || !reflect.DeepEqual(p.MappingsToDisable, []string{r.mapping.UUID()}) {
 		t.Errorf("plan %+v", p)
 	}
 	g := res.Report.Groups
@@ -59,8 +62,9 @@ func TestDryRunChangesNothing(t *testing.T) {
 // exact record for record with allowLaggingGroups, and refused without it.
 // The source partition's log start is moved so that source and target
 // offsets differ.
-func TestLaggingGroup(t *testing.T) {
-	r := newRig(t, kafkalocal.SecuritySCRAMACL, 2)
+func TestLaggingGroup(t *testing.T) { testLaggingGroup(t, newRig(t, kafkalocal.SecuritySCRAMACL, 2)) }
+
+func testLaggingGroup(t *testing.T, r *rig) {
 	ctx := ctxFor(t, 90*time.Second)
 	if err := r.mapping.SetEnabled(false); err != nil {
 		t.Fatal(err)
@@ -70,13 +74,13 @@ func TestLaggingGroup(t *testing.T) {
 	}
 	var rs []*kgo.Record
 	for i := 0; i < 30; i++ {
-		rs = append(rs, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(strconv.Itoa(i))})
+		rs = append(rs, &kgo.Record{Topic: r.topic, Partition: 0, Value: []byte(strconv.Itoa(i))})
 	}
 	if err := r.pair.Source.ProduceSync(ctx, rs...); err != nil {
 		t.Fatal(err)
 	}
 	del := kadm.Offsets{}
-	del.Add(kadm.Offset{Topic: topic, Partition: 0, At: 10, LeaderEpoch: -1})
+	del.Add(kadm.Offset{Topic: r.topic, Partition: 0, At: 10, LeaderEpoch: -1})
 	if resp, err := r.srcAdm.DeleteRecords(ctx, del); err != nil || resp.Error() != nil {
 		t.Fatalf("DeleteRecords: %v %v", err, resp.Error())
 	}
@@ -85,24 +89,24 @@ func TestLaggingGroup(t *testing.T) {
 	}
 	r.waitTargetEnd(ctx, 20) // source 10..29 → target 0..19
 	commit := kadm.Offsets{}
-	commit.Add(kadm.Offset{Topic: topic, Partition: 0, At: 15, LeaderEpoch: -1})
-	if _, err := r.srcAdm.CommitOffsets(ctx, appGroup, commit); err != nil {
+	commit.Add(kadm.Offset{Topic: r.topic, Partition: 0, At: 15, LeaderEpoch: -1})
+	if _, err := r.srcAdm.CommitOffsets(ctx, r.group, commit); err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("refused without allowLaggingGroups", func(t *testing.T) {
-		res := r.run(ctx, baseInput(), Options{})
-		if res.Status != "FAILED" || res.Error != "LaggingGroupError" || !strings.Contains(res.Cause, appGroup) || !strings.Contains(res.Cause, "orders/0") {
+		res := r.run(ctx, r.baseInput(), Options{})
+		if res.Status != "FAILED" || res.Error != "LaggingGroupError" || !strings.Contains(res.Cause, r.group) || !strings.Contains(res.Cause, r.topic+"/0") {
 			t.Fatalf("status %s: %s: %s", res.Status, res.Error, res.Cause)
 		}
 	})
 	t.Run("exact with allowLaggingGroups", func(t *testing.T) {
 		l := newLedger()
 		funcs := map[string]lambda.Handler{"start-consumers": hookFunc(func(context.Context) error {
-			startConsumer(t, r.pair.Target, l)
+			r.startConsumer(t, r.pair.Target, l)
 			return nil
 		})}
-		in := baseInput()
+		in := r.baseInput()
 		in["allowLaggingGroups"] = true
 		in["hooks"] = map[string]any{"startConsumers": lambdaHook("start-consumers")}
 		res := r.run(ctx, in, Options{Functions: funcs})
@@ -136,9 +140,9 @@ func TestLaggingGroup(t *testing.T) {
 func (r *rig) waitTargetEnd(ctx context.Context, want int64) {
 	r.t.Helper()
 	for {
-		l, err := r.tgtAdm.ListEndOffsets(ctx, topic)
+		l, err := r.tgtAdm.ListEndOffsets(ctx, r.topic)
 		if err == nil {
-			if o, ok := l.Lookup(topic, 0); ok && o.Offset >= want {
+			if o, ok := l.Lookup(r.topic, 0); ok && o.Offset >= want {
 				return
 			}
 		}
@@ -159,7 +163,7 @@ func TestSourceWithoutAuthorizer(t *testing.T) {
 	r.produce(ctx, 0, 10, 2)
 	r.waitReplicated(ctx)
 	before := r.snapshot(ctx)
-	res := r.run(ctx, baseInput(), Options{})
+	res := r.run(ctx, r.baseInput(), Options{})
 	if res.Status != "FAILED" || res.Error != "FenceUnavailableError" || !strings.Contains(res.Cause, "no authorizer") {
 		t.Fatalf("fence acl: %s %s %s", res.Status, res.Error, res.Cause)
 	}
@@ -169,7 +173,7 @@ func TestSourceWithoutAuthorizer(t *testing.T) {
 	if after := r.snapshot(ctx); !reflect.DeepEqual(before, after) {
 		t.Errorf("changed:\nbefore %+v\nafter  %+v", before, after)
 	}
-	in := baseInput()
+	in := r.baseInput()
 	in["fence"] = "none"
 	res = r.run(ctx, in, Options{})
 	if res.Status != "SUCCEEDED" || res.Report == nil {

@@ -26,10 +26,12 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/replicate"
 )
 
+// The rig's names on embedded clusters. On real brokers (newRealRig) each
+// rig gets unique ones instead: the brokers are shared and outlive the run.
 const (
-	topic    = "orders"
-	idle     = "payments" // an empty topic whose mapping the operator left Disabled
-	appGroup = "billing"
+	defaultTopic = "orders"
+	defaultIdle  = "payments" // an empty topic whose mapping the operator left Disabled
+	defaultGroup = "billing"
 )
 
 // requireTools skips (or, with KMIG_REQUIRE_TOOLS=1, fails) when Node 22
@@ -61,6 +63,10 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 type rig struct {
 	t       *testing.T
 	root    string
+	real    bool // real brokers (newRealRig), shared with other tests
+	topic   string
+	idle    string
+	group   string
 	pair    *kafkalocal.Pair
 	reg     *esm.Registry
 	mapping *esm.Mapping
@@ -89,14 +95,25 @@ func newRig(t *testing.T, sec kafkalocal.Security, partitions int32) *rig {
 	t.Helper()
 	root := requireTools(t)
 	pair, err := kafkalocal.StartPair(kafkalocal.PairOptions{
-		Source: kafkalocal.ClusterOptions{Security: sec, Topics: []kafkalocal.Topic{{Name: topic, Partitions: partitions}, {Name: idle, Partitions: 1}}},
-		Target: kafkalocal.ClusterOptions{Topics: []kafkalocal.Topic{{Name: topic, Partitions: partitions}, {Name: idle, Partitions: 1}}},
+		Source: kafkalocal.ClusterOptions{Security: sec, Topics: []kafkalocal.Topic{{Name: defaultTopic, Partitions: partitions}, {Name: defaultIdle, Partitions: 1}}},
+		Target: kafkalocal.ClusterOptions{Topics: []kafkalocal.Topic{{Name: defaultTopic, Partitions: partitions}, {Name: defaultIdle, Partitions: 1}}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pair.Close)
-	r := &rig{t: t, root: root, pair: pair, reg: esm.NewRegistry(), fail: &failSwitch{}}
+	r := &rig{t: t, root: root, pair: pair, topic: defaultTopic, idle: defaultIdle, group: defaultGroup}
+	r.setup()
+	return r
+}
+
+// setup starts the replicator, its mappings (the one for r.idle Disabled)
+// and the admin clients on r.pair.
+func (r *rig) setup() {
+	t, pair := r.t, r.pair
+	t.Helper()
+	var err error
+	r.reg, r.fail = esm.NewRegistry(), &failSwitch{}
 	r.log = slog.New(slog.DiscardHandler)
 	if os.Getenv("KMIG_TEST_LOG") == "1" {
 		r.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -128,7 +145,7 @@ func newRig(t *testing.T, sec kafkalocal.Security, partitions int32) *rig {
 			Topics:                []string{tp},
 			ConsumerGroupID:       "kmig-replicator-" + tp,
 			BootstrapServers:      pair.Source.Bootstrap(),
-			ClientOptions:         pair.Source.ClientOpts(kafkalocal.App()),
+			ClientOptions:         pair.Source.ClientOpts(pair.Source.AppCredentials()),
 			MaximumBatchingWindow: 20 * time.Millisecond,
 			RetryBackoff:          20 * time.Millisecond,
 			StartDisabled:         disabled,
@@ -138,8 +155,8 @@ func newRig(t *testing.T, sec kafkalocal.Security, partitions int32) *rig {
 		}
 		return m
 	}
-	r.mapping = mk(topic, false)
-	r.idleMap = mk(idle, true)
+	r.mapping = mk(r.topic, false)
+	r.idleMap = mk(r.idle, true)
 	if r.srcAdm, err = pair.Source.AdminClient(); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +165,6 @@ func newRig(t *testing.T, sec kafkalocal.Security, partitions int32) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.tgtAdm.Close)
-	return r
 }
 
 // run executes the state machine with input.
@@ -172,9 +188,9 @@ func (r *rig) run(ctx context.Context, input map[string]any, o Options) *Result 
 }
 
 // baseInput is a fast input for tests.
-func baseInput() map[string]any {
+func (r *rig) baseInput() map[string]any {
 	return map[string]any{
-		"topics": []string{topic}, "groups": []string{appGroup}, "fence": "acl",
+		"topics": []string{r.topic}, "groups": []string{r.group}, "fence": "acl",
 		"quietSeconds": 1, "drainTimeoutSeconds": 20, "consumersTimeoutSeconds": 15, "verifySeconds": 20, "pollSeconds": 1,
 	}
 }
@@ -185,7 +201,7 @@ func (r *rig) produce(ctx context.Context, from, to int, partitions int32) {
 	r.t.Helper()
 	var rs []*kgo.Record
 	for i := from; i < to; i++ {
-		rs = append(rs, &kgo.Record{Topic: topic, Partition: int32(i) % partitions, Value: []byte(strconv.Itoa(i))})
+		rs = append(rs, &kgo.Record{Topic: r.topic, Partition: int32(i) % partitions, Value: []byte(strconv.Itoa(i))})
 	}
 	if err := r.pair.Source.ProduceSync(ctx, rs...); err != nil {
 		r.t.Fatal(err)
@@ -196,8 +212,8 @@ func (r *rig) produce(ctx context.Context, from, to int, partitions int32) {
 func (r *rig) waitReplicated(ctx context.Context) {
 	r.t.Helper()
 	for {
-		s, err1 := r.srcAdm.ListEndOffsets(ctx, topic)
-		d, err2 := r.tgtAdm.ListEndOffsets(ctx, topic)
+		s, err1 := r.srcAdm.ListEndOffsets(ctx, r.topic)
+		d, err2 := r.tgtAdm.ListEndOffsets(ctx, r.topic)
 		if err1 == nil && err2 == nil {
 			same := true
 			s.Each(func(o kadm.ListedOffset) {
@@ -232,6 +248,9 @@ func (r *rig) snapshot(ctx context.Context) snapshot {
 	if err == nil {
 		for _, x := range res {
 			for _, d := range x.Described {
+				if r.real && d.Name != r.topic && d.Name != r.idle {
+					continue // shared brokers: only this rig's topics
+				}
 				s.ACLs = append(s.ACLs, fmt.Sprintf("%v %s %v %s %s %v", d.Type, d.Name, d.Pattern, d.Principal, d.Host, d.Operation)+" "+d.Permission.String())
 			}
 		}
@@ -248,6 +267,9 @@ func (r *rig) snapshot(ctx context.Context) snapshot {
 			r.t.Fatal(err)
 		}
 		for _, g := range gs.Groups() {
+			if r.real && !r.ownsGroup(g) {
+				continue // shared brokers: only this rig's groups
+			}
 			o, err := adm.FetchOffsets(ctx, g)
 			if err != nil {
 				r.t.Fatal(err)
@@ -269,7 +291,7 @@ func (r *rig) appWrite(ctx context.Context) error {
 		return err
 	}
 	defer cl.Close()
-	return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("probe")}).FirstErr()
+	return cl.ProduceSync(ctx, &kgo.Record{Topic: r.topic, Value: []byte("probe")}).FirstErr()
 }
 
 // hookFunc adapts a Go func to a lambda.Handler for the endpoint.

@@ -20,8 +20,8 @@ import (
 func (r *rig) addOperatorACLs(ctx context.Context) {
 	r.t.Helper()
 	for _, b := range []*kadm.ACLBuilder{
-		kadm.NewACLs().Topics(idle).ResourcePatternType(kadm.ACLPatternLiteral).Deny("User:*").DenyHosts("*").Operations(kadm.OpWrite),
-		kadm.NewACLs().Topics(topic).ResourcePatternType(kadm.ACLPatternLiteral).Allow("User:auditor").AllowHosts("*").Operations(kadm.OpDescribe),
+		kadm.NewACLs().Topics(r.idle).ResourcePatternType(kadm.ACLPatternLiteral).Deny("User:*").DenyHosts("*").Operations(kadm.OpWrite),
+		kadm.NewACLs().Topics(r.topic).ResourcePatternType(kadm.ACLPatternLiteral).Allow("User:auditor").AllowHosts("*").Operations(kadm.OpDescribe),
 	} {
 		res, err := r.srcAdm.CreateACLs(ctx, b)
 		if err != nil {
@@ -41,13 +41,16 @@ func (r *rig) addOperatorACLs(ctx context.Context) {
 // no fence ACL left, the operator's ACLs untouched, and exactly the
 // mappings the run disabled enabled again.
 func TestRollbackFromEveryStep(t *testing.T) {
-	r := newRig(t, kafkalocal.SecuritySCRAMACL, 2)
+	testRollbackFromEveryStep(t, newRig(t, kafkalocal.SecuritySCRAMACL, 2))
+}
+
+func testRollbackFromEveryStep(t *testing.T, r *rig) {
 	ctx := ctxFor(t, 150*time.Second)
 	r.addOperatorACLs(ctx)
 	r.produce(ctx, 0, 40, 2)
 	r.waitReplicated(ctx)
 	// The group has read everything on the source and has no members.
-	if _, err := r.srcAdm.CommitOffsets(ctx, appGroup, endOffsets(t, ctx, r.srcAdm)); err != nil {
+	if _, err := r.srcAdm.CommitOffsets(ctx, r.group, r.endOffsets(t, ctx, r.srcAdm)); err != nil {
 		t.Fatal(err)
 	}
 	before := r.snapshot(ctx)
@@ -72,7 +75,7 @@ func TestRollbackFromEveryStep(t *testing.T) {
 		{step: "StartConsumers", hooks: map[string]any{"startConsumers": map[string]any{"type": "approval"}}, reject: true, errTyp: "ApprovalRejected"},
 	} {
 		t.Run(tc.step, func(t *testing.T) {
-			in := baseInput()
+			in := r.baseInput()
 			hooks := map[string]any{"stopProducers": lambdaHook("ok")}
 			for k, v := range tc.hooks {
 				hooks[k] = v
@@ -116,16 +119,16 @@ func TestRollbackFromEveryStep(t *testing.T) {
 				t.Errorf("mappings changed:\nbefore %v\nafter  %v", before.Mappings, after.Mappings)
 			}
 			// Keep the group caught up with the probe write.
-			if _, err := r.srcAdm.CommitOffsets(ctx, appGroup, endOffsets(t, ctx, r.srcAdm)); err != nil {
+			if _, err := r.srcAdm.CommitOffsets(ctx, r.group, r.endOffsets(t, ctx, r.srcAdm)); err != nil {
 				t.Fatal(err)
 			}
 		})
 	}
 }
 
-func endOffsets(t *testing.T, ctx context.Context, adm *kadm.Client) kadm.Offsets {
+func (r *rig) endOffsets(t *testing.T, ctx context.Context, adm *kadm.Client) kadm.Offsets {
 	t.Helper()
-	l, err := adm.ListEndOffsets(ctx, topic)
+	l, err := adm.ListEndOffsets(ctx, r.topic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,20 +138,23 @@ func endOffsets(t *testing.T, ctx context.Context, adm *kadm.Client) kadm.Offset
 // TestDrainTimeoutRollsBack stops replication from making progress and
 // proves the run rolls back with an error naming the lagging partitions.
 func TestDrainTimeoutRollsBack(t *testing.T) {
-	r := newRig(t, kafkalocal.SecuritySCRAMACL, 2)
+	testDrainTimeoutRollsBack(t, newRig(t, kafkalocal.SecuritySCRAMACL, 2))
+}
+
+func testDrainTimeoutRollsBack(t *testing.T, r *rig) {
 	ctx := ctxFor(t, 60*time.Second)
 	r.produce(ctx, 0, 10, 2)
 	r.waitReplicated(ctx)
 	r.fail.set(true)
 	r.produce(ctx, 10, 13, 2) // 10 and 12 on partition 0, 11 on partition 1
 	before := r.snapshot(ctx)
-	in := baseInput()
+	in := r.baseInput()
 	in["drainTimeoutSeconds"] = 2
 	res := r.run(ctx, in, Options{})
 	if res.Status != "FAILED" || res.Error != "DrainTimeoutError" {
 		t.Fatalf("status %s error %s", res.Status, res.Error)
 	}
-	for _, want := range []string{"failed in step WaitForDrain:", "orders/0", "orders/1", "removed DENY WRITE User:* on orders"} {
+	for _, want := range []string{"failed in step WaitForDrain:", r.topic + "/0", r.topic + "/1", "removed DENY WRITE User:* on " + r.topic} {
 		if !strings.Contains(res.Cause, want) {
 			t.Errorf("cause lacks %q: %s", want, res.Cause)
 		}

@@ -151,9 +151,15 @@ func (p *Pair) Close() {
 // use (the superuser on a secured source, nobody on a plaintext cluster).
 type Cluster struct {
 	name     string
-	kc       *kfake.Cluster
+	kc       *kfake.Cluster // nil for a cluster joined with Connect
 	security Security
 	addrs    []string
+	admin    Credentials
+	app      Credentials
+	sha256   bool          // SCRAM-SHA-256 instead of SCRAM-SHA-512 (Connect only)
+	session  time.Duration // consumer group session timeout for test clients
+	// topicConfigs are set on topics CreateTopic creates (Connect only).
+	topicConfigs map[string]*string
 
 	mu       sync.Mutex
 	producer *kgo.Client
@@ -219,7 +225,8 @@ func start(name string, opts ClusterOptions, sec Security) (*Cluster, error) {
 	if sec != SecuritySCRAMACL {
 		disableACLAPIs(kc)
 	}
-	return &Cluster{name: name, kc: kc, security: sec, addrs: kc.ListenAddrs()}, nil
+	return &Cluster{name: name, kc: kc, security: sec, addrs: kc.ListenAddrs(),
+		admin: Admin(), app: App(), session: 2 * time.Second}, nil
 }
 
 // appACLs are the application user's grants: everything an ordinary
@@ -304,10 +311,32 @@ func (c *Cluster) Bootstrap() []string { return append([]string(nil), c.addrs...
 // *_BOOTSTRAP_SERVERS variables.
 func (c *Cluster) BootstrapServers() string { return strings.Join(c.addrs, ",") }
 
-// Kfake exposes the underlying cluster for fault injection and control.
+// Kfake exposes the underlying cluster for fault injection and control. It
+// is nil for a cluster joined with [Connect] (real brokers): callers that
+// inject faults through kfake must check [Cluster.Embedded] first.
 func (c *Cluster) Kfake() *kfake.Cluster { return c.kc }
 
+// Embedded reports whether the cluster is an in-process kfake cluster
+// (false for one joined with [Connect]).
+func (c *Cluster) Embedded() bool { return c.kc != nil }
+
+// AdminCredentials are the superuser credentials the helper clients use on
+// a SASL cluster ([Admin] on an embedded one).
+func (c *Cluster) AdminCredentials() Credentials { return c.admin }
+
+// AppCredentials are the ACL-limited application user's credentials on a
+// SASL cluster ([App] on an embedded one).
+func (c *Cluster) AppCredentials() Credentials { return c.app }
+
+// SessionTimeout is a consumer group session timeout the cluster accepts
+// and that notices a dead member quickly: 2 s on an embedded cluster, and
+// on a connected one what ConnectOptions.SessionTimeout says (default 6 s,
+// Kafka's default group.min.session.timeout.ms).
+func (c *Cluster) SessionTimeout() time.Duration { return c.session }
+
 // Close stops the cluster and any helper client. Safe to call more than once.
+// For a cluster joined with [Connect] it closes the helper client only; the
+// brokers keep running.
 func (c *Cluster) Close() {
 	if c == nil {
 		return
@@ -324,7 +353,9 @@ func (c *Cluster) Close() {
 	if p != nil {
 		p.Close()
 	}
-	c.kc.Close()
+	if c.kc != nil {
+		c.kc.Close()
+	}
 }
 
 // ClientOpts returns the options a franz-go client needs to reach this
@@ -339,11 +370,16 @@ func (c *Cluster) ClientOpts(as ...Credentials) []kgo.Opt {
 		kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
 	}
 	if c.SASL() {
-		cr := Admin()
+		cr := c.admin
 		if len(as) > 0 {
 			cr = as[0]
 		}
-		opts = append(opts, kgo.SASL(scram.Auth{User: cr.User, Pass: cr.Password}.AsSha512Mechanism()))
+		auth := scram.Auth{User: cr.User, Pass: cr.Password}
+		if c.sha256 {
+			opts = append(opts, kgo.SASL(auth.AsSha256Mechanism()))
+		} else {
+			opts = append(opts, kgo.SASL(auth.AsSha512Mechanism()))
+		}
 	}
 	return opts
 }
@@ -351,13 +387,13 @@ func (c *Cluster) ClientOpts(as ...Credentials) []kgo.Opt {
 // NewClient builds a client authenticated as the superuser (on a SASL
 // cluster) with extra options applied last. The caller closes it.
 func (c *Cluster) NewClient(extra ...kgo.Opt) (*kgo.Client, error) {
-	return c.NewClientAs(Admin(), extra...)
+	return c.NewClientAs(c.admin, extra...)
 }
 
-// NewAppClient builds a client authenticated as [AppUser] (on a SASL
-// cluster), subject to ACLs. The caller closes it.
+// NewAppClient builds a client authenticated as the application user
+// ([AppUser] on an embedded cluster, on a SASL cluster), subject to ACLs. The caller closes it.
 func (c *Cluster) NewAppClient(extra ...kgo.Opt) (*kgo.Client, error) {
-	return c.NewClientAs(App(), extra...)
+	return c.NewClientAs(c.app, extra...)
 }
 
 // NewClientAs builds a client authenticated as the given user. The caller
@@ -388,12 +424,35 @@ func (c *Cluster) CreateTopic(ctx context.Context, topic string, partitions int3
 		return err
 	}
 	defer adm.Close()
-	resp, err := adm.CreateTopic(ctx, partitions, -1, nil, topic)
+	resp, err := adm.CreateTopic(ctx, partitions, -1, c.topicConfigs, topic)
 	if err == nil {
 		err = resp.Err
 	}
 	if err != nil {
 		return fmt.Errorf("creating topic %q on %s: %w", topic, c.name, err)
+	}
+	if c.kc == nil {
+		// A real broker answers CreateTopics once the controller has the
+		// topic; wait until the metadata shows it with every partition
+		// led, so the caller can produce and consume at once.
+		if err := waitTopic(ctx, adm, topic, partitions); err != nil {
+			return fmt.Errorf("creating topic %q on %s: %w", topic, c.name, err)
+		}
+	}
+	return nil
+}
+
+// CreateTopics creates each topic as [Cluster.CreateTopic] does (a
+// partition count below 1 means 1).
+func (c *Cluster) CreateTopics(ctx context.Context, topics ...Topic) error {
+	for _, t := range topics {
+		p := t.Partitions
+		if p < 1 {
+			p = 1
+		}
+		if err := c.CreateTopic(ctx, t.Name, p); err != nil {
+			return err
+		}
 	}
 	return nil
 }

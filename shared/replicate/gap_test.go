@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provenance"
@@ -32,9 +33,21 @@ func TestNonRetriableFaultsNeverLose(t *testing.T) {
 		}})
 	m := r.mapping(t, "events", 1000, 2)
 	r.waitCaughtUp(t, m, 2*time.Minute)
-	src, dst := readAll(t, r.pair.Source, "events"), readAll(t, r.pair.Target, "events")
-	lost, dups := 0, 0
-	for p := int32(0); p < partitions; p++ {
+	lost, dups := lostAndDuplicated(t, readAll(t, r.pair.Source, "events"), readAll(t, r.pair.Target, "events"))
+	t.Logf("%d non-retriable faults, %d retries: %d lost, %d duplicated", fired.Load(), m.Stats().Retries, lost, dups)
+	if fired.Load() == 0 || m.Stats().Retries == 0 {
+		t.Fatalf("no fault fired")
+	}
+	if lost != 0 {
+		t.Fatalf("%d records lost", lost)
+	}
+}
+
+// lostAndDuplicated counts, by provenance, source records missing from the
+// target and extra copies on it.
+func lostAndDuplicated(t *testing.T, src, dst map[int32][]*kgo.Record) (lost, dups int) {
+	t.Helper()
+	for p, recs := range src {
 		have := map[int64]int{}
 		for _, rec := range dst[p] {
 			pv, err := provenance.Of(rec)
@@ -43,7 +56,7 @@ func TestNonRetriableFaultsNeverLose(t *testing.T) {
 			}
 			have[pv.Offset]++
 		}
-		for _, s := range src[p] {
+		for _, s := range recs {
 			switch n := have[s.Offset]; {
 			case n == 0:
 				lost++
@@ -52,11 +65,5 @@ func TestNonRetriableFaultsNeverLose(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d non-retriable faults, %d retries: %d lost, %d duplicated", fired.Load(), m.Stats().Retries, lost, dups)
-	if fired.Load() == 0 || m.Stats().Retries == 0 {
-		t.Fatalf("no fault fired")
-	}
-	if lost != 0 {
-		t.Fatalf("%d records lost", lost)
-	}
+	return lost, dups
 }

@@ -1,9 +1,16 @@
 package replicate
 
 import (
+	"strings"
+	"sync"
+
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/lambdaenv"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provenance"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/telemetry"
 	"io"
 	"log/slog"
 	"os"
@@ -20,39 +27,98 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
 )
 
+// env is where a suite runs: embedded kfake clusters (kfakeEnv) or real
+// Apache Kafka brokers (realEnv, in replicate_realkafka_test.go). The suite
+// bodies (test* functions) take one, so the same body runs on both.
+type env struct {
+	// real is true on real brokers.
+	real bool
+	// unique makes a cluster-side name from a test's logical topic name;
+	// nil keeps it (kfake clusters are fresh per test).
+	unique func(string) string
+	// clusters returns a source and target holding the topics.
+	clusters func(t *testing.T, src, tgt []kafkalocal.Topic) *kafkalocal.Pair
+	// invokeTimeout is the emulated function timeout of mappings.
+	invokeTimeout time.Duration
+	names         map[string]string
+}
+
+// kfakeEnv runs on a fresh pair of embedded clusters per rig: a plaintext
+// source and a target.
+func kfakeEnv() *env {
+	return &env{
+		invokeTimeout: invokeTimeout,
+		clusters: func(t *testing.T, src, tgt []kafkalocal.Topic) *kafkalocal.Pair {
+			t.Helper()
+			pair, err := kafkalocal.StartPair(kafkalocal.PairOptions{
+				Source: kafkalocal.ClusterOptions{Topics: src, Security: kafkalocal.SecurityPlaintext},
+				Target: kafkalocal.ClusterOptions{Topics: tgt},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(pair.Close)
+			return pair
+		},
+	}
+}
+
+// tn is the cluster-side name of the test's topic name, the same for every
+// call with the same name.
+func (e *env) tn(name string) string {
+	if e.unique == nil {
+		return name
+	}
+	if e.names == nil {
+		e.names = map[string]string{}
+	}
+	if n, ok := e.names[name]; ok {
+		return n
+	}
+	n := e.unique(name)
+	e.names[name] = n
+	return n
+}
+
 // rig is a source and target cluster with a replicator between them.
 type rig struct {
+	env     *env
 	pair    *kafkalocal.Pair
 	cfg     Config
 	target  *kgo.Client
 	repl    *Replicator
 	emf     bytes.Buffer
 	cleanup []func()
+
+	mu        sync.Mutex
+	functions []*Replicator // replicators of emulated Lambda environments
 }
 
-// newRig starts both clusters with the topics on each (target topics
-// renamed by rename, if given) and a replicator configured by mutate.
+// newRig starts both kfake clusters with the topics on each (target
+// topics renamed by rename, if given) and a replicator configured by
+// mutate.
 func newRig(t *testing.T, topics map[string]int32, rename map[string]string, mutate func(*Config)) *rig {
+	t.Helper()
+	return newRigOn(t, kfakeEnv(), topics, rename, mutate)
+}
+
+// newRigOn is newRig on e. Topic names in topics and rename are logical
+// (e.tn gives the cluster-side names); the dead-letter topic is
+// e.tn(DefaultDeadLetterTopic).
+func newRigOn(t *testing.T, e *env, topics map[string]int32, rename map[string]string, mutate func(*Config)) *rig {
 	t.Helper()
 	var src, tgt []kafkalocal.Topic
 	for name, n := range topics {
-		src = append(src, kafkalocal.Topic{Name: name, Partitions: n})
+		src = append(src, kafkalocal.Topic{Name: e.tn(name), Partitions: n})
 		tn := name
 		if r, ok := rename[name]; ok {
 			tn = r
 		}
-		tgt = append(tgt, kafkalocal.Topic{Name: tn, Partitions: n})
+		tgt = append(tgt, kafkalocal.Topic{Name: e.tn(tn), Partitions: n})
 	}
-	tgt = append(tgt, kafkalocal.Topic{Name: DefaultDeadLetterTopic, Partitions: 1})
-	pair, err := kafkalocal.StartPair(kafkalocal.PairOptions{
-		Source: kafkalocal.ClusterOptions{Topics: src, Security: kafkalocal.SecurityPlaintext},
-		Target: kafkalocal.ClusterOptions{Topics: tgt},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pair.Close)
-	r := &rig{pair: pair}
+	tgt = append(tgt, kafkalocal.Topic{Name: e.tn(DefaultDeadLetterTopic), Partitions: 1})
+	pair := e.clusters(t, src, tgt)
+	r := &rig{env: e, pair: pair}
 	t.Cleanup(func() {
 		for _, f := range r.cleanup {
 			f()
@@ -63,7 +129,7 @@ func newRig(t *testing.T, topics map[string]int32, rename map[string]string, mut
 		Compression:      "lz4",
 		MaxMessageBytes:  DefaultMaxMessageBytes,
 		OnRecordError:    FailBatch,
-		DeadLetterTopic:  DefaultDeadLetterTopic,
+		DeadLetterTopic:  e.tn(DefaultDeadLetterTopic),
 		Provenance:       true,
 		MetricsNamespace: "Test",
 	}
@@ -71,20 +137,73 @@ func newRig(t *testing.T, topics map[string]int32, rename map[string]string, mut
 	if mutate != nil {
 		mutate(&r.cfg)
 	}
-	opts, err := r.cfg.Target.Options(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts = append(opts, ProducerOptions(r.cfg)...)
-	opts = append(opts, kgo.MetadataMinAge(100*time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond }))
-	if r.target, err = kgo.NewClient(opts...); err != nil {
+	var err error
+	if r.repl, r.target, err = r.newFunction(&r.emf); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.target.Close)
-	if r.repl, err = New(r.cfg, r.target, WithLogger(quietLogger()), WithMetricsWriter(&r.emf)); err != nil {
-		t.Fatal(err)
-	}
 	return r
+}
+
+// newFunction builds a target client and a replicator from r.cfg, as the
+// function's main does at start-up.
+func (r *rig) newFunction(metrics io.Writer) (*Replicator, *kgo.Client, error) {
+	opts, err := r.cfg.Target.Options(context.Background(), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts = append(opts, ProducerOptions(r.cfg)...)
+	opts = append(opts, kgo.MetadataMinAge(100*time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond }))
+	if os.Getenv("KMIG_TEST_KGO_LOG") != "" {
+		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, nil)))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	factory := func() (*kgo.Client, error) { return kgo.NewClient(opts...) }
+	repl, err := New(r.cfg, cl, WithLogger(quietLogger()), WithMetricsWriter(metrics), WithClientFactory(factory))
+	if err != nil {
+		cl.Close()
+		return nil, nil, err
+	}
+	return repl, cl, nil
+}
+
+// lambdaMapping is mapping with the replicator running in emulated Lambda
+// environments (one per concurrent batch) with the env's function timeout:
+// an invocation that outlives it is abandoned and its environment, target
+// client included, is torn down and built again, as Lambda does.
+func (r *rig) lambdaMapping(t *testing.T, topic string, batchSize, concurrency int) (*esm.Mapping, *lambdaenv.Pool) {
+	t.Helper()
+	pool := lambdaenv.NewPool(concurrency, func() (lambda.Handler, func(), error) {
+		repl, _, err := r.newFunction(nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		r.mu.Lock()
+		r.functions = append(r.functions, repl)
+		r.mu.Unlock()
+		return repl, func() {
+			// The environment dies: its client goes with whatever it
+			// had in flight.
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			_ = repl.Close(ctx)
+		}, nil
+	}, r.env.invokeTimeout)
+	return r.mappingFor(t, topic, batchSize, concurrency, pool), pool
+}
+
+// totals sums the counts of every replicator the rig ran.
+func (r *rig) totals() telemetry.BatchMetrics {
+	t := r.repl.Totals()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range r.functions {
+		t.Add(f.Totals())
+	}
+	return t
 }
 
 func quietLogger() *slog.Logger {
@@ -94,9 +213,14 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// mapping starts an emulated event source mapping from the source topic to
-// the replicator, and stops it at cleanup.
+// mapping starts an emulated event source mapping from the source topic
+// (a cluster-side name) to the replicator, and stops it at cleanup.
 func (r *rig) mapping(t *testing.T, topic string, batchSize, concurrency int) *esm.Mapping {
+	t.Helper()
+	return r.mappingFor(t, topic, batchSize, concurrency, r.repl)
+}
+
+func (r *rig) mappingFor(t *testing.T, topic string, batchSize, concurrency int, h lambda.Handler) *esm.Mapping {
 	t.Helper()
 	m, err := esm.New(esm.Config{
 		FunctionName:          "replicator",
@@ -108,9 +232,8 @@ func (r *rig) mapping(t *testing.T, topic string, batchSize, concurrency int) *e
 		MaximumBatchingWindow: 5 * time.Millisecond,
 		Concurrency:           concurrency,
 		RetryBackoff:          time.Millisecond,
-		InvokeTimeout:         invokeTimeout,
 		Logger:                quietLogger(),
-	}, r.repl)
+	}, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,8 +309,35 @@ func exactlyOnce(t *testing.T, src map[int32][]*kgo.Record, dst map[int32][]*kgo
 	t.Helper()
 	for _, res := range verify.Compare(src, dst, srcTopic) {
 		if !res.OK() {
+			t.Logf("partition %d on the target, as runs of source offsets: %s", res.Partition, provenanceRuns(dst[res.Partition]))
 			t.Fatalf("partition %d: %d source records, %d target records: %d lost, %d duplicated or out of order; %s",
 				res.Partition, res.Source, res.Target, res.Lost, res.Duplicated, res.Mismatch)
 		}
 	}
+}
+
+// provenanceRuns renders a target partition's source offsets as runs, to
+// show where a gap or a repeat is.
+func provenanceRuns(recs []*kgo.Record) string {
+	var b strings.Builder
+	start, prev := int64(-2), int64(-2)
+	flush := func() {
+		if start >= 0 {
+			fmt.Fprintf(&b, "%d-%d ", start, prev)
+		}
+	}
+	for _, rec := range recs {
+		pv, err := provenance.Of(rec)
+		if err != nil {
+			continue
+		}
+		if pv.Offset != prev+1 {
+			flush()
+			start = pv.Offset
+			fmt.Fprintf(&b, "[pid %d/%d @%d] ", rec.ProducerID, rec.ProducerEpoch, rec.Offset)
+		}
+		prev = pv.Offset
+	}
+	flush()
+	return b.String()
 }
