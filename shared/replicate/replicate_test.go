@@ -137,11 +137,14 @@ func testFaultsExactlyOnce(t *testing.T, e *env, partitions int32, perPartition 
 	}
 	exactlyOnce(t, src, dst, events)
 	tot := r.totals()
-	// Every record is counted written exactly once. (How many were
-	// skipped as duplicates depends on where each outage began;
-	// TestRetryAfterPartialWrite proves the skipping deterministically.)
-	if tot.RecordsWritten != int64(partitions)*int64(perPartition) {
-		t.Fatalf("totals %+v: want %d written", tot, int64(partitions)*int64(perPartition))
+	// Counted writes never exceed the records (a record written twice
+	// would), and every record was either counted written or found on the
+	// target by a retry. (A write the target took while the invocation
+	// was being abandoned at its timeout is never acknowledged, so it is
+	// counted as a duplicate skipped by the retry instead.)
+	want := int64(partitions) * int64(perPartition)
+	if tot.RecordsWritten > want || tot.RecordsWritten+tot.DuplicatesSkipped < want {
+		t.Fatalf("totals %+v: want at most %d written and written + skipped ≥ %d", tot, want, want)
 	}
 	t.Logf("%d faults injected, %d retries, %d environments reset after timeouts, %d duplicates skipped by provenance",
 		injected.Load(), st.Retries, pool.Resets(), tot.DuplicatesSkipped)
