@@ -360,7 +360,10 @@ func (r *Replicator) handledBefore(rec *kgo.Record) bool {
 	cp := *rec
 	cp.Headers = slices.Clone(rec.Headers)
 	v, err := r.cfg.Transforms.Apply(&cp)
-	return err != nil || v == transform.Filter
+	if err != nil {
+		return r.cfg.OnRecordError == DeadLetter
+	}
+	return v == transform.Filter
 }
 
 // tailSource reads the newest target record's provenance and returns the
