@@ -124,14 +124,10 @@ func (h *Handler) fenceSource(ctx context.Context, st *State) error {
 		}
 	}
 	// Verify by reading back.
-	now, err := h.existingFence(ctx, st.Config.Topics)
-	if err != nil {
+	if differ, err := h.awaitFence(ctx, st.Config.Topics, true); err != nil {
 		return undo(&FenceFailedError{Err: err})
-	}
-	for _, t := range st.Config.Topics {
-		if !now[t] {
-			return undo(&FenceFailedError{Err: fmt.Errorf("DENY WRITE for User:* on topic %s did not read back", t)})
-		}
+	} else if len(differ) > 0 {
+		return undo(&FenceFailedError{Err: fmt.Errorf("DENY WRITE for User:* on topic %s did not read back within %v", differ[0], fenceReadBackAttempts*fenceReadBackInterval)})
 	}
 	if err := h.fault(StepFenceSource); err != nil {
 		return undo(err)
@@ -140,6 +136,12 @@ func (h *Handler) fenceSource(ctx context.Context, st *State) error {
 	f.Applied = true
 	return nil
 }
+
+// How long FenceSource waits for its ACLs to read back.
+const (
+	fenceReadBackAttempts = 50
+	fenceReadBackInterval = 200 * time.Millisecond
+)
 
 // existingFence reports, per topic, whether the exact fence ACL exists.
 func (h *Handler) existingFence(ctx context.Context, topics []string) (map[string]bool, error) {
@@ -175,16 +177,41 @@ func (h *Handler) deleteFence(ctx context.Context, acls []FenceACL) []string {
 	if _, err := h.src.DeleteACLs(ctx, fenceFilter(topics...)); err != nil {
 		remaining = append(remaining, "deleting fence ACLs: "+err.Error())
 	}
-	left, err := h.existingFence(ctx, topics)
+	left, err := h.awaitFence(ctx, topics, false)
 	if err != nil {
 		return append(remaining, err.Error())
 	}
-	for _, t := range topics {
-		if left[t] {
-			remaining = append(remaining, "DENY WRITE User:* on topic "+t)
-		}
+	for _, t := range left {
+		remaining = append(remaining, "DENY WRITE User:* on topic "+t)
 	}
 	return remaining
+}
+
+// awaitFence reads the fence ACLs back until each topic's fence is present
+// (want) or absent (!want), for a bounded time: a KRaft cluster applies ACL
+// changes on each broker shortly after the controller commits them. It
+// returns the topics that still differ.
+func (h *Handler) awaitFence(ctx context.Context, topics []string, want bool) ([]string, error) {
+	for attempt := 0; ; attempt++ {
+		now, err := h.existingFence(ctx, topics)
+		if err != nil {
+			return nil, err
+		}
+		var differ []string
+		for _, t := range topics {
+			if now[t] != want {
+				differ = append(differ, t)
+			}
+		}
+		if len(differ) == 0 || attempt == fenceReadBackAttempts {
+			return differ, nil
+		}
+		select {
+		case <-ctx.Done():
+			return differ, ctx.Err()
+		case <-time.After(fenceReadBackInterval):
+		}
+	}
 }
 
 // ---- WaitForDrain ----
