@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/topicsync/topicsynctest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -145,51 +146,10 @@ func (r *rig) invoke(t *testing.T, payload []byte) cfn.Response {
 	return r.responses.last(t)
 }
 
-func mkTopic(t *testing.T, cl *kadm.Client, name string, partitions int32, configs map[string]string) {
-	t.Helper()
-	m := map[string]*string{}
-	for k, v := range configs {
-		m[k] = kadm.StringPtr(v)
-	}
-	r, err := cl.CreateTopic(context.Background(), partitions, -1, m, name)
-	if err == nil {
-		err = r.Err
-	}
-	if err != nil {
-		t.Fatalf("creating %s: %v", name, err)
-	}
-}
-
-func partitionCount(t *testing.T, cl *kadm.Client, topic string) int {
-	t.Helper()
-	td, err := cl.ListTopics(kadm.WithAuthorizedOps(context.Background()), topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if td[topic].Err != nil {
-		return 0
-	}
-	return len(td[topic].Partitions)
-}
-
-func topicConfig(t *testing.T, cl *kadm.Client, topic, key string) string {
-	t.Helper()
-	rcs, err := cl.DescribeTopicConfigs(context.Background(), topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range rcs[0].Configs {
-		if c.Key == key {
-			return c.MaybeValue()
-		}
-	}
-	return ""
-}
-
 func TestProvisionerLifecycle(t *testing.T) {
 	r := newRig(t)
-	mkTopic(t, r.src, "orders", 6, map[string]string{"retention.ms": "3600000", "cleanup.policy": "compact", "min.insync.replicas": "2", "compression.type": "lz4"})
-	mkTopic(t, r.src, "payments", 3, map[string]string{"retention.bytes": "1073741824"})
+	topicsynctest.CreateTopic(t, r.src, "orders", 6, map[string]string{"retention.ms": "3600000", "cleanup.policy": "compact", "min.insync.replicas": "2", "compression.type": "lz4"})
+	topicsynctest.CreateTopic(t, r.src, "payments", 3, map[string]string{"retention.bytes": "1073741824"})
 
 	// Create: topics with the source's partitions and configs, and the
 	// dead-letter topic.
@@ -205,7 +165,7 @@ func TestProvisionerLifecycle(t *testing.T) {
 		t.Errorf("TopicsCreated = %v", got)
 	}
 	for topic, want := range map[string]int{"orders": 6, "payments": 3, "kmig.dead-letter": 6} {
-		if got := partitionCount(t, r.tgt, topic); got != want {
+		if got := topicsynctest.Partitions(t, r.tgt, topic); got != want {
 			t.Errorf("%s has %d partitions, want %d", topic, got, want)
 		}
 	}
@@ -216,7 +176,7 @@ func TestProvisionerLifecycle(t *testing.T) {
 		{"orders", "min.insync.replicas", "1"}, // capped by the one-broker target
 		{"payments", "retention.bytes", "1073741824"},
 	} {
-		if got := topicConfig(t, r.tgt, c.topic, c.key); got != c.want {
+		if got := topicsynctest.Config(t, r.tgt, c.topic, c.key); got != c.want {
 			t.Errorf("%s %s = %q, want %q", c.topic, c.key, got, c.want)
 		}
 	}
@@ -238,7 +198,7 @@ func TestProvisionerLifecycle(t *testing.T) {
 	if resp.Status != cfn.StatusSuccess {
 		t.Fatalf("add partitions: %s", resp.Reason)
 	}
-	if got := partitionCount(t, r.tgt, "orders"); got != 8 {
+	if got := topicsynctest.Partitions(t, r.tgt, "orders"); got != 8 {
 		t.Errorf("orders has %d partitions after update, want 8", got)
 	}
 	if resp.Data["PartitionsAdded"] != "orders+2" {
@@ -247,8 +207,8 @@ func TestProvisionerLifecycle(t *testing.T) {
 
 	// A target topic with more partitions than its source is refused, the
 	// reason names it and both counts, and nothing else changes.
-	mkTopic(t, r.src, "refunds", 2, nil)
-	mkTopic(t, r.tgt, "refunds", 4, nil)
+	topicsynctest.CreateTopic(t, r.src, "refunds", 2, nil)
+	topicsynctest.CreateTopic(t, r.tgt, "refunds", 4, nil)
 	resp = r.invoke(t, r.event(t, "custom-resource-update.json", func(p map[string]any) {
 		p["Topics"] = []any{"orders", "payments", "refunds", "audit"}
 	}))
@@ -268,7 +228,7 @@ func TestProvisionerLifecycle(t *testing.T) {
 		t.Fatalf("delete: %s %s", resp.Status, resp.Reason)
 	}
 	for topic, want := range map[string]int{"orders": 8, "payments": 3, "kmig.dead-letter": 6, "refunds": 4} {
-		if got := partitionCount(t, r.tgt, topic); got != want {
+		if got := topicsynctest.Partitions(t, r.tgt, topic); got != want {
 			t.Errorf("after delete %s has %d partitions, want %d", topic, got, want)
 		}
 	}
@@ -276,7 +236,7 @@ func TestProvisionerLifecycle(t *testing.T) {
 
 func TestProvisionerBadProperties(t *testing.T) {
 	r := newRig(t)
-	mkTopic(t, r.src, "orders", 1, nil)
+	topicsynctest.CreateTopic(t, r.src, "orders", 1, nil)
 	for _, tc := range []struct {
 		name   string
 		edit   func(map[string]any)
@@ -307,7 +267,7 @@ func TestProvisionerBadProperties(t *testing.T) {
 			}
 		})
 	}
-	if n := partitionCount(t, r.tgt, "orders"); n != 0 {
+	if n := topicsynctest.Partitions(t, r.tgt, "orders"); n != 0 {
 		t.Errorf("a failed create changed the target: orders has %d partitions", n)
 	}
 }
@@ -332,7 +292,7 @@ func TestProvisionerConfigErrorStillAnswers(t *testing.T) {
 
 func TestProvisionerUnreachableTargetFailsBeforeDeadline(t *testing.T) {
 	r := newRig(t)
-	mkTopic(t, r.src, "orders", 1, nil)
+	topicsynctest.CreateTopic(t, r.src, "orders", 1, nil)
 	cfg, err := LoadConfig(config.Map(map[string]string{
 		"SOURCE_BOOTSTRAP_SERVERS": "127.0.0.1:1", "SOURCE_AUTH": "plaintext",
 		"TARGET_BOOTSTRAP_SERVERS": "127.0.0.1:1", "TARGET_AUTH": "plaintext",

@@ -3,6 +3,7 @@ package topicsync
 import (
 	"context"
 	"errors"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/topicsync/topicsynctest"
 	"strings"
 	"testing"
 	"time"
@@ -37,21 +38,6 @@ func adminFor(t *testing.T, addrs []string, extra ...kgo.Opt) *kadm.Client {
 	return kadm.NewClient(cl)
 }
 
-func mkTopic(t *testing.T, cl *kadm.Client, name string, partitions int32, configs map[string]string) {
-	t.Helper()
-	m := map[string]*string{}
-	for k, v := range configs {
-		m[k] = kadm.StringPtr(v)
-	}
-	r, err := cl.CreateTopic(context.Background(), partitions, -1, m, name)
-	if err == nil {
-		err = r.Err
-	}
-	if err != nil {
-		t.Fatalf("creating %s: %v", name, err)
-	}
-}
-
 func partitions(t *testing.T, cl *kadm.Client, topic string) int {
 	t.Helper()
 	td, err := cl.ListTopics(context.Background(), topic)
@@ -61,29 +47,15 @@ func partitions(t *testing.T, cl *kadm.Client, topic string) int {
 	return len(td[topic].Partitions)
 }
 
-func topicConfig(t *testing.T, cl *kadm.Client, topic, key string) string {
-	t.Helper()
-	rcs, err := cl.DescribeTopicConfigs(context.Background(), topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range rcs[0].Configs {
-		if c.Key == key {
-			return c.MaybeValue()
-		}
-	}
-	return ""
-}
-
 func TestApplyCreatesTopicsWithPartitionsAndConfigs(t *testing.T) {
 	ctx := context.Background()
 	src, tgt := cluster(t), cluster(t)
-	mkTopic(t, src, "orders", 6, map[string]string{
+	topicsynctest.CreateTopic(t, src, "orders", 6, map[string]string{
 		"retention.ms": "3600000", "cleanup.policy": "compact,delete", "min.insync.replicas": "2",
 		"compression.type": "zstd", "segment.ms": "600000", "max.message.bytes": "2000000",
 		"delete.retention.ms": "1000",
 	})
-	mkTopic(t, src, "payments", 3, nil)
+	topicsynctest.CreateTopic(t, src, "payments", 3, nil)
 
 	res, err := Apply(ctx, src, tgt, Options{Topics: []string{"orders", "payments"}, TargetOnlyTopics: []string{"kmig.dead-letter"}})
 	if err != nil {
@@ -104,7 +76,7 @@ func TestApplyCreatesTopicsWithPartitionsAndConfigs(t *testing.T) {
 		"min.insync.replicas":    "1",
 		"message.timestamp.type": "CreateTime",
 	} {
-		if got := topicConfig(t, tgt, "orders", key); got != want {
+		if got := topicsynctest.Config(t, tgt, "orders", key); got != want {
 			t.Errorf("orders %s = %q, want %q", key, got, want)
 		}
 	}
@@ -126,8 +98,8 @@ func TestApplyCreatesTopicsWithPartitionsAndConfigs(t *testing.T) {
 func TestCheckReportsDriftWithoutChanging(t *testing.T) {
 	ctx := context.Background()
 	src, tgt := cluster(t), cluster(t)
-	mkTopic(t, src, "orders", 4, map[string]string{"retention.ms": "1000"})
-	mkTopic(t, tgt, "orders", 2, map[string]string{"retention.ms": "5000"})
+	topicsynctest.CreateTopic(t, src, "orders", 4, map[string]string{"retention.ms": "1000"})
+	topicsynctest.CreateTopic(t, tgt, "orders", 2, map[string]string{"retention.ms": "5000"})
 
 	plan, err := Check(ctx, src, tgt, Options{Topics: []string{"orders"}})
 	if err != nil {
@@ -143,7 +115,7 @@ func TestCheckReportsDriftWithoutChanging(t *testing.T) {
 			t.Errorf("pending %q lacks %q", joined, want)
 		}
 	}
-	if partitions(t, tgt, "orders") != 2 || topicConfig(t, tgt, "orders", "retention.ms") != "5000" {
+	if partitions(t, tgt, "orders") != 2 || topicsynctest.Config(t, tgt, "orders", "retention.ms") != "5000" {
 		t.Fatal("Check changed the target")
 	}
 
@@ -154,7 +126,7 @@ func TestCheckReportsDriftWithoutChanging(t *testing.T) {
 	if res.PartitionsAdded["orders"] != 2 || partitions(t, tgt, "orders") != 4 {
 		t.Errorf("partitions added %v, now %d", res.PartitionsAdded, partitions(t, tgt, "orders"))
 	}
-	if got := topicConfig(t, tgt, "orders", "retention.ms"); got != "1000" {
+	if got := topicsynctest.Config(t, tgt, "orders", "retention.ms"); got != "1000" {
 		t.Errorf("retention.ms = %s", got)
 	}
 }
@@ -162,9 +134,9 @@ func TestCheckReportsDriftWithoutChanging(t *testing.T) {
 func TestApplyRefusesTargetWithMorePartitions(t *testing.T) {
 	ctx := context.Background()
 	src, tgt := cluster(t), cluster(t)
-	mkTopic(t, src, "orders", 4, nil)
-	mkTopic(t, src, "payments", 2, nil)
-	mkTopic(t, tgt, "orders", 8, nil)
+	topicsynctest.CreateTopic(t, src, "orders", 4, nil)
+	topicsynctest.CreateTopic(t, src, "payments", 2, nil)
+	topicsynctest.CreateTopic(t, tgt, "orders", 8, nil)
 
 	res, err := Apply(ctx, src, tgt, Options{Topics: []string{"orders", "payments"}})
 	var tm *TooManyPartitionsError
@@ -200,12 +172,12 @@ func TestCheckMissingSourceTopic(t *testing.T) {
 func TestLogAppendTimeSourceKeepsCreateTimeOnTarget(t *testing.T) {
 	ctx := context.Background()
 	src, tgt := cluster(t), cluster(t)
-	mkTopic(t, src, "clicks", 1, map[string]string{"message.timestamp.type": "LogAppendTime"})
+	topicsynctest.CreateTopic(t, src, "clicks", 1, map[string]string{"message.timestamp.type": "LogAppendTime"})
 	res, err := Apply(ctx, src, tgt, Options{Topics: []string{"clicks"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := topicConfig(t, tgt, "clicks", "message.timestamp.type"); got != "CreateTime" {
+	if got := topicsynctest.Config(t, tgt, "clicks", "message.timestamp.type"); got != "CreateTime" {
 		t.Errorf("target message.timestamp.type = %s", got)
 	}
 	if notes := strings.Join(res.Planned.Topics[0].Notes, " "); !strings.Contains(notes, "LogAppendTime") {
@@ -216,11 +188,11 @@ func TestLogAppendTimeSourceKeepsCreateTimeOnTarget(t *testing.T) {
 func TestConfigOverridesWin(t *testing.T) {
 	ctx := context.Background()
 	src, tgt := cluster(t), cluster(t)
-	mkTopic(t, src, "orders", 1, map[string]string{"retention.ms": "1000"})
+	topicsynctest.CreateTopic(t, src, "orders", 1, map[string]string{"retention.ms": "1000"})
 	if _, err := Apply(ctx, src, tgt, Options{Topics: []string{"orders"}, ConfigOverrides: map[string]string{"retention.ms": "86400000"}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := topicConfig(t, tgt, "orders", "retention.ms"); got != "86400000" {
+	if got := topicsynctest.Config(t, tgt, "orders", "retention.ms"); got != "86400000" {
 		t.Errorf("retention.ms = %s", got)
 	}
 }
@@ -235,7 +207,7 @@ func TestCopyACLsFollowsMirrorMakerRules(t *testing.T) {
 	t.Cleanup(c.Close)
 	src := adminFor(t, c.ListenAddrs(), kgo.SASL(scram.Auth{User: "admin", Pass: "admin-pw"}.AsSha256Mechanism()))
 	tgt := cluster(t)
-	mkTopic(t, src, "orders", 1, nil)
+	topicsynctest.CreateTopic(t, src, "orders", 1, nil)
 
 	for _, b := range []*kadm.ACLBuilder{
 		kadm.NewACLs().Topics("orders").Allow("User:alice").Operations(kadm.OpRead, kadm.OpDescribe),
