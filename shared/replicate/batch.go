@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"sync"
 
@@ -41,14 +40,14 @@ func (r *Replicator) Handle(ctx context.Context, payload []byte) (Result, error)
 	r.clMu.RLock()
 	defer r.clMu.RUnlock()
 	var m telemetry.BatchMetrics
-	b := &batch{r: r, ctx: ctx, m: &m, parts: map[tp]*partState{}, acked: map[*kgo.Record]bool{}, failed: map[*kgo.Record]bool{}}
+	b := &batch{r: r, ctx: ctx, m: &m, parts: map[tp]*partState{}, failed: map[*kgo.Record]bool{}}
 	ev, err := kafkaevent.DecodeEachInPlace(payload, chunkRecords, b.chunk)
-	acked, failed, werr := b.wait()
+	failed, werr := b.wait()
 	if err == nil {
 		err = werr
 	}
 	ok := err == nil
-	r.remember(b.order, acked, failed, ok)
+	r.remember(b.order, failed, ok)
 	res := b.result(ev)
 	r.record(ctx, m)
 	if err != nil {
@@ -77,9 +76,8 @@ type batch struct {
 	order  []*partState
 
 	wg     sync.WaitGroup
-	mu     sync.Mutex // guards what the producer's callbacks write below
-	acked  map[*kgo.Record]bool
-	failed map[*kgo.Record]bool
+	mu     sync.Mutex           // guards what the producer's callbacks write below
+	failed map[*kgo.Record]bool // records the target did not acknowledge
 	first  error
 	causes []string
 }
@@ -173,11 +171,11 @@ func (b *batch) send(recs []*kgo.Record) {
 	ctx := context.WithoutCancel(b.ctx)
 	for _, rec := range recs {
 		b.r.cl.Produce(ctx, rec, func(rec *kgo.Record, err error) {
-			if err != nil && producerStopped(err) {
-				b.r.stopped.Store(true)
-			}
-			b.mu.Lock()
 			if err != nil {
+				if producerStopped(err) {
+					b.r.stopped.Store(true)
+				}
+				b.mu.Lock()
 				b.failed[rec] = true
 				if b.first == nil {
 					b.first = err
@@ -185,28 +183,26 @@ func (b *batch) send(recs []*kgo.Record) {
 				if len(b.causes) < 5 {
 					b.causes = append(b.causes, "target: "+err.Error())
 				}
-			} else {
-				b.acked[rec] = true
+				b.mu.Unlock()
 			}
-			b.mu.Unlock()
 			b.wg.Done()
 		})
 	}
 }
 
 // wait blocks until every record sent is acknowledged or failed (see
-// send), counts the acknowledged ones, and returns a *TargetWriteError if
-// any failed.
-func (b *batch) wait() (acked, failed map[*kgo.Record]bool, err error) {
+// send), counts the acknowledged ones, and returns the failed ones and a
+// *TargetWriteError if there are any.
+func (b *batch) wait() (failed map[*kgo.Record]bool, err error) {
 	_ = telemetry.Trace(b.ctx, "target-write", func(context.Context) error { b.wg.Wait(); return nil })
 	b.mu.Lock()
-	acked, failed = maps.Clone(b.acked), maps.Clone(b.failed)
+	failed = b.failed // every callback has run: no more writes
 	first, causes := b.first, dedupStrings(b.causes)
 	b.mu.Unlock()
 	now := b.r.now()
 	for _, ps := range b.order {
 		for _, rec := range ps.write {
-			if !acked[rec] {
+			if failed[rec] {
 				continue
 			}
 			b.m.RecordsWritten++
@@ -217,9 +213,9 @@ func (b *batch) wait() (acked, failed map[*kgo.Record]bool, err error) {
 		}
 	}
 	if len(failed) == 0 {
-		return acked, failed, nil
+		return failed, nil
 	}
-	return acked, failed, &TargetWriteError{Failed: len(failed), Errors: causes, Err: first}
+	return failed, &TargetWriteError{Failed: len(failed), Errors: causes, Err: first}
 }
 
 // dedupStrings drops repeated strings, keeping the first of each.
@@ -519,7 +515,7 @@ func (r *Replicator) produceDead(ctx context.Context, recs []*kgo.Record) error 
 // later, until a batch rewrites past it. A duplicate is possible in that
 // case; a loss is not, as long as the same container retries (a new one
 // only sees the target's tail).
-func (r *Replicator) remember(parts []*partState, acked, failed map[*kgo.Record]bool, ok bool) {
+func (r *Replicator) remember(parts []*partState, failed map[*kgo.Record]bool, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, ps := range parts {
@@ -542,12 +538,11 @@ func (r *Replicator) remember(parts []*partState, acked, failed map[*kgo.Record]
 		delete(r.tails, ps.target)
 		firstFail, lastAck := -1, -1
 		for i, rec := range ps.write {
-			switch {
-			case failed[rec]:
+			if failed[rec] {
 				if firstFail < 0 {
 					firstFail = i
 				}
-			case acked[rec]:
+			} else {
 				lastAck = i
 			}
 		}
