@@ -6,7 +6,7 @@ GO        ?= go
 GOFLAGS_LAMBDA = CGO_ENABLED=0 GOOS=linux GOARCH=arm64
 LDFLAGS   = -s -w
 ARTIFACTS_DIR ?= $(CURDIR)/.aws-sam/manual
-FUZZTIME  ?= 10s
+FUZZTIME  ?= 300000x
 
 .PHONY: demo test unit fuzz bench bench-real lint validate deploy clean tools
 
@@ -39,7 +39,7 @@ unit:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m ./...
 
-## fuzz: each decoder fuzz target for a short fixed time
+## fuzz: each decoder fuzz target for a fixed number of inputs (FUZZTIME, go test -fuzztime syntax)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./shared/kafkaevent
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./shared/provenance
