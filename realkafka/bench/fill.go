@@ -76,19 +76,8 @@ func EnsureBacklog(ctx context.Context, env Env, b Backlog, compression string, 
 		return false, err
 	}
 	defer cl.Close()
-	var (
-		mu    sync.Mutex
-		first error
-	)
-	promise := func(_ *kgo.Record, err error) {
-		if err != nil {
-			mu.Lock()
-			if first == nil {
-				first = err
-			}
-			mu.Unlock()
-		}
-	}
+	var errs firstError
+	promise := errs.promise
 	// One goroutine per partition: each partition's records go in order.
 	var wg sync.WaitGroup
 	for p := range b.Partitions {
@@ -106,7 +95,7 @@ func EnsureBacklog(ctx context.Context, env Env, b Backlog, compression string, 
 	if err := cl.Flush(ctx); err != nil {
 		return false, err
 	}
-	if first != nil {
+	if first := errs.get(); first != nil {
 		return false, fmt.Errorf("filling %s: %w", b.Topic, first)
 	}
 	ends, err := adm.EndOffsets(ctx, b.Topic)
@@ -124,4 +113,27 @@ func EnsureBacklog(ctx context.Context, env Env, b Backlog, compression string, 
 			float64(b.DataBytes())/1e9, el, float64(b.DataBytes())/1e6/el)
 	}
 	return true, nil
+}
+
+// firstError keeps the first error that produce promises report.
+type firstError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *firstError) promise(_ *kgo.Record, err error) {
+	if err == nil {
+		return
+	}
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = err
+	}
+	f.mu.Unlock()
+}
+
+func (f *firstError) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
 }

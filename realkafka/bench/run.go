@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -289,19 +288,8 @@ func (o *Options) latency(ctx context.Context, tool string, valueSize int, rateM
 		return l, err
 	}
 	defer prod.Close()
-	var (
-		mu    sync.Mutex
-		first error
-	)
-	promise := func(_ *kgo.Record, err error) {
-		if err != nil {
-			mu.Lock()
-			if first == nil {
-				first = err
-			}
-			mu.Unlock()
-		}
-	}
+	var errs firstError
+	promise := errs.promise
 	seq := make([]int64, partitions)
 	send := func(p int32) int {
 		s := seq[p]
@@ -352,7 +340,7 @@ func (o *Options) latency(ctx context.Context, tool string, valueSize int, rateM
 	if err := prod.Flush(ctx); err != nil {
 		return l, err
 	}
-	if first != nil {
+	if first := errs.get(); first != nil {
 		return l, first
 	}
 	l.OfferedMBs = float64(sentBytes) / 1e6 / el

@@ -336,7 +336,7 @@ func (h *Handler) drainStatus(ctx context.Context, st *State, appGroups bool) ([
 				p.SourceLast = rec.Offset
 			}
 		}
-		src, ok, err := offsets.TailProvenance(ctx, h.tgtPk, p.Topic, p.Partition, p.TargetStart, p.TargetEnd)
+		tail, ok, err := offsets.TailProvenance(ctx, h.tgtPk, p.Topic, p.Partition, p.TargetStart, p.TargetEnd)
 		if err != nil {
 			var np *offsets.NoProvenanceError
 			if errors.As(err, &np) {
@@ -345,7 +345,7 @@ func (h *Handler) drainStatus(ctx context.Context, st *State, appGroups bool) ([
 			return nil, &ClusterError{Op: "reading target tail", Err: err}
 		}
 		if ok {
-			p.TargetTailSource = src.Offset
+			p.TargetTailSource = tail.Source.Offset
 		}
 		if p.SourceLast >= 0 && p.TargetTailSource < p.SourceLast {
 			p.Lag = append(p.Lag, fmt.Sprintf("target holds source offsets up to %d, source last is %d", p.TargetTailSource, p.SourceLast))

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-msk-iam-sasl-signer-go/signer"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -169,30 +168,6 @@ func (c Config) NewClient(ctx context.Context, secrets Secrets, extra ...kgo.Opt
 		return nil, fmt.Errorf("building %s client: %w", strings.ToLower(c.Prefix), err)
 	}
 	return cl, nil
-}
-
-// UnreachableError says a cluster did not answer within the ping timeout.
-type UnreachableError struct {
-	Cluster   string   // "source" or "target"
-	Bootstrap []string // the addresses tried
-	Err       error
-}
-
-func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("%s cluster unreachable at %s: %v", e.Cluster, strings.Join(e.Bootstrap, ","), e.Err)
-}
-
-func (e *UnreachableError) Unwrap() error { return e.Err }
-
-// Ping checks that the cluster answers a metadata request within timeout,
-// returning an *UnreachableError if not.
-func (c Config) Ping(ctx context.Context, cl *kgo.Client, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := cl.Ping(ctx); err != nil {
-		return &UnreachableError{Cluster: strings.ToLower(c.Prefix), Bootstrap: c.Bootstrap, Err: err}
-	}
-	return nil
 }
 
 func (c Config) secret(ctx context.Context, secrets Secrets) (string, error) {

@@ -140,24 +140,32 @@ func search(ctx context.Context, read at, p Partition, c int64) (Result, error) 
 	return res, nil
 }
 
-// TailProvenance returns the source offset named by the newest record in
-// the target partition below end, and ok=false when the partition holds no
-// data record. It is how the cutover proves the target holds every source
-// record.
-func TailProvenance(ctx context.Context, r *peek.Reader, topic string, partition int32, logStart, end int64) (provenance.Source, bool, error) {
+// Tail is the newest data record of a target partition: its offset and the
+// source record it was copied from.
+type Tail struct {
+	Offset int64
+	Source provenance.Source
+}
+
+// TailProvenance returns the newest data record in the target partition
+// below end, and ok=false when the partition holds no data record. It is
+// how the cutover proves the target holds every source record, and where
+// the replicator resumes. A newest record without provenance is a
+// *NoProvenanceError.
+func TailProvenance(ctx context.Context, r *peek.Reader, topic string, partition int32, logStart, end int64) (Tail, bool, error) {
 	if end <= logStart {
-		return provenance.Source{}, false, nil
+		return Tail{}, false, nil
 	}
 	rec, err := r.Last(ctx, topic, partition, logStart, end)
 	if errors.Is(err, peek.ErrNoRecord) {
-		return provenance.Source{}, false, nil
+		return Tail{}, false, nil
 	}
 	if err != nil {
-		return provenance.Source{}, false, fmt.Errorf("reading tail of target %s/%d: %w", topic, partition, err)
+		return Tail{}, false, fmt.Errorf("reading tail of target %s/%d: %w", topic, partition, err)
 	}
 	src, err := provenance.Of(rec)
 	if err != nil {
-		return provenance.Source{}, false, &NoProvenanceError{Topic: topic, Partition: partition, Offset: rec.Offset, Err: err}
+		return Tail{}, false, &NoProvenanceError{Topic: topic, Partition: partition, Offset: rec.Offset, Err: err}
 	}
-	return src, true, nil
+	return Tail{Offset: rec.Offset, Source: src}, true, nil
 }

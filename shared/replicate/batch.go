@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaevent"
-	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/offsets"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provenance"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/telemetry"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
@@ -40,7 +40,7 @@ func (r *Replicator) Handle(ctx context.Context, payload []byte) (Result, error)
 	r.clMu.RLock()
 	defer r.clMu.RUnlock()
 	var m telemetry.BatchMetrics
-	b := &batch{r: r, ctx: ctx, m: &m, parts: map[tp]*partState{}, failed: map[*kgo.Record]bool{}}
+	b := &batch{r: r, ctx: ctx, m: &m, parts: map[tp]*partState{}}
 	ev, err := kafkaevent.DecodeEachInPlace(payload, chunkRecords, b.chunk)
 	failed, werr := b.wait()
 	if err == nil {
@@ -75,6 +75,12 @@ type batch struct {
 	parts  map[tp]*partState
 	order  []*partState
 
+	acks acks // the batch's data records
+}
+
+// acks collects the outcome of records produced without the invocation's
+// cancellation (see send).
+type acks struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex           // guards what the producer's callbacks write below
 	failed map[*kgo.Record]bool // records the target did not acknowledge
@@ -150,12 +156,12 @@ func (b *batch) chunk(c *kafkaevent.Partition) error {
 	}
 	ps.write = append(ps.write, write...)
 	ps.srcOff = append(ps.srcOff, srcOff...)
-	b.send(write)
+	b.acks.send(r, b.ctx, "target", write)
 	return nil
 }
 
 // send hands records to the producer without waiting; wait collects the
-// acknowledgements.
+// acknowledgements. what names the records in errors.
 //
 // Records are produced without the invocation's cancellation: a deadline
 // must never fail some of a partition's records while later ones are
@@ -166,39 +172,52 @@ func (b *batch) chunk(c *kafkaevent.Partition) error {
 // reached the target is then a prefix of each partition's records, and the
 // retry skips exactly that prefix by provenance. Waiting is also what makes
 // decoding in place safe: no record outlives the payload it points into.
-func (b *batch) send(recs []*kgo.Record) {
-	b.wg.Add(len(recs))
-	ctx := context.WithoutCancel(b.ctx)
+func (a *acks) send(r *Replicator, ctx context.Context, what string, recs []*kgo.Record) {
+	a.wg.Add(len(recs))
+	ctx = context.WithoutCancel(ctx)
 	for _, rec := range recs {
-		b.r.cl.Produce(ctx, rec, func(rec *kgo.Record, err error) {
+		r.cl.Produce(ctx, rec, func(rec *kgo.Record, err error) {
 			if err != nil {
 				if producerStopped(err) {
-					b.r.stopped.Store(true)
+					r.stopped.Store(true)
 				}
-				b.mu.Lock()
-				b.failed[rec] = true
-				if b.first == nil {
-					b.first = err
+				a.mu.Lock()
+				if a.failed == nil {
+					a.failed = map[*kgo.Record]bool{}
 				}
-				if len(b.causes) < 5 {
-					b.causes = append(b.causes, "target: "+err.Error())
+				a.failed[rec] = true
+				if a.first == nil {
+					a.first = err
 				}
-				b.mu.Unlock()
+				if len(a.causes) < 5 {
+					a.causes = append(a.causes, what+": "+err.Error())
+				}
+				a.mu.Unlock()
 			}
-			b.wg.Done()
+			a.wg.Done()
 		})
 	}
+}
+
+// wait blocks until every record sent is resolved and returns the failed
+// ones, the first error and the distinct causes.
+func (a *acks) wait() (failed map[*kgo.Record]bool, first error, causes []string) {
+	a.wg.Wait()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.failed, a.first, dedupStrings(a.causes) // every callback has run: no more writes
 }
 
 // wait blocks until every record sent is acknowledged or failed (see
 // send), counts the acknowledged ones, and returns the failed ones and a
 // *TargetWriteError if there are any.
 func (b *batch) wait() (failed map[*kgo.Record]bool, err error) {
-	_ = telemetry.Trace(b.ctx, "target-write", func(context.Context) error { b.wg.Wait(); return nil })
-	b.mu.Lock()
-	failed = b.failed // every callback has run: no more writes
-	first, causes := b.first, dedupStrings(b.causes)
-	b.mu.Unlock()
+	var first error
+	var causes []string
+	_ = telemetry.Trace(b.ctx, "target-write", func(context.Context) error {
+		failed, first, causes = b.acks.wait()
+		return nil
+	})
 	now := b.r.now()
 	for _, ps := range b.order {
 		for _, rec := range ps.write {
@@ -365,22 +384,21 @@ func (r *Replicator) handledBefore(rec *kgo.Record) bool {
 // tailSource reads the newest target record's provenance and returns the
 // source offset it names.
 func (r *Replicator) tailSource(ctx context.Context, ps *partState, logStart, end int64) (int64, error) {
-	rec, err := r.reader.Last(ctx, ps.target.topic, ps.target.partition, logStart, end)
-	if errors.Is(err, peek.ErrNoRecord) {
+	tail, ok, err := offsets.TailProvenance(ctx, r.reader, ps.target.topic, ps.target.partition, logStart, end)
+	var np *offsets.NoProvenanceError
+	switch {
+	case errors.As(err, &np):
+		return 0, &ForeignRecordError{Topic: ps.target.topic, Partition: ps.target.partition, Offset: np.Offset, Reason: np.Err.Error()}
+	case err != nil:
+		return 0, &TargetReadError{Topic: ps.target.topic, Partition: ps.target.partition, Err: err}
+	case !ok:
 		return -1, nil
 	}
-	if err != nil {
-		return 0, &TargetReadError{Topic: ps.target.topic, Partition: ps.target.partition, Err: err}
-	}
-	src, err := provenance.Of(rec)
-	if err != nil {
-		return 0, &ForeignRecordError{Topic: ps.target.topic, Partition: ps.target.partition, Offset: rec.Offset, Reason: err.Error()}
-	}
-	if src.Topic != ps.srcTopic || src.Partition != ps.srcPart {
-		return 0, &ForeignRecordError{Topic: ps.target.topic, Partition: ps.target.partition, Offset: rec.Offset,
+	if src := tail.Source; src.Topic != ps.srcTopic || src.Partition != ps.srcPart {
+		return 0, &ForeignRecordError{Topic: ps.target.topic, Partition: ps.target.partition, Offset: tail.Offset,
 			Reason: fmt.Sprintf("its provenance is %s, not partition %d of %s", src, ps.srcPart, ps.srcTopic)}
 	}
-	return src.Offset, nil
+	return tail.Source.Offset, nil
 }
 
 // transform applies the chain to recs, adding the provenance header, and
@@ -473,34 +491,10 @@ func (r *Replicator) deadLetter(orig *kgo.Record, src provenance.Source, kind st
 // Like data records (see send), they are produced without the invocation's
 // cancellation.
 func (r *Replicator) produceDead(ctx context.Context, recs []*kgo.Record) error {
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		failed int
-		first  error
-	)
-	wg.Add(len(recs))
-	for _, rec := range recs {
-		r.cl.Produce(context.WithoutCancel(ctx), rec, func(_ *kgo.Record, err error) {
-			if err != nil && producerStopped(err) {
-				r.stopped.Store(true)
-			}
-			if err != nil {
-				mu.Lock()
-				failed++
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-			}
-			wg.Done()
-		})
-	}
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if failed > 0 {
-		return &TargetWriteError{Failed: failed, Errors: []string{"dead-letter: " + first.Error()}, Err: first}
+	var a acks
+	a.send(r, ctx, "dead-letter", recs)
+	if failed, first, causes := a.wait(); len(failed) > 0 {
+		return &TargetWriteError{Failed: len(failed), Errors: causes, Err: first}
 	}
 	return nil
 }
