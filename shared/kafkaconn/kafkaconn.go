@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-msk-iam-sasl-signer-go/signer"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -55,6 +56,10 @@ type Config struct {
 	// Username and Password may be given directly for SCRAM in local runs
 	// and tests instead of SecretARN. They are never logged.
 	Username, Password string
+	// WrapConn, if set, wraps every broker connection (above TLS), as a
+	// ProduceGuard's Wrap does. It is set by code, never from the
+	// environment.
+	WrapConn func(net.Conn) net.Conn
 }
 
 // FromEnv reads <prefix>_BOOTSTRAP_SERVERS, <prefix>_AUTH (default iam) and
@@ -117,8 +122,9 @@ func (c Config) Options(ctx context.Context, secrets Secrets) ([]kgo.Opt, error)
 		return nil, err
 	}
 	opts := []kgo.Opt{kgo.SeedBrokers(c.Bootstrap...)}
+	var tc *tls.Config
 	if c.Auth != AuthPlaintext {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		tc = &tls.Config{MinVersion: tls.VersionTLS12}
 		if c.Auth == AuthMTLS {
 			cert, err := c.clientCert(ctx, secrets)
 			if err != nil {
@@ -126,6 +132,11 @@ func (c Config) Options(ctx context.Context, secrets Secrets) ([]kgo.Opt, error)
 			}
 			tc.Certificates = []tls.Certificate{cert}
 		}
+	}
+	switch {
+	case c.WrapConn != nil:
+		opts = append(opts, kgo.Dialer(dialer(tc, c.WrapConn)))
+	case tc != nil:
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
 	switch c.Auth {
@@ -154,6 +165,33 @@ func (c Config) Options(ctx context.Context, secrets Secrets) ([]kgo.Opt, error)
 		}
 	}
 	return opts, nil
+}
+
+// dialer dials a broker as kgo does by default (10 s timeout; with tc, TLS
+// with the server name taken from the address), then wraps the connection.
+func dialer(tc *tls.Config, wrap func(net.Conn) net.Conn) func(ctx context.Context, network, host string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	return func(ctx context.Context, network, host string) (net.Conn, error) {
+		conn, err := d.DialContext(ctx, network, host)
+		if err != nil {
+			return nil, err
+		}
+		if tc != nil {
+			cfg := tc.Clone()
+			if cfg.ServerName == "" {
+				if h, _, err := net.SplitHostPort(host); err == nil {
+					cfg.ServerName = h
+				}
+			}
+			tconn := tls.Client(conn, cfg)
+			if err := tconn.HandshakeContext(ctx); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			conn = tconn
+		}
+		return wrap(conn), nil
+	}
 }
 
 // NewClient builds a client for the cluster with extra options appended.
