@@ -36,7 +36,7 @@ func main() {
 	awsv2.AWSV2Instrumentor(&awsCfg.APIOptions)
 	secrets := kafkaconn.NewSecretsManager(awsCfg)
 	newClient := func() (*kgo.Client, error) {
-		return cfg.Target.NewClient(ctx, secrets, replicate.ProducerOptions(cfg)...)
+		return replicate.NewTargetClient(ctx, cfg, secrets)
 	}
 	cl, err := newClient()
 	if err != nil {

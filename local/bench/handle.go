@@ -15,10 +15,11 @@ import (
 )
 
 // Rig is an in-process kfake target with two writers to it, each with its
-// own client built exactly as the replicator function builds its client
-// (kafkaconn options plus replicate.ProducerOptions): the replicator,
-// with provenance on, writing [EventTopic], and a raw producer writing
-// [RawTopic]. The two never share a topic, because the replicator refuses
+// own client: the replicator, with provenance on, writing [EventTopic]
+// through a client built as the function builds it
+// (replicate.NewTargetClient), and a raw producer with the same connection
+// and producer options, but franz-go's own pipelining (no
+// kafkaconn.OneProduceInFlight), writing [RawTopic]. The two never share a topic, because the replicator refuses
 // to write after records that carry no provenance.
 type Rig struct {
 	Workload *Workload
@@ -64,7 +65,7 @@ func NewRig(ctx context.Context, w *Workload, compression string) (*Rig, error) 
 		r.Close()
 		return nil, err
 	}
-	if r.replCl, err = cfg.Target.NewClient(ctx, nil, replicate.ProducerOptions(cfg)...); err != nil {
+	if r.replCl, err = replicate.NewTargetClient(ctx, cfg, nil); err != nil {
 		r.Close()
 		return nil, err
 	}

@@ -124,7 +124,7 @@ func (r *rig) setup() {
 		Compression: "none", MaxMessageBytes: replicate.DefaultMaxMessageBytes,
 		OnRecordError: replicate.FailBatch, Provenance: true,
 	}
-	tcl, err := pair.Target.NewClient(replicate.ProducerOptions(rcfg)...)
+	tcl, err := replicate.NewTargetClient(context.Background(), rcfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func StartReplication(ctx context.Context, pair *kafkalocal.Pair, topics []strin
 	if err != nil {
 		return nil, err
 	}
-	cl, err := cfg.Target.NewClient(ctx, nil, append(replicate.ProducerOptions(cfg), kgo.MetadataMinAge(200*time.Millisecond))...)
+	cl, err := replicate.NewTargetClient(ctx, cfg, nil, kgo.MetadataMinAge(200*time.Millisecond))
 	if err != nil {
 		return nil, err
 	}

@@ -187,7 +187,7 @@ func runFunction(ctx context.Context, env Env, socket, compression string) (Chil
 	if err != nil {
 		return ChildStats{}, err
 	}
-	cl, err := cfg.Target.NewClient(ctx, nil, replicate.ProducerOptions(cfg)...)
+	cl, err := replicate.NewTargetClient(ctx, cfg, nil)
 	if err != nil {
 		return ChildStats{}, err
 	}

@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -91,8 +92,37 @@ func LoadConfig(env config.Env) (Config, error) {
 	return c, nil
 }
 
-// ProducerOptions are the kgo options the replicator's target client must
-// be built with: idempotent, acks=all, partitions chosen by the record
+// TargetOptions are every kgo option of one replicator target client:
+// cfg.Target's connection, guarded so that a partition's produce batches
+// reach the target in order even when a restarted broker has forgotten the
+// producer (kafkaconn.ProduceGuard), and ProducerOptions. Build one client
+// per call: the guard is the client's.
+func TargetOptions(ctx context.Context, cfg Config, secrets kafkaconn.Secrets) ([]kgo.Opt, error) {
+	t := cfg.Target
+	t.WrapConn = kafkaconn.NewProduceGuard().Wrap
+	opts, err := t.Options(ctx, secrets)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, ProducerOptions(cfg)...), nil
+}
+
+// NewTargetClient builds the replicator's target client from TargetOptions
+// and extra.
+func NewTargetClient(ctx context.Context, cfg Config, secrets kafkaconn.Secrets, extra ...kgo.Opt) (*kgo.Client, error) {
+	opts, err := TargetOptions(ctx, cfg, secrets)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("building target client: %w", err)
+	}
+	return cl, nil
+}
+
+// ProducerOptions are the producer options of the replicator's target
+// client (see TargetOptions): idempotent, acks=all, partitions chosen by the record
 // (target partition = source partition), the configured compression and
 // batch size limit, and a producer that stops rather than reorder on a
 // sequence error.

@@ -3,6 +3,7 @@ package replicate
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"bytes"
 	"context"
@@ -40,7 +41,9 @@ type env struct {
 	clusters func(t *testing.T, src, tgt []kafkalocal.Topic) *kafkalocal.Pair
 	// invokeTimeout is the emulated function timeout of mappings.
 	invokeTimeout time.Duration
-	names         map[string]string
+	// clientOpts are added to every function's target client options.
+	clientOpts []kgo.Opt
+	names      map[string]string
 }
 
 // kfakeEnv runs on a fresh pair of embedded clusters per rig: a plaintext
@@ -145,24 +148,34 @@ func newRigOn(t *testing.T, e *env, topics map[string]int32, rename map[string]s
 	return r
 }
 
+var clientSeq atomic.Int64
+
 // newFunction builds a target client and a replicator from r.cfg, as the
-// function's main does at start-up.
+// function's main does at start-up. KMIG_TEST_KGO_LOG=info or debug logs
+// each client's franz-go log to stderr, debug lines prefixed with a
+// client number.
 func (r *rig) newFunction(metrics io.Writer) (*Replicator, *kgo.Client, error) {
-	opts, err := r.cfg.Target.Options(context.Background(), nil)
+	extra := []kgo.Opt{kgo.MetadataMinAge(100 * time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond })}
+	extra = append(extra, r.env.clientOpts...)
+	newClient := func() (*kgo.Client, error) {
+		opts := extra
+		switch os.Getenv("KMIG_TEST_KGO_LOG") {
+		case "":
+		case "debug":
+			id := clientSeq.Add(1)
+			opts = append(opts[:len(opts):len(opts)], kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelDebug, func() string {
+				return fmt.Sprintf("%s c%d ", time.Now().Format("15:04:05.000"), id)
+			})))
+		default:
+			opts = append(opts[:len(opts):len(opts)], kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, nil)))
+		}
+		return NewTargetClient(context.Background(), r.cfg, nil, opts...)
+	}
+	cl, err := newClient()
 	if err != nil {
 		return nil, nil, err
 	}
-	opts = append(opts, ProducerOptions(r.cfg)...)
-	opts = append(opts, kgo.MetadataMinAge(100*time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond }))
-	if os.Getenv("KMIG_TEST_KGO_LOG") != "" {
-		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, nil)))
-	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return nil, nil, err
-	}
-	factory := func() (*kgo.Client, error) { return kgo.NewClient(opts...) }
-	repl, err := New(r.cfg, cl, WithLogger(quietLogger()), WithMetricsWriter(metrics), WithClientFactory(factory))
+	repl, err := New(r.cfg, cl, WithLogger(quietLogger()), WithMetricsWriter(metrics), WithClientFactory(newClient))
 	if err != nil {
 		cl.Close()
 		return nil, nil, err
@@ -253,7 +266,9 @@ func (r *rig) waitCaughtUp(t *testing.T, m *esm.Mapping, d time.Duration) {
 // seed writes n records to each partition of topic on the source. Record i
 // of partition p has key k<p>-<i> (nil every 7th), value v<p>-<i> (nil
 // every 11th, empty every 13th), two headers in a fixed order with a
-// repeated key, and CreateTime base+i ms.
+// repeated key, and CreateTime base+i ms. base is in November 2023, as a
+// backfill's records are old: older than a broker's producer.id.expiration.ms
+// (see TestRealKafkaTargetRestarts).
 func seed(t *testing.T, c *kafkalocal.Cluster, topic string, partitions int32, n int, valueSize int) {
 	t.Helper()
 	base := time.UnixMilli(1_700_000_000_000)

@@ -80,18 +80,18 @@ func TestRealKafkaFailBatchPolicy(t *testing.T) { testFailBatchPolicy(t, realEnv
 // fail while it is down (their writes and dedup reads cannot complete
 // within the invocation timeout) and the ESM emulator retries them; every
 // record must land exactly once, in order, by provenance.
+//
+// The records carry CreateTime from 2023, as a migration's backfill does:
+// older than the broker's producer.id.expiration.ms, so a restarted broker
+// forgets the replicator's producer sequence state. Before the replicator
+// sent one batch per partition at a time (see writer), that let a later
+// batch land before a retried earlier one in about half the runs.
 func TestRealKafkaTargetRestarts(t *testing.T) {
 	e := realEnv(t, true)
 	// Shorter than the outage, so the invocations caught in it fail and
 	// are retried rather than wait it out.
 	e.invokeTimeout = 2 * time.Second
-	// Known defect: after a restart, the target can end up holding a
-	// partition's later produce batch without the one before it (the
-	// idempotent producer and the restarted broker disagree about the
-	// producer's state). The replicator detects the gap and rewrites from
-	// it, so nothing is lost, but that partition then holds duplicates out
-	// of order. Until that is fixed, this checks only for loss.
-	testFaultsExactlyOnce(t, e, 8, 12500, 2, restartTarget, 4*time.Minute, false) // 100,000 records
+	testFaultsExactlyOnce(t, e, 8, 12500, 2, restartTarget, 4*time.Minute) // 100,000 records
 }
 
 // restartTarget stops and restarts the spare target broker n times, each
