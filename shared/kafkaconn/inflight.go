@@ -238,6 +238,15 @@ func (c *guardedConn) send(frame []byte) error {
 		}
 	}
 	c.mu.Lock()
+	if c.closed {
+		// No response will be read here: settle now, or the batches
+		// would stay in flight and hold back their partitions.
+		c.mu.Unlock()
+		for _, b := range req.batches {
+			c.g.answered(b, false)
+		}
+		return net.ErrClosed
+	}
 	c.awaiting = append(c.awaiting, req)
 	c.mu.Unlock()
 	if _, err := c.Conn.Write(frame); err != nil {
