@@ -772,14 +772,11 @@ func (d *decoder) headers(r *kgo.Record) error {
 				w := d.pos
 				start := w
 				err := d.array(func() error {
-					n, err := d.int("headers")
+					c, err := d.headerByte()
 					if err != nil {
 						return err
 					}
-					if n < -128 || n > 255 {
-						return d.fail(ErrBadField, "headers", "header byte out of range")
-					}
-					d.buf[w] = byte(n)
+					d.buf[w] = c
 					w++
 					return nil
 				})
@@ -791,19 +788,16 @@ func (d *decoder) headers(r *kgo.Record) error {
 			}
 			start := len(d.arena)
 			err := d.array(func() error {
-				n, err := d.int("headers")
+				c, err := d.headerByte()
 				if err != nil {
 					return err
-				}
-				if n < -128 || n > 255 {
-					return d.fail(ErrBadField, "headers", "header byte out of range")
 				}
 				if len(d.arena) == cap(d.arena) {
 					grown := make([]byte, len(d.arena)-start, max(2*(len(d.arena)-start), 64<<10))
 					copy(grown, d.arena[start:])
 					d.arena, start = grown, 0
 				}
-				d.arena = append(d.arena, byte(n))
+				d.arena = append(d.arena, c)
 				return nil
 			})
 			if err != nil {
@@ -822,6 +816,19 @@ func (d *decoder) headers(r *kgo.Record) error {
 	}
 	r.Headers = append(d.headerSlab(len(hs)), hs...)
 	return nil
+}
+
+// headerByte reads one element of a header value: a byte as a signed
+// (Java) or unsigned number.
+func (d *decoder) headerByte() (byte, error) {
+	n, err := d.int("headers")
+	if err != nil {
+		return 0, err
+	}
+	if n < -128 || n > 255 {
+		return 0, d.fail(ErrBadField, "headers", "header byte out of range")
+	}
+	return byte(n), nil
 }
 
 // numberLen returns the length of the JSON number at the start of b, or 0
