@@ -18,9 +18,10 @@ import (
 // own client: the replicator, with provenance on, writing [EventTopic]
 // through a client built as the function builds it
 // (replicate.NewTargetClient), and a raw producer with the same connection
-// and producer options, but franz-go's own pipelining (no
-// kafkaconn.OneProduceInFlight), writing [RawTopic]. The two never share a topic, because the replicator refuses
-// to write after records that carry no provenance.
+// and producer options but franz-go's own pipelining (no
+// kafkaconn.ProduceGuard), writing [RawTopic]. The two never share a topic,
+// because the replicator refuses to write after records that carry no
+// provenance.
 type Rig struct {
 	Workload *Workload
 	target   *kafkalocal.Cluster

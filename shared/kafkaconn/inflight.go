@@ -82,7 +82,7 @@ func (g *ProduceGuard) Wrap(c net.Conn) net.Conn {
 // admit waits while any batch's predecessor is unanswered, then refuses
 // the request if a batch does not follow the last acknowledged one, or
 // marks them all in flight.
-func (g *ProduceGuard) admit(batches []batchRef, deadline func() (time.Time, bool)) error {
+func (g *ProduceGuard) admit(batches []batchRef, limits func() (deadline time.Time, failed bool)) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var timer *time.Timer
@@ -106,8 +106,8 @@ func (g *ProduceGuard) admit(batches []batchRef, deadline func() (time.Time, boo
 		if !busy {
 			break
 		}
-		d, closed := deadline()
-		if closed {
+		d, failed := limits()
+		if failed {
 			return net.ErrClosed
 		}
 		if !d.IsZero() {
@@ -166,9 +166,9 @@ func (g *ProduceGuard) broadcast() {
 	g.mu.Unlock()
 }
 
-// request is a request written on a connection and not yet answered.
+// request is a request written on a connection and not yet answered. Only
+// a Produce with idempotent batches has any; its response is read for them.
 type request struct {
-	produce bool
 	version int16
 	batches []batchRef
 }
@@ -225,15 +225,14 @@ func (c *guardedConn) Write(b []byte) (int, error) {
 
 // send admits and writes one whole request.
 func (c *guardedConn) send(frame []byte) error {
-	req := request{}
+	var req request
 	if len(frame) >= 8 && binary.BigEndian.Uint16(frame[4:6]) == apiKeyProduce {
-		req.produce = true
 		req.version = int16(binary.BigEndian.Uint16(frame[6:8]))
 		var err error
 		if req.batches, err = produceBatches(req.version, frame[4:]); err != nil {
 			return err
 		}
-		if err := c.g.admit(req.batches, c.deadline); err != nil {
+		if err := c.g.admit(req.batches, c.writeLimits); err != nil {
 			return err
 		}
 	}
@@ -256,7 +255,8 @@ func (c *guardedConn) send(frame []byte) error {
 	return nil
 }
 
-func (c *guardedConn) deadline() (time.Time, bool) {
+// writeLimits returns the write deadline and whether the connection failed.
+func (c *guardedConn) writeLimits() (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.writeDeadline, c.closed
@@ -286,7 +286,7 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 			c.rLeft = int64(binary.BigEndian.Uint32(c.rHead[:]))
 			c.rBody = c.rBody[:0]
 			c.mu.Lock()
-			c.rKeep = len(c.awaiting) > 0 && c.awaiting[0].produce
+			c.rKeep = len(c.awaiting) > 0 && len(c.awaiting[0].batches) > 0
 			c.mu.Unlock()
 			if c.rLeft == 0 {
 				c.answered()
@@ -309,7 +309,7 @@ func (c *guardedConn) answered() {
 	req := c.awaiting[0]
 	c.awaiting = c.awaiting[1:]
 	c.mu.Unlock()
-	if !req.produce {
+	if len(req.batches) == 0 {
 		return
 	}
 	ok := acknowledged(req.version, c.rBody)

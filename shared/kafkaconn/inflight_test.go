@@ -96,7 +96,7 @@ type fakeBroker struct {
 	unanswered int
 }
 
-func (f *fakeBroker) serve(t *testing.T, conn net.Conn, delay time.Duration, codes []int16) {
+func (f *fakeBroker) serve(conn net.Conn, delay time.Duration, codes []int16) {
 	// Responses go out in request order, as a broker sends them.
 	type answer struct {
 		produce bool
@@ -164,7 +164,7 @@ func dial(t *testing.T, g *ProduceGuard, delay time.Duration, codes ...int16) (n
 			return
 		}
 		defer conn.Close()
-		f.serve(t, conn, delay, codes)
+		f.serve(conn, delay, codes)
 	}()
 	raw, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {

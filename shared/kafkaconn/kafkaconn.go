@@ -167,35 +167,25 @@ func (c Config) Options(ctx context.Context, secrets Secrets) ([]kgo.Opt, error)
 	return opts, nil
 }
 
-// dialer dials a broker as kgo does by default (10 s timeout; with tc, TLS
-// with the server name taken from the address), then wraps the connection.
+// dialer dials a broker as kgo does by default (10 s timeout; with tc, TLS,
+// the server name taken from the address), then wraps the connection.
 func dialer(tc *tls.Config, wrap func(net.Conn) net.Conn) func(ctx context.Context, network, host string) (net.Conn, error) {
-	d := &net.Dialer{Timeout: 10 * time.Second}
+	nd := &net.Dialer{Timeout: 10 * time.Second}
+	dial := nd.DialContext
+	if tc != nil {
+		dial = (&tls.Dialer{NetDialer: nd, Config: tc}).DialContext
+	}
 	return func(ctx context.Context, network, host string) (net.Conn, error) {
-		conn, err := d.DialContext(ctx, network, host)
+		conn, err := dial(ctx, network, host)
 		if err != nil {
 			return nil, err
-		}
-		if tc != nil {
-			cfg := tc.Clone()
-			if cfg.ServerName == "" {
-				if h, _, err := net.SplitHostPort(host); err == nil {
-					cfg.ServerName = h
-				}
-			}
-			tconn := tls.Client(conn, cfg)
-			if err := tconn.HandshakeContext(ctx); err != nil {
-				conn.Close()
-				return nil, err
-			}
-			conn = tconn
 		}
 		return wrap(conn), nil
 	}
 }
 
 // NewClient builds a client for the cluster with extra options appended.
-// It does not contact the cluster; use Ping to check reachability.
+// It does not contact the cluster.
 func (c Config) NewClient(ctx context.Context, secrets Secrets, extra ...kgo.Opt) (*kgo.Client, error) {
 	opts, err := c.Options(ctx, secrets)
 	if err != nil {

@@ -41,9 +41,7 @@ type env struct {
 	clusters func(t *testing.T, src, tgt []kafkalocal.Topic) *kafkalocal.Pair
 	// invokeTimeout is the emulated function timeout of mappings.
 	invokeTimeout time.Duration
-	// clientOpts are added to every function's target client options.
-	clientOpts []kgo.Opt
-	names      map[string]string
+	names         map[string]string
 }
 
 // kfakeEnv runs on a fresh pair of embedded clusters per rig: a plaintext
@@ -156,7 +154,6 @@ var clientSeq atomic.Int64
 // client number.
 func (r *rig) newFunction(metrics io.Writer) (*Replicator, *kgo.Client, error) {
 	extra := []kgo.Opt{kgo.MetadataMinAge(100 * time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond })}
-	extra = append(extra, r.env.clientOpts...)
 	newClient := func() (*kgo.Client, error) {
 		opts := extra
 		switch os.Getenv("KMIG_TEST_KGO_LOG") {

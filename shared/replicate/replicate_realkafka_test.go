@@ -83,9 +83,10 @@ func TestRealKafkaFailBatchPolicy(t *testing.T) { testFailBatchPolicy(t, realEnv
 //
 // The records carry CreateTime from 2023, as a migration's backfill does:
 // older than the broker's producer.id.expiration.ms, so a restarted broker
-// forgets the replicator's producer sequence state. Before the replicator
-// sent one batch per partition at a time (see writer), that let a later
-// batch land before a retried earlier one in about half the runs.
+// forgets the replicator's producer sequence state. Before the target
+// client sent a partition's next batch only after the previous one was
+// acknowledged (kafkaconn.ProduceGuard), that let a later batch land before
+// a retried earlier one in about half the runs.
 func TestRealKafkaTargetRestarts(t *testing.T) {
 	e := realEnv(t, true)
 	// Shorter than the outage, so the invocations caught in it fail and

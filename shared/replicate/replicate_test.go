@@ -106,9 +106,6 @@ type faultInjector func(t *testing.T, r *rig, n int64) *atomic.Int64
 // testFaultsExactlyOnce replicates partitions×perPartition records while
 // inject makes the target fail n times, and checks every record landed
 // exactly once, in order, by provenance.
-//
-// With exact false, it checks only that no record is lost, and reports the
-// duplicates and reordering instead of failing on them.
 func testFaultsExactlyOnce(t *testing.T, e *env, partitions int32, perPartition int, n int64, inject faultInjector, wait time.Duration) {
 	events := e.tn("events")
 	// Small producer batches: each invocation takes several write requests
