@@ -97,6 +97,7 @@ type recorder struct {
 	entered     chan struct{}     // when non-nil, signaled on entry
 	inflight    int
 	maxInflight int
+	scribble    bool // overwrite the event in place before a failure, as an in-place decoder may
 }
 
 func (r *recorder) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
@@ -148,6 +149,11 @@ func (r *recorder) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	r.attempts[n] = a
 	r.mu.Unlock()
 	if ferr != nil {
+		if r.scribble {
+			for i := range payload {
+				payload[i] = '#'
+			}
+		}
 		return nil, ferr
 	}
 	return []byte("null"), nil

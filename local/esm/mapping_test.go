@@ -84,8 +84,9 @@ func TestDeliveryOrderNoGapsNoRedelivery(t *testing.T) {
 }
 
 // TestCommitOnlyAfterSuccess fails the first K invocations: each failure
-// sees nothing committed, every retry carries the identical event, and
-// after success everything is committed once.
+// sees nothing committed, every retry carries the identical event even
+// though the handler overwrote the previous one in place, and after
+// success everything is committed once.
 func TestCommitOnlyAfterSuccess(t *testing.T) {
 	t.Parallel()
 	const topic, k = "t", 3
@@ -95,7 +96,7 @@ func TestCommitOnlyAfterSuccess(t *testing.T) {
 
 	var m *Mapping
 	ready := make(chan struct{})
-	rec := &recorder{}
+	rec := &recorder{scribble: true}
 	rec.fail = func(n int) error {
 		<-ready
 		if n >= k {

@@ -53,8 +53,7 @@ type worker struct {
 
 	// Owned by the worker goroutine.
 	enc   *Encoder
-	buf   []byte
-	call  []byte // the bytes of one invocation; see invoke
+	buf   []byte // the event of the current attempt; see encode
 	batch []*kgo.Record
 	seen  map[tpKey]struct{}
 }
@@ -416,40 +415,37 @@ func (w *worker) finish(recs []*kgo.Record) {
 // MaximumRetryAttempts, or the session stops (then nothing is committed).
 func (w *worker) process(recs []*kgo.Record, size int, tooLarge *RecordTooLargeError, started time.Time) {
 	m := w.s.m
-	var payload []byte
-	if tooLarge == nil {
-		w.buf = w.enc.Append(w.buf[:0], recs)
-		payload = w.buf
-		if len(payload) != size {
-			// Size and Append disagree: a bug, but never exceed the limit.
-			m.cfg.Logger.Error("esm: event size mismatch", "predicted", size, "actual", len(payload))
-		}
-	} else {
+	if tooLarge != nil {
 		m.st.oversized.Add(1)
 	}
-	m.st.encodeNanos.Add(int64(time.Since(started)))
-
 	maxRetries := *m.cfg.MaximumRetryAttempts
 	for attempt := 1; ; attempt++ {
+		if tooLarge == nil && size <= MaxPayloadBytes {
+			if attempt > 1 {
+				started = time.Now()
+			}
+			size = w.encode(recs, size)
+			m.st.encodeNanos.Add(int64(time.Since(started)))
+		}
 		var err error
 		switch {
 		case tooLarge != nil:
 			err = tooLarge
 			m.st.errors.Add(1)
 			m.recordErr(err, ResultTooBig)
-		case len(payload) > MaxPayloadBytes:
-			err = &RecordTooLargeError{Topic: recs[0].Topic, Partition: recs[0].Partition, Offset: recs[0].Offset, Size: len(payload), Limit: MaxPayloadBytes}
+		case size > MaxPayloadBytes:
+			err = &RecordTooLargeError{Topic: recs[0].Topic, Partition: recs[0].Partition, Offset: recs[0].Offset, Size: size, Limit: MaxPayloadBytes}
 			m.st.errors.Add(1)
 			m.recordErr(err, ResultTooBig)
 		default:
-			err = w.invoke(payload, attempt, len(recs))
+			err = w.invoke(w.buf, attempt, len(recs))
 		}
 		if err == nil {
 			m.st.batches.Add(1)
 			m.st.records.Add(int64(len(recs)))
-			m.st.bytes.Add(int64(len(payload)))
+			m.st.bytes.Add(int64(size))
 			storeMax(&m.st.maxRecords, int64(len(recs)))
-			storeMax(&m.st.maxBytes, int64(len(payload)))
+			storeMax(&m.st.maxBytes, int64(size))
 			m.mu.Lock()
 			m.lastResult = ResultOK
 			m.mu.Unlock()
@@ -469,6 +465,23 @@ func (w *worker) process(recs []*kgo.Record, size int, tooLarge *RecordTooLargeE
 		}
 		m.st.retries.Add(1)
 	}
+}
+
+// encode writes the event for recs into w.buf, sized up front from the
+// predicted size, and returns its actual length. Every attempt encodes
+// afresh, as every invocation over Lambda's Invoke API carries its own
+// copy of the event: a handler may decode in place, and a retry must
+// still see the batch as polled.
+func (w *worker) encode(recs []*kgo.Record, size int) int {
+	if cap(w.buf) < size {
+		w.buf = make([]byte, 0, size)
+	}
+	w.buf = w.enc.Append(w.buf[:0], recs)
+	if len(w.buf) != size {
+		// Size and Append disagree: a bug, but never exceed the limit.
+		w.s.m.cfg.Logger.Error("esm: event size mismatch", "predicted", size, "actual", len(w.buf))
+	}
+	return len(w.buf)
 }
 
 // invoke calls the handler once. The in-flight call is never canceled by
@@ -499,11 +512,7 @@ func (w *worker) invoke(payload []byte, attempt, n int) (err error) {
 			m.recordErr(err, ResultProblem)
 		}
 	}()
-	// Each invocation gets its own copy of the event, as it would over
-	// Lambda's Invoke API: a handler may decode in place, and a retry
-	// must still see the batch as polled.
-	w.call = append(w.call[:0], payload...)
-	_, err = m.h.Invoke(ctx, w.call)
+	_, err = m.h.Invoke(ctx, payload)
 	return err
 }
 
