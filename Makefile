@@ -39,10 +39,11 @@ unit:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m ./...
 
-## fuzz: each decoder fuzz target for a fixed number of inputs (FUZZTIME, go test -fuzztime syntax)
+## fuzz: each decoder (and the emulator's base64 encoder) fuzz target for a fixed number of inputs (FUZZTIME, go test -fuzztime syntax)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./shared/kafkaevent
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./shared/provenance
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendBase64$$' -fuzztime $(FUZZTIME) ./local/esm
 
 ## bench: side-by-side ratios, measured in one run, on embedded Kafka
 bench:

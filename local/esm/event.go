@@ -222,11 +222,11 @@ func appendRecord(dst []byte, r *kgo.Record) []byte {
 	dst = append(dst, tsType(r)...)
 	if r.Key != nil {
 		dst = append(dst, recKey...)
-		dst = base64.StdEncoding.AppendEncode(dst, r.Key)
+		dst = appendBase64(dst, r.Key)
 	}
 	if r.Value != nil {
 		dst = append(dst, recValue...)
-		dst = base64.StdEncoding.AppendEncode(dst, r.Value)
+		dst = appendBase64(dst, r.Value)
 	}
 	dst = append(dst, recHeaders...)
 	for i, h := range r.Headers {
