@@ -42,6 +42,7 @@ unit:
 ## fuzz: each decoder (and the emulator's base64 encoder) fuzz target for a fixed number of inputs (FUZZTIME, go test -fuzztime syntax)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./shared/kafkaevent
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeInPlace$$' -fuzztime $(FUZZTIME) ./shared/kafkaevent
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./shared/provenance
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendBase64$$' -fuzztime $(FUZZTIME) ./local/esm
 

@@ -366,9 +366,10 @@ func TestDecodeInPlaceMalformed(t *testing.T) {
 }
 
 // TestDecodeInPlaceMatchesStdlib checks the in-place base64 decoder against
-// encoding/base64 on every length up to 64 and on corrupted input.
+// encoding/base64 on every length up to 200 (every alignment of its
+// eight-character steps and the tail) and on corrupted input.
 func TestDecodeInPlaceMatchesStdlib(t *testing.T) {
-	src := make([]byte, 64)
+	src := make([]byte, 200)
 	for i := range src {
 		src[i] = byte(i*37 + 11)
 	}
@@ -389,4 +390,24 @@ func TestDecodeInPlaceMatchesStdlib(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzDecodeInPlace checks the in-place base64 decoder against
+// encoding/base64 on arbitrary input: the same verdict and the same bytes,
+// except that it refuses the CR and LF encoding/base64 skips (the caller
+// then falls back to encoding/base64).
+func FuzzDecodeInPlace(f *testing.F) {
+	f.Add([]byte("aGVsbG8sIHdvcmxkIQ=="))
+	f.Add([]byte("AAAAAAAAAAAA////////!!=="))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		want, stdErr := base64.StdEncoding.DecodeString(string(in))
+		b := bytes.Clone(in)
+		n, ok := decodeInPlace(b)
+		if ok != (stdErr == nil) && !(stdErr == nil && bytes.ContainsAny(in, "\r\n")) {
+			t.Fatalf("%q: in place ok %v, stdlib err %v", in, ok, stdErr)
+		}
+		if ok && !bytes.Equal(b[:n], want) {
+			t.Fatalf("%q: in place %x, stdlib %x", in, b[:n], want)
+		}
+	})
 }
