@@ -14,6 +14,7 @@ package kafkaevent
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"math"
 	"slices"
 	"strconv"
@@ -890,17 +891,17 @@ func decodeInPlace(b []byte) (int, bool) {
 	}
 	n, i := 0, 0
 	// Eight characters to six bytes at a time while no padding can be
-	// involved; the write [n, n+6) never passes the next read at i+8.
+	// involved. The eight bytes stored at n (six decoded, two scratch)
+	// never pass the next read at i+8.
 	for ; i+12 <= len(b); i += 8 {
-		c0, c1, c2, c3 := b64dec[b[i]], b64dec[b[i+1]], b64dec[b[i+2]], b64dec[b[i+3]]
-		c4, c5, c6, c7 := b64dec[b[i+4]], b64dec[b[i+5]], b64dec[b[i+6]], b64dec[b[i+7]]
+		q := b[i : i+8 : i+8]
+		c0, c1, c2, c3 := b64dec[q[0]], b64dec[q[1]], b64dec[q[2]], b64dec[q[3]]
+		c4, c5, c6, c7 := b64dec[q[4]], b64dec[q[5]], b64dec[q[6]], b64dec[q[7]]
 		if (c0|c1|c2|c3|c4|c5|c6|c7)&0xc0 != 0 {
 			break // the four-at-a-time loop below says what is wrong
 		}
-		v := uint64(c0)<<42 | uint64(c1)<<36 | uint64(c2)<<30 | uint64(c3)<<24 |
-			uint64(c4)<<18 | uint64(c5)<<12 | uint64(c6)<<6 | uint64(c7)
-		_ = b[n+5]
-		b[n], b[n+1], b[n+2], b[n+3], b[n+4], b[n+5] = byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+		binary.BigEndian.PutUint64(b[n:], uint64(c0)<<58|uint64(c1)<<52|uint64(c2)<<46|uint64(c3)<<40|
+			uint64(c4)<<34|uint64(c5)<<28|uint64(c6)<<22|uint64(c7)<<16)
 		n += 6
 	}
 	for ; i < len(b); i += 4 {
