@@ -1,8 +1,16 @@
 package bench
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -43,5 +51,66 @@ func TestCPUSeconds(t *testing.T) {
 	}
 	if _, err := CPUSeconds(os.Getpid()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestPlacement(t *testing.T) {
+	if _, err := NewPlacement(1); !errors.Is(err, ErrTooFewCPUs) {
+		t.Fatalf("1 CPU: %v, want ErrTooFewCPUs", err)
+	}
+	for n, want := range map[int]Placement{2: {Tool: "1", Rest: "0", All: "0-1"}, 8: {Tool: "7", Rest: "0-6", All: "0-7"}} {
+		p, err := NewPlacement(n)
+		if err != nil || *p != want {
+			t.Fatalf("%d CPUs: %+v %v, want %+v", n, p, err, want)
+		}
+	}
+	var none *Placement
+	if name, args := none.command("x", "y"); name != "x" || !slices.Equal(args, []string{"y"}) {
+		t.Fatalf("no placement: %s %v", name, args)
+	}
+	if runtime.NumCPU() < 2 {
+		t.Skip("one CPU")
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		t.Skip("no taskset")
+	}
+	p, err := NewPlacement(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A process started on the tool's CPU stays there, and pin moves it.
+	name, args := p.command("sleep", "30")
+	cmd := exec.Command(name, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	allowed := func() string {
+		t.Helper()
+		for range 50 { // taskset execs sleep: wait until it has
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(b, []byte("Name:\tsleep")) {
+				_, v, _ := strings.Cut(string(b), "Cpus_allowed_list:\t")
+				return strings.TrimSpace(strings.SplitN(v, "\n", 2)[0])
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("sleep never started")
+		return ""
+	}
+	if got := allowed(); got != p.Tool {
+		t.Fatalf("started on CPUs %s, want %s", got, p.Tool)
+	}
+	if err := pin(cmd.Process.Pid, p.Rest); err != nil {
+		t.Fatal(err)
+	}
+	if got := allowed(); got != p.Rest {
+		t.Fatalf("pinned to CPUs %s, want %s", got, p.Rest)
+	}
+	if err := pin(1<<30, p.Rest); err == nil {
+		t.Fatal("pinning a PID that does not exist did not fail")
 	}
 }

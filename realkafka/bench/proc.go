@@ -51,9 +51,12 @@ type child struct {
 	err    error
 }
 
-func startChild(exe string, env Env, logPath string, args ...string) (*child, error) {
+// startChild runs this binary as a child; with a non-nil place it runs on
+// the tool's CPU (taskset execs the binary, so the PID is the child's).
+func startChild(place *Placement, exe string, env Env, logPath string, args ...string) (*child, error) {
 	c := &child{name: args[0], errLog: logPath, done: make(chan struct{})}
-	c.cmd = exec.Command(exe, args...)
+	name, argv := place.command(append([]string{exe}, args...)...)
+	c.cmd = exec.Command(name, argv...)
 	c.cmd.Env = append(os.Environ(), env.Environ()...)
 	c.cmd.Stdout = &c.stdout
 	f, err := os.Create(logPath)
@@ -110,9 +113,11 @@ func tail(path string) string {
 	return string(b)
 }
 
-// script runs a repo script with env and extra variables.
-func script(ctx context.Context, env Env, extra []string, path string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, path, args...)
+// script runs a repo script with env and extra variables; with a non-nil
+// place, on the tool's CPU (processes it starts inherit that).
+func script(ctx context.Context, place *Placement, env Env, extra []string, path string, args ...string) (string, error) {
+	name, argv := place.command(append([]string{path}, args...)...)
+	cmd := exec.CommandContext(ctx, name, argv...)
 	cmd.Env = append(append(os.Environ(), env.Environ()...), extra...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -81,9 +81,13 @@ func fmtS(s Summary, prec int) string {
 func (r *Results) WriteMarkdown(w io.Writer) {
 	o := r.Options
 	m := r.Machine
-	fmt.Fprintf(w, "Run %s, %s. Machine: %d CPUs (`nproc`), %s, %.1f GiB RAM, Linux %s, %s, Kafka %s. "+
-		"Brokers, the tool under test and the orchestrator share the machine.\n\n",
-		r.Started.Format(time.RFC3339), r.Elapsed.Round(time.Second), m.CPUs, m.CPUModel, m.MemoryGB, m.Kernel, m.Go, m.Kafka)
+	layout := "Brokers, the tool under test and the orchestrator share every CPU."
+	if p := o.Placement; p != nil {
+		layout = fmt.Sprintf("**Dedicated-core mode:** each tool's replicating process (pipe; function; MM2's JVM) runs alone on CPU %s; "+
+			"both brokers, the ESM emulator (b's stand-in for Lambda's pollers) and the orchestrator share CPU %s.", p.Tool, p.Rest)
+	}
+	fmt.Fprintf(w, "Run %s, %s. Machine: %d CPUs (`nproc`), %s, %.1f GiB RAM, Linux %s, %s, Kafka %s. %s\n\n",
+		r.Started.Format(time.RFC3339), r.Elapsed.Round(time.Second), m.CPUs, m.CPUModel, m.MemoryGB, m.Kernel, m.Go, m.Kafka, layout)
 	fmt.Fprintf(w, "Settings: %d rounds, interleaved (order rotated each round); target compression %s (source backlog %s); "+
 		"every tool acks=all + idempotent; (b) ESM batch size %d, concurrency %d, batching window %v; (c) tasks.max %d.\n\n",
 		o.Rounds, o.Compression, o.SourceCompression, o.BatchSize, o.Concurrency, o.Window, o.MM2Tasks)
@@ -181,7 +185,11 @@ func (r *Results) writeGoals(w io.Writer) {
 		}
 		return "MISS"
 	}
-	fmt.Fprintln(w, "### Goals (1 KB records; per-round ratios, median and range)")
+	mode := ""
+	if r.Options.Placement != nil {
+		mode = "; dedicated-core mode"
+	}
+	fmt.Fprintf(w, "### Goals (1 KB records; per-round ratios, median and range%s)\n", mode)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| goal | want | got | |")
 	fmt.Fprintln(w, "|---|---|---|---|")
@@ -197,6 +205,10 @@ func (r *Results) writeGoals(w io.Writer) {
 	if len(r.series(ToolRaw, size, mbs)) > 0 {
 		t := r.ratio(ToolReplicator, ToolRaw, size, mbs)
 		fmt.Fprintf(w, "| (b) throughput vs (a) raw pipe | ≥ 0.7× | %s× | %s |\n", fmtS(t, 2), pass(t.Median >= 0.7))
+		fn := summarize(r.series(ToolReplicator, size, cpuGB("function")))
+		pipe := summarize(r.series(ToolRaw, size, cpuGB("")))
+		fmt.Fprintf(w, "| (informational) GB per CPU-second, (b) function vs (a) pipe | | %.2f× (medians: %.1f vs %.1f CPU-s/GB) | |\n",
+			pipe.Median/fn.Median, fn.Median, pipe.Median)
 	}
 	all, ok := 0, 0
 	for _, d := range r.Drains {

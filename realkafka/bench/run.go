@@ -39,6 +39,11 @@ type Options struct {
 
 	StallTimeout time.Duration
 	Progress     io.Writer
+
+	// Placement, when set, pins the replicating process of each tool to
+	// its own CPU and everything else to the others (the dedicated-core
+	// mode); nil leaves every process on every CPU.
+	Placement *Placement
 }
 
 // DrainResult is one tool draining one backlog once.
@@ -147,6 +152,14 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		} else {
 			o.progress("backlog %s already filled: reused", b.Topic)
 		}
+	}
+	if o.Placement != nil {
+		restore, err := o.Placement.apply(o.Env)
+		if err != nil {
+			return res, err
+		}
+		defer restore()
+		o.progress("dedicated-core mode: replicating process on CPU %s; brokers, ESM emulator and orchestrator on CPU %s", o.Placement.Tool, o.Placement.Rest)
 	}
 	for _, b := range o.Backlogs {
 		for round := range o.Rounds {

@@ -53,7 +53,7 @@ func (o *Options) startTool(ctx context.Context, tool, topic, runID string) (*ru
 	logf := func(role string) string { return filepath.Join(o.WorkDir, runID+"-"+role+".log") }
 	switch tool {
 	case ToolRaw:
-		c, err := startChild(o.Exe, o.Env, logf("pipe"), ChildPipe, "-topic", topic, "-group", "bench-"+runID, "-compression", o.Compression)
+		c, err := startChild(o.Placement, o.Exe, o.Env, logf("pipe"), ChildPipe, "-topic", topic, "-group", "bench-"+runID, "-compression", o.Compression)
 		if err != nil {
 			return nil, err
 		}
@@ -61,13 +61,13 @@ func (o *Options) startTool(ctx context.Context, tool, topic, runID string) (*ru
 		rn.roles["pipe"] = c.pid()
 	case ToolReplicator:
 		sock := filepath.Join(o.WorkDir, runID+".sock")
-		fn, err := startChild(o.Exe, o.Env, logf("function"), ChildFunction, "-socket", sock, "-compression", o.Compression)
+		fn, err := startChild(o.Placement, o.Exe, o.Env, logf("function"), ChildFunction, "-socket", sock, "-compression", o.Compression)
 		if err != nil {
 			return nil, err
 		}
 		rn.children = append(rn.children, fn)
 		rn.roles["function"] = fn.pid()
-		e, err := startChild(o.Exe, o.Env, logf("esm"), ChildESM, "-topic", topic, "-group", "bench-"+runID, "-socket", sock,
+		e, err := startChild(nil, o.Exe, o.Env, logf("esm"), ChildESM, "-topic", topic, "-group", "bench-"+runID, "-socket", sock,
 			"-concurrency", strconv.Itoa(o.Concurrency), "-batch-size", strconv.Itoa(o.BatchSize), "-window", o.Window.String())
 		if err != nil {
 			rn.stop()
@@ -92,11 +92,11 @@ func (o *Options) startTool(ctx context.Context, tool, topic, runID string) (*ru
 			"KMIG_MM2_COMPRESSION=" + o.Compression, "KMIG_MM2_SYNC_TOPIC_CONFIGS=false", "KMIG_MM2_EXTRA=" + extra,
 		}
 		mm2 := rn.mm2
-		cfg, err := script(ctx, o.Env, vars, mm2, "render", filepath.Join(rn.mm2Dir, "mm2.properties"))
+		cfg, err := script(ctx, nil, o.Env, vars, mm2, "render", filepath.Join(rn.mm2Dir, "mm2.properties"))
 		if err != nil {
 			return nil, err
 		}
-		if _, err := script(ctx, o.Env, vars, mm2, "start", cfg); err != nil {
+		if _, err := script(ctx, o.Placement, o.Env, vars, mm2, "start", cfg); err != nil {
 			return nil, err
 		}
 		b, err := os.ReadFile(filepath.Join(rn.mm2Dir, "mm2.pid"))
@@ -142,7 +142,7 @@ func (rn *running) stop() error {
 	}
 	if rn.mm2Dir != "" {
 		vars := []string{"KMIG_REAL_RUN_DIR=" + rn.mm2Dir}
-		if _, err := script(context.Background(), rn.env, vars, rn.mm2, "stop"); err != nil && first == nil {
+		if _, err := script(context.Background(), nil, rn.env, vars, rn.mm2, "stop"); err != nil && first == nil {
 			first = err
 		}
 	}

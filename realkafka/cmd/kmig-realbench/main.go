@@ -42,6 +42,7 @@ func main() {
 		latRate     = flag.Float64("latency-rate", 0, "offered MB/s in the latency phase (0: half the slowest tool's median)")
 		work        = flag.String("workdir", "", "directory for logs, sockets, MM2 configs and results.json (default: a new temp dir)")
 		out         = flag.String("o", "", "also write the Markdown report to this file")
+		dedicated   = flag.Bool("dedicated-core", false, "pin each tool's replicating process (pipe, function, MM2) to the last CPU and brokers, ESM emulator and orchestrator to the others")
 	)
 	flag.Parse()
 	env, err := bench.EnvFromEnviron()
@@ -66,6 +67,11 @@ func main() {
 		Env: env, Exe: exe, WorkDir: *work, Tools: strings.Split(*tools, ","), Rounds: *rounds,
 		Compression: *compression, SourceCompression: *srcComp, Concurrency: *conc, BatchSize: *batch,
 		Window: *window, MM2Tasks: *tasks, LatencyDuration: *latDur, LatencyRate: *latRate, Progress: os.Stderr,
+	}
+	if *dedicated {
+		if o.Placement, err = bench.NewPlacement(0); err != nil {
+			fail(err)
+		}
 	}
 	for _, s := range strings.Split(*sizes, ",") {
 		v, n, ok := strings.Cut(strings.TrimSpace(s), ":")
