@@ -880,6 +880,21 @@ var b64dec = func() (t [256]byte) {
 	return t
 }()
 
+// b64at[k][c] is the value of base64 character c at position k of a
+// four-character quantum, shifted into place (18, 12, 6, 0 bits), or
+// 0xffffffff if c is not in the alphabet.
+var b64at = func() (t [4][256]uint32) {
+	for k := range t {
+		for c := range t[k] {
+			t[k][c] = 0xffffffff
+			if v := b64dec[c]; v != 0xff {
+				t[k][c] = uint32(v) << (18 - 6*k)
+			}
+		}
+	}
+	return t
+}()
+
 // decodeInPlace decodes padded standard base64 in b into b's own prefix
 // and returns the decoded length. Each quantum's 3 bytes are written only
 // after its 4 characters are read, never ahead of the reader. It reports
@@ -891,17 +906,17 @@ func decodeInPlace(b []byte) (int, bool) {
 	}
 	n, i := 0, 0
 	// Eight characters to six bytes at a time while no padding can be
-	// involved. The eight bytes stored at n (six decoded, two scratch)
-	// never pass the next read at i+8.
+	// involved: each character's value comes pre-shifted from the table
+	// for its position in the quantum. The eight bytes stored at n (six
+	// decoded, two scratch) never pass the next read at i+8.
 	for ; i+12 <= len(b); i += 8 {
 		q := b[i : i+8 : i+8]
-		c0, c1, c2, c3 := b64dec[q[0]], b64dec[q[1]], b64dec[q[2]], b64dec[q[3]]
-		c4, c5, c6, c7 := b64dec[q[4]], b64dec[q[5]], b64dec[q[6]], b64dec[q[7]]
-		if (c0|c1|c2|c3|c4|c5|c6|c7)&0xc0 != 0 {
+		x := b64at[0][q[0]] | b64at[1][q[1]] | b64at[2][q[2]] | b64at[3][q[3]]
+		y := b64at[0][q[4]] | b64at[1][q[5]] | b64at[2][q[6]] | b64at[3][q[7]]
+		if (x|y)&^0xffffff != 0 {
 			break // the four-at-a-time loop below says what is wrong
 		}
-		binary.BigEndian.PutUint64(b[n:], uint64(c0)<<58|uint64(c1)<<52|uint64(c2)<<46|uint64(c3)<<40|
-			uint64(c4)<<34|uint64(c5)<<28|uint64(c6)<<22|uint64(c7)<<16)
+		binary.BigEndian.PutUint64(b[n:], uint64(x)<<40|uint64(y)<<16)
 		n += 6
 	}
 	for ; i < len(b); i += 4 {
