@@ -105,7 +105,22 @@ func tsType(r *kgo.Record) string {
 // RecordSize is the exact length of r's JSON object in an event, without
 // the comma that separates it from a previous record.
 func RecordSize(r *kgo.Record) int {
-	n := len(recTopic) + stringLen(r.Topic) + len(recPartition) + intLen(int64(r.Partition)) +
+	var sz recordSizer
+	return sz.size(r)
+}
+
+// recordSizer computes RecordSize, remembering the escaped length of the
+// last topic it saw (a poll's records share a few topic strings).
+type recordSizer struct {
+	topic    string
+	topicLen int
+}
+
+func (sz *recordSizer) size(r *kgo.Record) int {
+	if r.Topic != sz.topic || sz.topicLen == 0 {
+		sz.topic, sz.topicLen = r.Topic, stringLen(r.Topic)
+	}
+	n := len(recTopic) + sz.topicLen + len(recPartition) + intLen(int64(r.Partition)) +
 		len(recOffset) + intLen(r.Offset) + len(recTimestamp) + intLen(r.Timestamp.UnixMilli()) +
 		len(recTSType) + len(tsType(r)) + len(recHeaders) + len(recEnd)
 	if r.Key != nil {
@@ -183,6 +198,12 @@ func (e *Encoder) Append(dst []byte, records []*kgo.Record) []byte {
 func (e *Encoder) group(records []*kgo.Record) {
 	clear(e.byGroup)
 	e.groups = e.groups[:0]
+	if len(records) > 0 && onePartition(records) {
+		// The usual batch (one partition per ESM worker): no sort needed.
+		e.groups = append(e.groups, encGroup{tpKey: tpKey{records[0].Topic, records[0].Partition}, n: len(records)})
+		e.sorted = append(e.sorted[:0], records...)
+		return
+	}
 	for _, r := range records {
 		k := tpKey{r.Topic, r.Partition}
 		gi, ok := e.byGroup[k]
@@ -207,6 +228,18 @@ func (e *Encoder) group(records []*kgo.Record) {
 		e.sorted[g.next] = r
 		g.next++
 	}
+}
+
+// onePartition reports whether records all belong to the partition of the
+// first.
+func onePartition(records []*kgo.Record) bool {
+	first := records[0]
+	for _, r := range records[1:] {
+		if r.Partition != first.Partition || r.Topic != first.Topic {
+			return false
+		}
+	}
+	return true
 }
 
 func appendRecord(dst []byte, r *kgo.Record) []byte {
@@ -255,9 +288,17 @@ var int8Text = func() (t [256]string) {
 	return t
 }()
 
+// intLen is len(strconv.AppendInt(nil, v, 10)).
 func intLen(v int64) int {
-	var buf [20]byte
-	return len(strconv.AppendInt(buf[:0], v, 10))
+	n := 1
+	u := uint64(v)
+	if v < 0 {
+		n, u = 2, -u
+	}
+	for ; u >= 10; u /= 10 {
+		n++
+	}
+	return n
 }
 
 const hexDigits = "0123456789abcdef"

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -274,4 +276,25 @@ func BenchmarkEncoder(b *testing.B) {
 		buf = enc.Append(buf[:0], recs)
 	}
 	b.SetBytes(int64(len(buf)))
+}
+
+func TestIntLen(t *testing.T) {
+	for _, v := range []int64{0, 1, 9, 10, 99, 100, -1, -9, -10, -100, 1<<31 - 1, -1 << 31, math.MaxInt64, math.MinInt64} {
+		if got, want := intLen(v), len(strconv.FormatInt(v, 10)); got != want {
+			t.Errorf("intLen(%d) = %d, want %d", v, got, want)
+		}
+	}
+}
+
+// TestRecordSizerRemembersTopics checks that one sizer over records whose
+// topics change (and repeat, and are empty or need escaping) gives what a
+// fresh RecordSize gives for each.
+func TestRecordSizerRemembersTopics(t *testing.T) {
+	var sz recordSizer
+	for i, topic := range []string{"a", "a", "bé", "", "", "a\"b", "a", "c\n", "c\n"} {
+		r := &kgo.Record{Topic: topic, Partition: int32(i), Offset: int64(i) * 1001, Value: []byte("v")}
+		if got, want := sz.size(r), len(NewEncoder("", nil).Append(nil, []*kgo.Record{r}))-NewEncoder("", nil).Overhead()-GroupOverhead(topic, int32(i)); got != want || got != RecordSize(r) {
+			t.Fatalf("record %d (topic %q): sizer %d, encoded %d, RecordSize %d", i, topic, got, want, RecordSize(r))
+		}
+	}
 }

@@ -46,7 +46,7 @@ type worker struct {
 	s *session
 
 	mu           sync.Mutex
-	pending      []*kgo.Record // poll order
+	pending      []pendingRec // poll order
 	pendingBytes int
 	firstAt      time.Time // arrival of the oldest pending record
 	wake         chan struct{}
@@ -56,6 +56,12 @@ type worker struct {
 	buf   []byte // the event of the current attempt; see encode
 	batch []*kgo.Record
 	seen  map[tpKey]struct{}
+}
+
+// pendingRec is a buffered record with its RecordSize, computed once.
+type pendingRec struct {
+	r    *kgo.Record
+	size int
 }
 
 func (m *Mapping) startSession() (*session, error) {
@@ -240,14 +246,16 @@ func (w *worker) add(rs []*kgo.Record) {
 		return
 	}
 	n := 0
-	for _, r := range rs {
-		n += RecordSize(r) + 1
-	}
 	w.mu.Lock()
 	if len(w.pending) == 0 {
 		w.firstAt = time.Now()
 	}
-	w.pending = append(w.pending, rs...)
+	var sz recordSizer
+	for _, r := range rs {
+		size := sz.size(r)
+		w.pending = append(w.pending, pendingRec{r, size})
+		n += size + 1
+	}
 	w.pendingBytes += n
 	w.s.mu.Lock()
 	w.s.pending += len(rs)
@@ -265,13 +273,13 @@ func (w *worker) drop(set map[tpKey]struct{}) {
 	defer w.mu.Unlock()
 	kept := w.pending[:0]
 	dropped, droppedBytes := 0, 0
-	for _, r := range w.pending {
-		if _, ok := set[tpKey{r.Topic, r.Partition}]; ok {
+	for _, p := range w.pending {
+		if _, ok := set[tpKey{p.r.Topic, p.r.Partition}]; ok {
 			dropped++
-			droppedBytes += RecordSize(r) + 1
+			droppedBytes += p.size + 1
 			continue
 		}
-		kept = append(kept, r)
+		kept = append(kept, p)
 	}
 	clear(w.pending[len(kept):])
 	w.pending = kept
@@ -349,12 +357,14 @@ func (w *worker) cutLocked() ([]*kgo.Record, int, *RecordTooLargeError) {
 	clear(w.seen)
 	var tooLarge *RecordTooLargeError
 	n, cutBytes := 0, 0
+	var last tpKey
 	for n < len(w.pending) && n < cfg.BatchSize {
-		r := w.pending[n]
+		r, rs := w.pending[n].r, w.pending[n].size
 		k := tpKey{r.Topic, r.Partition}
-		rs := RecordSize(r)
 		add := rs
-		if _, ok := w.seen[k]; ok {
+		if n > 0 && k == last {
+			add++ // same partition as the record before: no map lookup
+		} else if _, ok := w.seen[k]; ok {
 			add++
 		} else {
 			add += GroupOverhead(r.Topic, r.Partition)
@@ -377,10 +387,16 @@ func (w *worker) cutLocked() ([]*kgo.Record, int, *RecordTooLargeError) {
 		}
 		size += add
 		cutBytes += rs + 1
-		w.seen[k] = struct{}{}
+		if n == 0 || k != last {
+			w.seen[k] = struct{}{}
+			last = k
+		}
 		n++
 	}
-	w.batch = append(w.batch[:0], w.pending[:n]...)
+	w.batch = w.batch[:0]
+	for _, p := range w.pending[:n] {
+		w.batch = append(w.batch, p.r)
+	}
 	rest := copy(w.pending, w.pending[n:])
 	clear(w.pending[rest:])
 	w.pending = w.pending[:rest]
