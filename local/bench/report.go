@@ -41,7 +41,8 @@ func (r *Report) Write(out io.Writer) error {
 	}
 	tw.Flush()
 
-	fmt.Fprintf(&b, "\nMEMORY per batch  (alloc = bytes allocated during one call, × event size; peak = heap rise during the call)\n")
+	fmt.Fprintf(&b, "\nMEMORY per batch  (alloc = bytes allocated during one call, × event size; peak = heap rise during the call;\n"+
+		"  handle and raw: the median of %d batches in a row, each batch listed below the table)\n", MemorySamples)
 	if o.Profile {
 		fmt.Fprintf(&b, "  process = all but the in-process target's share (by call stack, MemProfileRate=1): what a Lambda would allocate\n")
 	} else {
@@ -56,6 +57,11 @@ func (r *Report) Write(out io.Writer) error {
 			times(m.Raw.Process(), ev), times(m.Decode.PeakHeap, ev), times(m.Handle.PeakHeap, ev), times(m.Raw.PeakHeap, ev))
 	}
 	tw.Flush()
+	for _, m := range r.Memory {
+		ev := float64(m.EventBytes)
+		fmt.Fprintf(&b, "  %s batches in a row (process alloc × event size): handle %s; raw %s\n",
+			SizeLabel(m.ValueSize), timesList(m.HandleSamples, ev), timesList(m.RawSamples, ev))
+	}
 	for _, m := range r.Memory {
 		if len(m.Handle.ByClass) == 0 {
 			continue
@@ -126,6 +132,14 @@ func si(v float64) string {
 }
 
 // times prints bytes in MB and as a multiple of the event size.
+func timesList(ns []uint64, event float64) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = fmt.Sprintf("%.2f×", float64(n)/event)
+	}
+	return strings.Join(parts, " ")
+}
+
 func times(n uint64, event float64) string {
 	return fmt.Sprintf("%.1fMB %.2f×", float64(n)/1e6, float64(n)/event)
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -99,8 +100,18 @@ type HandleResult struct {
 // MemoryResult is one event's allocations and peak heap.
 type MemoryResult struct {
 	ValueSize, EventBytes int
-	Decode, Handle, Raw   Memory
+	// Decode is one decode. Handle and Raw are the median, by process
+	// allocation, of MemorySamples consecutive batches; HandleSamples and
+	// RawSamples are every batch's process allocation, in order.
+	Decode, Handle, Raw       Memory
+	HandleSamples, RawSamples []uint64
 }
+
+// MemorySamples is how many consecutive batches RunMemory measures for the
+// handler and for the raw producer. One batch is not enough: whether the
+// client's pooled buffers survive between two batches depends on where
+// the GCs fall, so a single batch's allocations swing by 2× or more.
+const MemorySamples = 5
 
 // Goal is one target of the issue, checked.
 type Goal struct {
@@ -296,12 +307,11 @@ func RunHandle(ctx context.Context, rig *Rig, rounds int) (HandleResult, error) 
 	}, nil
 }
 
-// RunMemory measures one event's allocations and peak heap: decoding it,
+// RunMemory measures allocations and peak heap per event: decoding it,
 // handling it, and the raw producer writing its records. Handle and Raw are
-// each measured right after an unmeasured call of their own, as a warm
-// function handles one batch after another: the client's pooled buffers
-// then survive the single GC before the measurement, as they do between
-// batches unless two GCs fall between them.
+// each measured over MemorySamples consecutive batches after an unmeasured
+// call of their own, as a warm function handles one batch after another,
+// and the median batch is reported with every batch's figure beside it.
 func RunMemory(ctx context.Context, rig *Rig, profile bool) (MemoryResult, error) {
 	res := MemoryResult{ValueSize: rig.Workload.ValueSize, EventBytes: rig.Workload.EventSize()}
 	// NextEvent reuses its buffer and Handle decodes in place: the warm-up
@@ -314,17 +324,44 @@ func RunMemory(ctx context.Context, rig *Rig, profile bool) (MemoryResult, error
 	if res.Decode, err = MeasureMemory(profile, func() error { _, err := Fast.Decode(payload); return err }); err != nil {
 		return res, err
 	}
-	if res.Handle, err = MeasureMemory(profile, func() error { return rig.Handle(ctx, payload) }); err != nil {
+	// Handle decodes in place: each batch gets its own copy of the next
+	// event, made before its measurement starts.
+	next := func() { payload = slices.Clone(rig.NextEvent()) }
+	if res.Handle, res.HandleSamples, err = medianMemory(profile, next, func() error { return rig.Handle(ctx, payload) }); err != nil {
 		return res, err
 	}
 	recs := rig.RawRecords()
 	if err := rig.Raw(ctx, recs); err != nil {
 		return res, err
 	}
-	if res.Raw, err = MeasureMemory(profile, func() error { return rig.Raw(ctx, recs) }); err != nil {
+	if res.Raw, res.RawSamples, err = medianMemory(profile, nil, func() error { return rig.Raw(ctx, recs) }); err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// medianMemory measures MemorySamples calls of fn, each after prepare (if
+// not nil, unmeasured), and returns the median call by process allocation
+// and every call's process allocation in order.
+func medianMemory(profile bool, prepare func(), fn func() error) (Memory, []uint64, error) {
+	ms := make([]Memory, 0, MemorySamples)
+	for range MemorySamples {
+		if prepare != nil {
+			prepare()
+		}
+		m, err := MeasureMemory(profile, fn)
+		if err != nil {
+			return Memory{}, nil, err
+		}
+		ms = append(ms, m)
+	}
+	samples := make([]uint64, len(ms))
+	for i, m := range ms {
+		samples[i] = m.Process()
+	}
+	sorted := slices.Clone(ms)
+	slices.SortStableFunc(sorted, func(a, b Memory) int { return cmp.Compare(a.Process(), b.Process()) })
+	return sorted[len(sorted)/2], samples, nil
 }
 
 func goals(r *Report) []Goal {
