@@ -144,8 +144,16 @@ pid_alive() {
   return 0
 }
 
+wait_gone() { # wait_gone PID TRIES INTERVAL: until PID is gone or TRIES run out
+  local i
+  for i in $(seq 1 "$2"); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep "$3"
+  done
+}
+
 stop_pid() { # stop_pid NAME [KILL]
-  local name="$1" f="$RUN_DIR/$1.pid" pid i
+  local name="$1" f="$RUN_DIR/$1.pid" pid
   if ! pid_alive "$name"; then
     rm -f "$f"; return 0
   fi
@@ -153,19 +161,13 @@ stop_pid() { # stop_pid NAME [KILL]
   if [[ "${2:-}" == KILL ]]; then
     log "killing $name (pid $pid, SIGKILL)"
     kill -KILL "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
+    wait_gone "$pid" 100 0.1
     rm -f "$f"
     return 0
   fi
   log "stopping $name (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 60); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.5
-  done
+  wait_gone "$pid" 60 0.5
   if kill -0 "$pid" 2>/dev/null; then
     log "$name (pid $pid) did not stop in 30s; sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -76,14 +77,10 @@ func UniqueName(prefix string) string {
 		_, _ = rand.Read(b[:])
 		runID = fmt.Sprintf("%d%s", time.Now().Unix()%1_000_000, hex.EncodeToString(b[:]))
 	})
-	mu.Lock()
-	seq++
-	n := seq
-	mu.Unlock()
-	return fmt.Sprintf("%s-%s-%d", prefix, runID, n)
+	return fmt.Sprintf("%s-%s-%d", prefix, runID, seq.Add(1))
 }
 
-var seq int
+var seq atomic.Int64
 
 // Broker names accepted by StopBroker and StartBroker.
 const (

@@ -71,6 +71,7 @@ const (
 	EnvKafkaLibs       = "KMIG_REAL_KAFKA_LIBS"
 	EnvKafkaVersion    = "KMIG_REAL_KAFKA_VERSION"
 	EnvManaged         = "KMIG_REAL_MANAGED"
+	EnvRunDir          = "KMIG_REAL_RUN_DIR"
 	EnvRequire         = "KMIG_REQUIRE_REAL_KAFKA"
 )
 
@@ -187,7 +188,7 @@ func fromEnv(get func(string) string) Endpoints {
 		KafkaLibs:       get(EnvKafkaLibs),
 		KafkaVersion:    get(EnvKafkaVersion),
 		Local:           get(EnvManaged) == "1",
-		RunDir:          get("KMIG_REAL_RUN_DIR"),
+		RunDir:          get(EnvRunDir),
 	}
 }
 

@@ -135,9 +135,8 @@ func runPipe(ctx context.Context, env Env, topic, group, compression string) (Ch
 	}
 	defer cons.Close()
 	var (
-		mu    sync.Mutex
-		first error
-		n     int64
+		errs firstError
+		n    int64
 	)
 	bg := context.Background() // records in flight at SIGTERM still land
 	for {
@@ -150,23 +149,16 @@ func runPipe(ctx context.Context, env Env, topic, group, compression string) (Ch
 		})
 		fs.EachRecord(func(r *kgo.Record) {
 			out := &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}
-			prod.Produce(bg, out, func(_ *kgo.Record, err error) {
+			prod.Produce(bg, out, func(out *kgo.Record, err error) {
 				if err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
+					errs.promise(out, err)
 					return
 				}
 				cons.MarkCommitRecords(r)
 			})
 			n++
 		})
-		mu.Lock()
-		err := first
-		mu.Unlock()
-		if err != nil {
+		if err := errs.get(); err != nil {
 			return ChildStats{}, fmt.Errorf("produce: %w", err)
 		}
 	}
@@ -174,7 +166,7 @@ func runPipe(ctx context.Context, env Env, topic, group, compression string) (Ch
 	defer cancel()
 	_ = prod.Flush(fctx)
 	_ = cons.CommitMarkedOffsets(fctx)
-	return ChildStats{Records: n}, first
+	return ChildStats{Records: n}, errs.get()
 }
 
 // runFunction is (b)'s function: one replicator, built as the Lambda

@@ -175,8 +175,9 @@ func (b *batch) chunk(c *kafkaevent.Partition) error {
 func (a *acks) send(r *Replicator, ctx context.Context, what string, recs []*kgo.Record) {
 	a.wg.Add(len(recs))
 	ctx = context.WithoutCancel(ctx)
+	cl := r.cl.Load()
 	for _, rec := range recs {
-		r.cl.Produce(ctx, rec, func(rec *kgo.Record, err error) {
+		cl.Produce(ctx, rec, func(rec *kgo.Record, err error) {
 			if err != nil {
 				if producerStopped(err) {
 					r.stopped.Store(true)
@@ -335,14 +336,16 @@ func (b *batch) dedup(ctx context.Context, ps *partState, first int64) error {
 
 // targetSources returns the source offsets ≥ first that the target
 // partition holds, reading back from its end far enough to see a record
-// from before first (or the log start).
+// from before first (or the log start). Each step reads only the span
+// before the one already read, twice as long as the last.
 func (r *Replicator) targetSources(ctx context.Context, ps *partState, first, done, logStart, end int64) (map[int64]bool, error) {
+	present := map[int64]bool{}
+	hi := end
 	for span := done - first + 65; ; span *= 2 {
 		from := max(logStart, end-span)
-		present := map[int64]bool{}
 		complete := from == logStart
-		seen := false
-		err := r.reader.Scan(ctx, ps.target.topic, ps.target.partition, from, end, func(rec *kgo.Record) bool {
+		seen := false // a record of this source partition in [from, hi)
+		err := r.reader.Scan(ctx, ps.target.topic, ps.target.partition, from, hi, func(rec *kgo.Record) bool {
 			pv, err := provenance.Of(rec)
 			if err != nil || pv.Topic != ps.srcTopic || pv.Partition != ps.srcPart {
 				return true
@@ -362,6 +365,7 @@ func (r *Replicator) targetSources(ctx context.Context, ps *partState, first, do
 		if complete {
 			return present, nil
 		}
+		hi = from
 	}
 }
 

@@ -47,15 +47,14 @@ const (
 type Replicator struct {
 	cfg Config
 
-	// The target client. Batches hold clMu for reading; replacing the
-	// client after its producer stopped holds it for writing. Close reads
-	// it through current, without the lock, so it can end a batch that
-	// waits on the target.
+	// The target client, and the admin client and reader built on it.
+	// Batches hold clMu for reading; replacing the client after its
+	// producer stopped holds it for writing. Close loads the client
+	// without the lock, so it can end a batch that waits on the target.
 	clMu      sync.RWMutex
-	cl        *kgo.Client
+	cl        atomic.Pointer[kgo.Client]
 	adm       *kadm.Client
 	reader    *peek.Reader
-	current   atomic.Pointer[kgo.Client]
 	newClient func() (*kgo.Client, error)
 	stopped   atomic.Bool // the producer stopped on a sequence error
 
@@ -115,10 +114,10 @@ func New(cfg Config, cl *kgo.Client, opts ...Option) (*Replicator, error) {
 		return nil, err
 	}
 	r := &Replicator{
-		cfg: cfg, cl: cl, adm: kadm.NewClient(cl), reader: peek.New(cl),
+		cfg: cfg, adm: kadm.NewClient(cl), reader: peek.New(cl),
 		metrics: os.Stdout, now: time.Now, tails: map[tp]tail{}, pins: map[tp]int64{},
 	}
-	r.current.Store(cl)
+	r.cl.Store(cl)
 	for _, o := range opts {
 		o(r)
 	}
@@ -132,7 +131,7 @@ func New(cfg Config, cl *kgo.Client, opts ...Option) (*Replicator, error) {
 // closes it; records still unacknowledged then fail, and a batch waiting
 // on them returns.
 func (r *Replicator) Close(ctx context.Context) error {
-	cl := r.current.Load()
+	cl := r.cl.Load()
 	err := cl.Flush(ctx)
 	cl.Close()
 	return err
@@ -162,9 +161,8 @@ func (r *Replicator) replaceStoppedClient(ctx context.Context) error {
 		return &TargetWriteError{Errors: []string{"replacing the stopped target client: " + err.Error()}, Err: err}
 	}
 	r.log.WarnContext(ctx, "replaced the target client after its idempotent producer stopped on a sequence error")
-	r.cl.Close()
-	r.cl, r.adm, r.reader = cl, kadm.NewClient(cl), peek.New(cl)
-	r.current.Store(cl)
+	r.cl.Swap(cl).Close()
+	r.adm, r.reader = kadm.NewClient(cl), peek.New(cl)
 	r.stopped.Store(false)
 	return nil
 }
