@@ -8,7 +8,7 @@ LDFLAGS   = -s -w
 ARTIFACTS_DIR ?= $(CURDIR)/.aws-sam/manual
 FUZZTIME  ?= 300000x
 
-.PHONY: demo test unit fuzz bench bench-real lint validate deploy clean tools
+.PHONY: demo test unit test-arm64 fuzz bench bench-real lint validate deploy clean tools
 
 define lambda_build
 	$(GOFLAGS_LAMBDA) $(GO) build -tags lambda.norpc -trimpath -ldflags='$(LDFLAGS)' -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
@@ -33,18 +33,30 @@ statemachine/local/node_modules: statemachine/local/package-lock.json
 	@touch $@
 
 ## test: everything CI checks
-test: unit fuzz
+test: unit test-arm64 fuzz
 
 unit:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m ./...
 
+## test-arm64: the base64 and event decoders' tests built for arm64 (Lambda's
+## architecture, where base64 runs NEON code) and run under qemu-user
+test-arm64:
+	@if command -v qemu-aarch64-static >/dev/null 2>&1; then \
+	  echo "GOARCH=arm64 go test -exec qemu-aarch64-static ./shared/b64 ./shared/kafkaevent"; \
+	  GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static ./shared/b64 ./shared/kafkaevent; \
+	elif [ -n "$$KMIG_REQUIRE_TOOLS" ]; then \
+	  echo "test-arm64: qemu-aarch64-static not found (Debian package qemu-user-static)" >&2; exit 1; \
+	else \
+	  echo "SKIP test-arm64: qemu-aarch64-static not found (Debian package qemu-user-static)"; \
+	fi
+
 ## fuzz: each decoder (and the emulator's base64 encoder) fuzz target for a fixed number of inputs (FUZZTIME, go test -fuzztime syntax)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./shared/kafkaevent
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeInPlace$$' -fuzztime $(FUZZTIME) ./shared/kafkaevent
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeInPlace$$' -fuzztime $(FUZZTIME) ./shared/b64
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./shared/provenance
-	$(GO) test -run '^$$' -fuzz '^FuzzAppendBase64$$' -fuzztime $(FUZZTIME) ./local/esm
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendEncode$$' -fuzztime $(FUZZTIME) ./shared/b64
 
 ## bench: side-by-side ratios, measured in one run, on embedded Kafka
 bench:

@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/b64"
 )
 
 // Event sources written in the top-level eventSource field, as AWS does.
@@ -255,11 +257,11 @@ func appendRecord(dst []byte, r *kgo.Record) []byte {
 	dst = append(dst, tsType(r)...)
 	if r.Key != nil {
 		dst = append(dst, recKey...)
-		dst = appendBase64(dst, r.Key)
+		dst = b64.AppendEncode(dst, r.Key)
 	}
 	if r.Value != nil {
 		dst = append(dst, recValue...)
-		dst = appendBase64(dst, r.Value)
+		dst = b64.AppendEncode(dst, r.Value)
 	}
 	dst = append(dst, recHeaders...)
 	for i, h := range r.Headers {

@@ -214,4 +214,4 @@ func rawRecords(t *testing.T, payload []byte) map[string][]map[string]json.RawMe
 	return raw.Records
 }
 
-func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+func std64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

@@ -264,7 +264,7 @@ func TestBatchLimits(t *testing.T) {
 			{"10", "value", `""`, true},
 			{"11", "key", `""`, true},
 			{"11", "value", "", false},
-			{"12", "key", `"` + b64("k") + `"`, true},
+			{"12", "key", `"` + std64("k") + `"`, true},
 			{"12", "headers", `[{"h":[-128,127]},{"h":[]}]`, true},
 			{"12", "timestampType", `"CREATE_TIME"`, true},
 		} {

@@ -1,11 +1,9 @@
-package esm
+package b64
 
 import (
 	"encoding/base64"
 	"encoding/binary"
 )
-
-const stdAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 // b64Pairs[v] is the two alphabet characters of the 12-bit value v, first
 // character in the low byte.
@@ -16,12 +14,9 @@ var b64Pairs = func() (t [1 << 12]uint16) {
 	return t
 }()
 
-// appendBase64 appends the padded standard base64 of src to dst, exactly
-// as base64.StdEncoding.AppendEncode does, growing dst at most once. It
-// turns twelve bytes into sixteen characters per step (two independent
-// six-byte halves, two 12-bit table lookups per three bytes), then six
-// into eight, and leaves the tail to encoding/base64.
-func appendBase64(dst, src []byte) []byte {
+// AppendEncode appends the padded standard base64 of src to dst, exactly
+// as base64.StdEncoding.AppendEncode does, growing dst at most once.
+func AppendEncode(dst, src []byte) []byte {
 	n := base64.StdEncoding.EncodedLen(len(src))
 	if cap(dst)-len(dst) < n {
 		grown := make([]byte, len(dst), len(dst)+n)
@@ -29,6 +24,20 @@ func appendBase64(dst, src []byte) []byte {
 		dst = grown
 	}
 	out := dst[len(dst) : len(dst)+n]
+	if useSIMD && len(src) >= simdMin {
+		vector.Encode(out, src)
+	} else {
+		encodeScalar(out, src)
+	}
+	return dst[:len(dst)+n]
+}
+
+// encodeScalar writes the padded base64 of src to out, which has exactly
+// its encoded length. It turns twelve bytes into sixteen characters per
+// step (two independent six-byte halves, two 12-bit table lookups per
+// three bytes), then six into eight, and leaves the tail to
+// encoding/base64.
+func encodeScalar(out, src []byte) {
 	i, o := 0, 0
 	// Each half loads eight bytes and encodes the first six of them.
 	for ; i+14 <= len(src); i += 12 {
@@ -44,7 +53,6 @@ func appendBase64(dst, src []byte) []byte {
 		o += 8
 	}
 	base64.StdEncoding.Encode(out[o:], src[i:])
-	return dst[:len(dst)+n]
 }
 
 // b64Quad encodes the top 48 bits of v as eight characters, the first in
