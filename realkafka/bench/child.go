@@ -169,47 +169,64 @@ func runPipe(ctx context.Context, env Env, topic, group, compression string) (Ch
 	return ChildStats{Records: n}, errs.get()
 }
 
-// runFunction is (b)'s function: one replicator, built as the Lambda
-// function builds it, serving each connection's invocations in turn (one
-// connection per ESM worker, so as many invocations at once as the
-// mapping's concurrency). Frame: 4-byte big-endian length, then the event;
+// runFunction is (b)'s function: the replicator, built as the Lambda
+// function builds it, once per connection. Each connection stands for one
+// execution environment: the ESM opens one per worker (the mapping's
+// concurrency), and Lambda runs each concurrent invocation in an
+// environment of its own, with its own target client and producer ID, one
+// invocation at a time. All of them live in this one process, so its CPU
+// is the function's. Frame: 4-byte big-endian length, then the event;
 // answer: 1 status byte (0 ok, 1 error), 4-byte length, response or error.
 func runFunction(ctx context.Context, env Env, socket, compression string) (ChildStats, error) {
 	cfg, err := targetConfig(env, compression)
 	if err != nil {
 		return ChildStats{}, err
 	}
-	cl, err := replicate.NewTargetClient(ctx, cfg, nil)
-	if err != nil {
-		return ChildStats{}, err
-	}
-	defer cl.Close()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	r, err := replicate.New(cfg, cl, replicate.WithLogger(log), replicate.WithMetricsWriter(nil))
-	if err != nil {
-		return ChildStats{}, err
-	}
 	_ = os.Remove(socket)
 	ln, err := net.Listen("unix", socket)
 	if err != nil {
 		return ChildStats{}, err
 	}
 	go func() { <-ctx.Done(); ln.Close() }()
-	var wg sync.WaitGroup
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		st    ChildStats
+		first firstError
+	)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			break
 		}
-		wg.Go(func() { serve(r, c) })
+		wg.Go(func() {
+			defer c.Close()
+			// A fresh environment: its own client and replicator.
+			cl, err := replicate.NewTargetClient(ctx, cfg, nil)
+			if err != nil {
+				first.set(err)
+				return
+			}
+			defer cl.Close()
+			r, err := replicate.New(cfg, cl, replicate.WithLogger(log), replicate.WithMetricsWriter(nil))
+			if err != nil {
+				first.set(err)
+				return
+			}
+			serve(r, c)
+			t := r.Totals()
+			mu.Lock()
+			st.Written += t.RecordsWritten
+			st.Duplicates += t.DuplicatesSkipped
+			mu.Unlock()
+		})
 	}
 	wg.Wait()
-	t := r.Totals()
-	return ChildStats{Written: t.RecordsWritten, Duplicates: t.DuplicatesSkipped}, nil
+	return st, first.get()
 }
 
 func serve(r *replicate.Replicator, c net.Conn) {
-	defer c.Close()
 	rd := bufio.NewReaderSize(c, 64<<10)
 	var hdr [5]byte
 	var buf []byte

@@ -115,13 +115,17 @@ func EnsureBacklog(ctx context.Context, env Env, b Backlog, compression string, 
 	return true, nil
 }
 
-// firstError keeps the first error that produce promises report.
+// firstError keeps the first error reported to it, by produce promises or
+// by set.
 type firstError struct {
 	mu  sync.Mutex
 	err error
 }
 
-func (f *firstError) promise(_ *kgo.Record, err error) {
+func (f *firstError) promise(_ *kgo.Record, err error) { f.set(err) }
+
+// set keeps err if it is the first non-nil error.
+func (f *firstError) set(err error) {
 	if err == nil {
 		return
 	}
