@@ -114,3 +114,32 @@ func TestPlacement(t *testing.T) {
 		t.Fatal("pinning a PID that does not exist did not fail")
 	}
 }
+
+// TestParseCPUTimes checks the reading of /proc/stat's first line that
+// settle uses: idle is idle + iowait, total excludes guest time (already
+// in user), and a busy fraction comes out of two readings.
+func TestParseCPUTimes(t *testing.T) {
+	a, err := parseCPUTimes("cpu  100 0 50 800 50 0 0 0 7 7\ncpu0 1 2 3 4 5 6 7 8\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.total != 1000 || a.idle != 850 {
+		t.Fatalf("got %+v, want total 1000, idle 850", a)
+	}
+	b, err := parseCPUTimes("cpu  160 0 70 820 50 0 0 0 0 0\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.busySince(a); got != 0.8 {
+		t.Fatalf("busy %v, want 0.8 (80 of 100 ticks)", got)
+	}
+	if _, err := parseCPUTimes("intr 1 2 3\n"); err == nil {
+		t.Fatal("no error for a first line that is not cpu")
+	}
+	if _, err := parseCPUTimes("cpu  1 x 3 4 5\n"); err == nil {
+		t.Fatal("no error for a non-numeric field")
+	}
+	if now, err := readCPUTimes(); err != nil || now.total == 0 {
+		t.Fatalf("reading this machine's /proc/stat: %+v, %v", now, err)
+	}
+}

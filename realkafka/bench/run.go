@@ -215,8 +215,22 @@ func (o *Options) save(res *Results) {
 	}
 }
 
-// drain runs one tool over backlog b into a fresh target topic and
-// verifies the copy.
+// settle waits, before a timed run, for the machine to finish what the
+// previous run left behind (see settle.go), and says how long it took.
+func (o *Options) settle(ctx context.Context) {
+	waited, quiet, err := settle(ctx)
+	switch {
+	case err != nil:
+		o.progress("settling: %v", err)
+	case !quiet:
+		o.progress("settling: machine still busy after %.0f s; running anyway", waited.Seconds())
+	default:
+		o.progress("settled in %.1f s", waited.Seconds())
+	}
+}
+
+// drain runs one tool over backlog b into a fresh target topic, once the
+// machine has settled, and verifies the copy.
 func (o *Options) drain(ctx context.Context, tool string, b Backlog, round int) (DrainResult, error) {
 	d := DrainResult{Tool: tool, ValueSize: b.ValueSize, Round: round, Records: b.Records(), Bytes: b.DataBytes()}
 	runID := fmt.Sprintf("%s-%db-r%d-%d", tool, b.ValueSize, round+1, time.Now().Unix())
@@ -233,6 +247,7 @@ func (o *Options) drain(ctx context.Context, tool string, b Backlog, round int) 
 	if err := tadm.RecreateTopic(ctx, b.Topic, b.Partitions, nil); err != nil {
 		return d, err
 	}
+	o.settle(ctx)
 	o.progress("%s %d B round %d: draining %s", tool, b.ValueSize, round+1, b.Topic)
 	rn, err := o.startTool(ctx, tool, b.Topic, runID)
 	if err != nil {
@@ -311,6 +326,7 @@ func (o *Options) latency(ctx context.Context, tool string, valueSize int, rateM
 		prod.Produce(ctx, r, promise)
 		return len(r.Key) + len(r.Value)
 	}
+	o.settle(ctx)
 	o.progress("latency %s: starting on %s", tool, topic)
 	rn, err := o.startTool(ctx, tool, topic, runID)
 	if err != nil {
