@@ -143,3 +143,34 @@ func TestParseCPUTimes(t *testing.T) {
 		t.Fatalf("reading this machine's /proc/stat: %+v, %v", now, err)
 	}
 }
+
+// TestGoalsTable checks the goals table against runs whose ratios are
+// known: per-round (b)/(a) at 1 KB of 0.8, 0.6 and 0.75 (median 0.75, a
+// pass), a run that failed verification counted as such, and the 100 B
+// ratios shown beside the goals.
+func TestGoalsTable(t *testing.T) {
+	r := &Results{Backlogs: []Backlog{{ValueSize: 1024}, {ValueSize: 100}}}
+	add := func(tool string, size int, secs ...float64) {
+		for i, s := range secs {
+			r.Drains = append(r.Drains, DrainResult{Tool: tool, ValueSize: size, Round: i, Records: 1000, Bytes: 1e9, Seconds: s,
+				CPU: map[string]float64{}, Check: Check{Records: 1000}})
+		}
+	}
+	add(ToolRaw, 1024, 2, 2, 2)
+	add(ToolReplicator, 1024, 2.5, 2/0.6, 2/0.75)
+	add(ToolRaw, 100, 1, 1, 1)
+	add(ToolReplicator, 100, 2, 2, 2)
+	r.Drains[0].Check.Lost = 1
+	var b strings.Builder
+	r.writeGoals(&b)
+	out := b.String()
+	for _, want := range []string{
+		"| (b) throughput vs (a) raw pipe | ≥ 0.7× | 0.75 (0.60–0.80)× | PASS |",
+		"| (informational) 100 B records: (b) throughput vs (a) | | 0.50 (0.50–0.50)× | |",
+		"| zero lost, zero duplicated, every run | all runs | 11/12 runs | MISS |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("goals table lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -210,6 +210,19 @@ func (r *Results) writeGoals(w io.Writer) {
 		fmt.Fprintf(w, "| (informational) GB per CPU-second, (b) function vs (a) pipe | | %.2f× (medians: %.1f vs %.1f CPU-s/GB) | |\n",
 			pipe.Median/fn.Median, fn.Median, pipe.Median)
 	}
+	// The goals are set at 1 KB; other record sizes are shown beside them.
+	for _, b := range r.Backlogs {
+		if b.ValueSize == size || len(r.series(ToolReplicator, b.ValueSize, mbs)) == 0 {
+			continue
+		}
+		for _, other := range []string{ToolRaw, ToolMM2} {
+			if len(r.series(other, b.ValueSize, mbs)) == 0 {
+				continue
+			}
+			t := r.ratio(ToolReplicator, other, b.ValueSize, mbs)
+			fmt.Fprintf(w, "| (informational) %d B records: (b) throughput vs %s | | %s× | |\n", b.ValueSize, toolLabel(other)[:3], fmtS(t, 2))
+		}
+	}
 	all, ok := 0, 0
 	for _, d := range r.Drains {
 		all++
