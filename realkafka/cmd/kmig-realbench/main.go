@@ -30,7 +30,7 @@ func main() {
 	var (
 		rounds      = flag.Int("rounds", 3, "interleaved rounds per backlog")
 		tools       = flag.String("tools", "raw,replicator,mm2", "tools, comma-separated: raw, replicator, mm2")
-		sizes       = flag.String("sizes", "1024:2100000,100:3000000", "backlogs as valueBytes:records, comma-separated; the first sets the latency load")
+		sizes       = flag.String("sizes", "1024:2100000,100:10000000", "backlogs as valueBytes:records, comma-separated; the first sets the latency load")
 		partitions  = flag.Int("partitions", 12, "partitions of each backlog topic")
 		compression = flag.String("compression", "lz4", "target compression of every tool")
 		srcComp     = flag.String("source-compression", "lz4", "compression of the backlog on the source")
