@@ -51,7 +51,7 @@ test-arm64:
 	  echo "SKIP test-arm64: qemu-aarch64-static not found (Debian package qemu-user-static)"; \
 	fi
 
-## fuzz: each decoder (and the emulator's base64 encoder) fuzz target for a fixed number of inputs (FUZZTIME, go test -fuzztime syntax)
+## fuzz: each decoder (and the event base64 encoder) fuzz target for a fixed number of inputs (FUZZTIME, go test -fuzztime syntax)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./shared/kafkaevent
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeInPlace$$' -fuzztime $(FUZZTIME) ./shared/b64

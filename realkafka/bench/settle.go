@@ -11,10 +11,13 @@ import (
 )
 
 // Settling before each timed run: the previous run leaves work behind
-// that would otherwise land on the next one, whichever tool it is: dirty
-// page-cache pages of the topic it wrote (the kernel writes them back up to
-// 30 s later), the broker's deferred deletion of the topic it recreates
-// (file.delete.delay.ms, a minute by default), and JVM compilation and GC.
+// that would otherwise land on the next one, whichever tool it is. sync
+// writes back now the dirty page-cache pages of the topic it wrote (the
+// kernel would write them up to 30 s later); the wait lets whatever is
+// still running finish (broker log flushes and deletions under way, JVM
+// compilation and GC). Work deferred beyond the wait can still land on a
+// run: a deleted topic's files go file.delete.delay.ms (a minute by
+// default) after the delete.
 const (
 	settleBusy   = 0.10 // machine busy fraction counted as quiet
 	settleWindow = 500 * time.Millisecond

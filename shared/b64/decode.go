@@ -7,7 +7,7 @@ var b64dec = func() (t [256]byte) {
 	for i := range t {
 		t[i] = 0xff
 	}
-	for i, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" {
+	for i, c := range stdAlphabet {
 		t[c] = byte(i)
 	}
 	return t
