@@ -198,10 +198,15 @@ func (s *session) dispatch(fetches kgo.Fetches) {
 		s.workers[0].add(fetches.Records())
 		return
 	}
+	// One worker lookup per fetched partition, not per record; a
+	// partition's records keep their order.
 	per := make(map[*worker][]*kgo.Record, len(s.workers))
-	fetches.EachRecord(func(r *kgo.Record) {
-		w := s.workerFor(r.Topic, r.Partition)
-		per[w] = append(per[w], r)
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		w := s.workerFor(p.Topic, p.Partition)
+		per[w] = append(per[w], p.Records...)
 	})
 	for w, rs := range per {
 		w.add(rs)
