@@ -131,7 +131,7 @@ func si(v float64) string {
 	}
 }
 
-// times prints bytes in MB and as a multiple of the event size.
+// timesList prints each of ns as a multiple of the event size.
 func timesList(ns []uint64, event float64) string {
 	parts := make([]string, len(ns))
 	for i, n := range ns {
@@ -140,6 +140,7 @@ func timesList(ns []uint64, event float64) string {
 	return strings.Join(parts, " ")
 }
 
+// times prints bytes in MB and as a multiple of the event size.
 func times(n uint64, event float64) string {
 	return fmt.Sprintf("%.1fMB %.2f×", float64(n)/1e6, float64(n)/event)
 }

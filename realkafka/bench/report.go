@@ -220,7 +220,7 @@ func (r *Results) writeGoals(w io.Writer) {
 				continue
 			}
 			t := r.ratio(ToolReplicator, other, b.ValueSize, mbs)
-			fmt.Fprintf(w, "| (informational) %d B records: (b) throughput vs %s | | %s× | |\n", b.ValueSize, toolLabel(other)[:3], fmtS(t, 2))
+			fmt.Fprintf(w, "| (informational) %d B records: (b) throughput vs %s | | %s× | |\n", b.ValueSize, toolTag(other), fmtS(t, 2))
 		}
 	}
 	all, ok := 0, 0

@@ -17,15 +17,28 @@ const (
 	ToolMM2        = "mm2"        // (c)
 )
 
-// toolLabel is a tool's name in reports.
+// toolLabel is a tool's name in reports: its tag, then what it is.
 func toolLabel(t string) string {
 	switch t {
 	case ToolRaw:
-		return "(a) raw franz-go pipe"
+		return toolTag(t) + " raw franz-go pipe"
 	case ToolReplicator:
-		return "(b) replicator via ESM emulator"
+		return toolTag(t) + " replicator via ESM emulator"
 	case ToolMM2:
-		return "(c) MirrorMaker 2"
+		return toolTag(t) + " MirrorMaker 2"
+	}
+	return t
+}
+
+// toolTag is the letter for a tool: (a), (b) or (c).
+func toolTag(t string) string {
+	switch t {
+	case ToolRaw:
+		return "(a)"
+	case ToolReplicator:
+		return "(b)"
+	case ToolMM2:
+		return "(c)"
 	}
 	return t
 }

@@ -46,15 +46,26 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
-// The dialer behind WrapConn speaks TLS, names the broker's host for SNI
-// and verification, and wraps the TLS connection.
-func TestDialerTLSThenWrap(t *testing.T) {
+// tlsBroker listens with TLS on loopback as a broker with a self-signed
+// certificate for localhost would, closed when the test ends. It returns
+// the listener, its address by the name "localhost", and a pool that
+// trusts the certificate.
+func tlsBroker(t *testing.T) (net.Listener, string, *x509.CertPool) {
+	t.Helper()
 	cert, pool := selfSigned(t)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return ln, net.JoinHostPort("localhost", port), pool
+}
+
+// The dialer behind WrapConn speaks TLS, names the broker's host for SNI
+// and verification, and wraps the TLS connection.
+func TestDialerTLSThenWrap(t *testing.T) {
+	ln, addr, pool := tlsBroker(t)
 	sni := make(chan string, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -70,13 +81,12 @@ func TestDialerTLSThenWrap(t *testing.T) {
 		sni <- tc.ConnectionState().ServerName
 		_, _ = io.Copy(c, c)
 	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	var wrapped net.Conn
 	dial := dialer(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, func(c net.Conn) net.Conn {
 		wrapped = c
 		return c
 	})
-	conn, err := dial(context.Background(), "tcp", net.JoinHostPort("localhost", port))
+	conn, err := dial(context.Background(), "tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,21 +109,15 @@ func TestDialerTLSThenWrap(t *testing.T) {
 // Without trusting the broker's certificate, the dial fails: TLS is
 // verified, not merely spoken.
 func TestDialerTLSVerifies(t *testing.T) {
-	cert, _ := selfSigned(t)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln, addr, _ := tlsBroker(t)
 	go func() {
 		if c, err := ln.Accept(); err == nil {
 			_ = c.(*tls.Conn).Handshake()
 			c.Close()
 		}
 	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	dial := dialer(&tls.Config{MinVersion: tls.VersionTLS12}, func(c net.Conn) net.Conn { return c })
-	if conn, err := dial(context.Background(), "tcp", net.JoinHostPort("localhost", port)); err == nil {
+	if conn, err := dial(context.Background(), "tcp", addr); err == nil {
 		conn.Close()
 		t.Fatal("dialled a broker with an untrusted certificate")
 	}

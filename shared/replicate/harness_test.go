@@ -148,23 +148,31 @@ func newRigOn(t *testing.T, e *env, topics map[string]int32, rename map[string]s
 
 var clientSeq atomic.Int64
 
+// testKgoLogger is the franz-go logger KMIG_TEST_KGO_LOG asks for: nil
+// when unset, "debug" with lines prefixed by a client number, anything else
+// info.
+func testKgoLogger() kgo.Logger {
+	switch os.Getenv("KMIG_TEST_KGO_LOG") {
+	case "":
+		return nil
+	case "debug":
+		id := clientSeq.Add(1)
+		return kgo.BasicLogger(os.Stderr, kgo.LogLevelDebug, func() string {
+			return fmt.Sprintf("%s c%d ", time.Now().Format("15:04:05.000"), id)
+		})
+	default:
+		return kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, nil)
+	}
+}
+
 // newFunction builds a target client and a replicator from r.cfg, as the
-// function's main does at start-up. KMIG_TEST_KGO_LOG=info or debug logs
-// each client's franz-go log to stderr, debug lines prefixed with a
-// client number.
+// function's main does at start-up; every client logs as testKgoLogger
+// says.
 func (r *rig) newFunction(metrics io.Writer) (*Replicator, *kgo.Client, error) {
-	extra := []kgo.Opt{kgo.MetadataMinAge(100 * time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond })}
 	newClient := func() (*kgo.Client, error) {
-		opts := extra
-		switch os.Getenv("KMIG_TEST_KGO_LOG") {
-		case "":
-		case "debug":
-			id := clientSeq.Add(1)
-			opts = append(opts[:len(opts):len(opts)], kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelDebug, func() string {
-				return fmt.Sprintf("%s c%d ", time.Now().Format("15:04:05.000"), id)
-			})))
-		default:
-			opts = append(opts[:len(opts):len(opts)], kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, nil)))
+		opts := []kgo.Opt{kgo.MetadataMinAge(100 * time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond })}
+		if l := testKgoLogger(); l != nil {
+			opts = append(opts, kgo.WithLogger(l))
 		}
 		return NewTargetClient(context.Background(), r.cfg, nil, opts...)
 	}
