@@ -169,3 +169,41 @@ func TailProvenance(ctx context.Context, r *peek.Reader, topic string, partition
 	}
 	return Tail{Offset: rec.Offset, Source: src}, true, nil
 }
+
+// SourcePartition bounds one source partition as a consumer sees it.
+type SourcePartition struct {
+	Topic     string
+	Partition int32
+	// Start is the log start offset, End the high watermark, and Stable
+	// the last stable offset: the first offset of the oldest transaction
+	// still open, or End when none is.
+	Start, End, Stable int64
+}
+
+// Consumed reports whether a consumer whose committed offset is c has read
+// every data record of p that can ever be read with read_committed.
+//
+// A partition written by transactional producers ends with a transaction
+// marker, and aborted records leave offsets no consumer sees, so a consumer
+// that read everything may have committed less than End: which offset it
+// commits after the last record depends on the client. Consumed is true
+// when c ≥ End, and otherwise exactly when no transaction is open
+// (Stable == End) and no committed data record lies in [c, End). While a
+// transaction is open its records may still commit, so the partition is not
+// consumed unless c ≥ End. It reads at most one fetch's worth of records.
+func Consumed(ctx context.Context, r *peek.Reader, p SourcePartition, c int64) (bool, error) {
+	if c >= p.End {
+		return true, nil
+	}
+	if p.Stable < p.End {
+		return false, nil
+	}
+	rec, _, err := r.At(ctx, p.Topic, p.Partition, max(c, p.Start))
+	switch {
+	case errors.Is(err, peek.ErrNoRecord):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("reading %s/%d from offset %d: %w", p.Topic, p.Partition, c, err)
+	}
+	return rec.Offset >= p.End, nil
+}
