@@ -48,6 +48,7 @@ func main() {
 		SNS:                sns.NewFromConfig(awsCfg),
 		ReplicatorFunction: cfg.ReplicatorFunction,
 		ApprovalTopicArn:   cfg.ApprovalTopicArn,
+		SourceAuth:         cfg.Source.Auth,
 		Log:                log,
 	})
 	lambda.StartWithOptions(h.Handle, lambda.WithEnableSIGTERM(func() { closeAll(src, tgt) }))

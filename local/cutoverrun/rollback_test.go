@@ -154,7 +154,7 @@ func testDrainTimeoutRollsBack(t *testing.T, r *rig) {
 	if res.Status != "FAILED" || res.Error != "DrainTimeoutError" {
 		t.Fatalf("status %s error %s", res.Status, res.Error)
 	}
-	for _, want := range []string{"failed in step WaitForDrain:", r.topic + "/0", r.topic + "/1", "removed DENY WRITE User:* on " + r.topic} {
+	for _, want := range []string{"failed in step WaitForDrain:", r.topic + "/0", r.topic + "/1", "removed DENY WRITE User:* on topic " + r.topic} {
 		if !strings.Contains(res.Cause, want) {
 			t.Errorf("cause lacks %q: %s", want, res.Cause)
 		}

@@ -30,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
 )
 
@@ -88,6 +89,9 @@ type Deps struct {
 	ReplicatorFunction string
 	// ApprovalTopicArn receives approval requests.
 	ApprovalTopicArn string
+	// SourceAuth is how the source authenticates clients (SOURCE_AUTH);
+	// Validate refuses fence kinds that cannot work with it.
+	SourceAuth kafkaconn.Auth
 	// Now defaults to time.Now.
 	Now func() time.Time
 	// Log defaults to slog.Default().
@@ -214,15 +218,6 @@ type Mapping struct {
 	Topics        []string `json:"topics"`
 }
 
-// FenceACL is one DENY WRITE ACL: principal User:*, host *, literal topic.
-type FenceACL struct {
-	Topic      string `json:"topic"`
-	Principal  string `json:"principal"`
-	Host       string `json:"host"`
-	Operation  string `json:"operation"`
-	Permission string `json:"permission"`
-}
-
 // FenceRecord says how the source was fenced.
 type FenceRecord struct {
 	Kind    string `json:"kind"`
@@ -233,7 +228,10 @@ type FenceRecord struct {
 	// Existing lists fence ACLs that were already present and are left
 	// alone.
 	Existing []FenceACL `json:"existing,omitempty"`
-	Note     string     `json:"note,omitempty"`
+	// Remains says what a successful run leaves on the source: the
+	// fence stays, so nothing writes to the old cluster by mistake.
+	Remains []string `json:"remains,omitempty"`
+	Note    string   `json:"note,omitempty"`
 }
 
 func (h *Handler) now() time.Time { return h.d.Now().UTC().Truncate(time.Millisecond) }

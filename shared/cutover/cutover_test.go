@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
 )
 
@@ -30,6 +33,12 @@ func TestParseInput(t *testing.T) {
 		{"bad topic", `{"topics":["a b"],"groups":["g"]}`, "topics[0]"},
 		{"bad fence", `{"topics":["a"],"groups":["g"],"fence":"wall"}`, "fence"},
 		{"wrong type", `{"topics":"a","groups":["g"]}`, "topics"},
+		{"iam without roles", `{"topics":["a"],"groups":["g"],"fence":"iam"}`, "producerRoles"},
+		{"roles without iam", `{"topics":["a"],"groups":["g"],"producerRoles":["p"]}`, "producerRoles"},
+		{"bad role", `{"topics":["a"],"groups":["g"],"fence":"iam","producerRoles":["p","a role"]}`, "producerRoles[1]"},
+		{"bad role arn", `{"topics":["a"],"groups":["g"],"fence":"iam","producerRoles":["arn:aws:iam::1:user/u"]}`, "producerRoles[0]"},
+		{"allow-everyone without acl", `{"topics":["a"],"groups":["g"],"fence":"none","allowEveryoneIfNoAclFound":true}`, "allowEveryoneIfNoAclFound"},
+		{"allow-everyone not bool", `{"topics":["a"],"groups":["g"],"allowEveryoneIfNoAclFound":"yes"}`, "allowEveryoneIfNoAclFound"},
 		{"not an object", `[1]`, "$"},
 		{"trailing", `{"topics":["a"],"groups":["g"]} {}`, "$"},
 	} {
@@ -51,8 +60,34 @@ func TestParseInput(t *testing.T) {
 	if c.Fence != FenceKindACL || c.QuietSeconds != DefaultQuietSeconds || c.Hooks.StopProducers.Type != HookNone {
 		t.Errorf("defaults not applied: %+v", c)
 	}
+	c, err = ParseInput([]byte(`{"topics":["a"],"groups":["g"],"fence":"iam","producerRoles":["orders-producer","arn:aws:iam::123456789012:role/apps/billing"]}`), false)
+	if err != nil || c.Fence != FenceKindIAM || len(c.ProducerRoles) != 2 {
+		t.Errorf("iam fence input: %+v, %v", c, err)
+	}
 	if _, err := ParseInput([]byte(`{"topics":["a"],"groups":["g"],"hooks":{"stopProducers":{"type":"approval"}}}`), false); err == nil {
 		t.Error("approval hook accepted without APPROVAL_TOPIC_ARN")
+	}
+}
+
+// TestACLMatchesTopic follows Kafka's resource pattern rules.
+func TestACLMatchesTopic(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		pattern kadm.ACLPattern
+		topic   string
+		want    bool
+	}{
+		{"orders", kadm.ACLPatternLiteral, "orders", true},
+		{"orders", kadm.ACLPatternLiteral, "orders.v2", false},
+		{"*", kadm.ACLPatternLiteral, "orders", true},
+		{"ord", kadm.ACLPatternPrefixed, "orders", true},
+		{"orders.", kadm.ACLPatternPrefixed, "orders", false},
+		{"*", kadm.ACLPatternPrefixed, "orders", false}, // a prefix, not a wildcard
+	} {
+		d := kadm.DescribedACL{Type: kmsg.ACLResourceTypeTopic, Name: tc.name, Pattern: tc.pattern}
+		if got := aclMatchesTopic(d, tc.topic); got != tc.want {
+			t.Errorf("%v %q matches %q = %v, want %v", tc.pattern, tc.name, tc.topic, got, tc.want)
+		}
 	}
 }
 

@@ -35,16 +35,23 @@ func (e *TopicMismatchError) Error() string {
 	return "topics do not match between source and target: " + strings.Join(e.Problems, "; ")
 }
 
-// FenceUnavailableError says the input asked for an ACL fence but the
-// source has no authorizer (or refuses ACL administration). It is raised
-// before any change. Run with "fence": "none" to accept an unfenced
-// cutover.
+// FenceUnavailableError says the input's fence kind cannot work on this
+// source: acl on a source without an authorizer (or that refuses ACL
+// administration) or that authenticates with IAM, iam on a source that does
+// not. It is raised by Validate, before any change. Use names the kind
+// that would work.
 type FenceUnavailableError struct {
+	Kind   string // the input's fence kind
+	Use    string // the kind that works on this source: acl, iam or none
 	Reason string
 }
 
 func (e *FenceUnavailableError) Error() string {
-	return "cannot fence the source with ACLs: " + e.Reason + ` (use "fence": "none" to accept an unfenced cutover)`
+	msg := fmt.Sprintf("cannot fence the source with fence %q: %s", e.Kind, e.Reason)
+	if e.Use == FenceKindNone {
+		return msg + `; use "fence": "none" to accept an unfenced cutover`
+	}
+	return msg + fmt.Sprintf(`; use "fence": %q`, e.Use)
 }
 
 // ReplicationNotFoundError says the replicator function has no event source

@@ -16,9 +16,20 @@ const (
 	HookApproval = "approval"
 )
 
-// Fence kinds.
+// Fence kinds: how FenceSource stops writes to the source.
 const (
-	FenceKindACL  = "acl"
+	// FenceKindACL adds Kafka ACLs: DENY WRITE for User:* on each topic
+	// (and, on a topic no ACL matches on a source open to everyone,
+	// ALLOW ALL for User:*, so only writes change). Needs an authorizer
+	// on the source and a source that authenticates with Kafka
+	// principals (SCRAM, mTLS), not IAM.
+	FenceKindACL = "acl"
+	// FenceKindIAM puts an explicit-deny inline policy for
+	// kafka-cluster:WriteData on the topics onto the producer roles the
+	// input names. For MSK sources with IAM authentication.
+	FenceKindIAM = "iam"
+	// FenceKindNone fences nothing: VerifySourceQuiet alone guards the
+	// source, and the report says so.
 	FenceKindNone = "none"
 )
 
@@ -53,9 +64,16 @@ type Hooks struct {
 // Input is the state machine's execution input. Unknown fields are
 // rejected. Pointer fields are optional and take the Default* values.
 type Input struct {
-	Topics                  []string `json:"topics"`
-	Groups                  []string `json:"groups"`
-	Fence                   string   `json:"fence,omitempty"`
+	Topics []string `json:"topics"`
+	Groups []string `json:"groups"`
+	Fence  string   `json:"fence,omitempty"`
+	// AllowEveryoneIfNoAclFound is the source brokers'
+	// allow.everyone.if.no.acl.found, for the acl fence. Kafka hides its
+	// value, so it must be given when some topic has no matching ACL.
+	AllowEveryoneIfNoAclFound *bool `json:"allowEveryoneIfNoAclFound,omitempty"`
+	// ProducerRoles are the IAM roles (names or ARNs) of the source's
+	// producers, for the iam fence.
+	ProducerRoles           []string `json:"producerRoles,omitempty"`
 	Hooks                   *Hooks   `json:"hooks,omitempty"`
 	QuietSeconds            *int     `json:"quietSeconds,omitempty"`
 	DrainTimeoutSeconds     *int     `json:"drainTimeoutSeconds,omitempty"`
@@ -85,17 +103,20 @@ type HooksConfig struct {
 // Config is the validated input with defaults applied. It is carried in
 // the execution state as $.config.
 type Config struct {
-	Topics                  []string    `json:"topics"`
-	Groups                  []string    `json:"groups"`
-	Fence                   string      `json:"fence"`
-	Hooks                   HooksConfig `json:"hooks"`
-	QuietSeconds            int         `json:"quietSeconds"`
-	DrainTimeoutSeconds     int         `json:"drainTimeoutSeconds"`
-	ConsumersTimeoutSeconds int         `json:"consumersTimeoutSeconds"`
-	VerifySeconds           int         `json:"verifySeconds"`
-	PollSeconds             int         `json:"pollSeconds"`
-	AllowLaggingGroups      bool        `json:"allowLaggingGroups"`
-	DryRun                  bool        `json:"dryRun"`
+	Topics []string `json:"topics"`
+	Groups []string `json:"groups"`
+	Fence  string   `json:"fence"`
+	// AllowEveryoneIfNoAclFound is the input's value, nil if absent.
+	AllowEveryoneIfNoAclFound *bool       `json:"allowEveryoneIfNoAclFound,omitempty"`
+	ProducerRoles             []string    `json:"producerRoles,omitempty"`
+	Hooks                     HooksConfig `json:"hooks"`
+	QuietSeconds              int         `json:"quietSeconds"`
+	DrainTimeoutSeconds       int         `json:"drainTimeoutSeconds"`
+	ConsumersTimeoutSeconds   int         `json:"consumersTimeoutSeconds"`
+	VerifySeconds             int         `json:"verifySeconds"`
+	PollSeconds               int         `json:"pollSeconds"`
+	AllowLaggingGroups        bool        `json:"allowLaggingGroups"`
+	DryRun                    bool        `json:"dryRun"`
 }
 
 // ParseInput decodes and checks an execution input. Every problem is an
@@ -160,10 +181,24 @@ func (in Input) normalize(approvalConfigured bool) (Config, error) {
 	switch in.Fence {
 	case "":
 		c.Fence = FenceKindACL
-	case FenceKindACL, FenceKindNone:
+	case FenceKindACL, FenceKindIAM, FenceKindNone:
 		c.Fence = in.Fence
 	default:
-		return c, &InvalidInputError{Field: "fence", Problem: fmt.Sprintf("%q is not acl or none", in.Fence)}
+		return c, &InvalidInputError{Field: "fence", Problem: fmt.Sprintf("%q is not acl, iam or none", in.Fence)}
+	}
+	if in.AllowEveryoneIfNoAclFound != nil && c.Fence != FenceKindACL {
+		return c, &InvalidInputError{Field: "allowEveryoneIfNoAclFound", Problem: "only allowed with fence acl"}
+	}
+	c.AllowEveryoneIfNoAclFound = in.AllowEveryoneIfNoAclFound
+	switch {
+	case c.Fence == FenceKindIAM && len(in.ProducerRoles) == 0:
+		return c, &InvalidInputError{Field: "producerRoles", Problem: "must list the IAM roles of the source's producers for fence iam"}
+	case c.Fence != FenceKindIAM && len(in.ProducerRoles) > 0:
+		return c, &InvalidInputError{Field: "producerRoles", Problem: "only allowed with fence iam"}
+	case len(in.ProducerRoles) > 0:
+		if c.ProducerRoles, err = names("producerRoles", in.ProducerRoles, validRole); err != nil {
+			return c, err
+		}
 	}
 	for _, s := range []struct {
 		field string
@@ -269,6 +304,27 @@ func names(field string, in []string, check func(string) string) ([]string, erro
 	return out, nil
 }
 
+// validRole accepts an IAM role name or role ARN.
+func validRole(s string) string {
+	name := s
+	if strings.HasPrefix(s, "arn:") {
+		i := strings.Index(s, ":role/")
+		if i < 0 || strings.Count(s[:i], ":") != 4 {
+			return fmt.Sprintf("%q is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", s)
+		}
+		name = s[strings.LastIndex(s, "/")+1:]
+	}
+	if name == "" || len(name) > 64 {
+		return fmt.Sprintf("%q is not an IAM role name", s)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+=,.@_-", r)) {
+			return fmt.Sprintf("%q is not an IAM role name", s)
+		}
+	}
+	return ""
+}
+
 func validTopic(s string) string {
 	if len(s) > 249 || s == "." || s == ".." {
 		return "is not a valid Kafka topic name"
@@ -282,7 +338,7 @@ func validTopic(s string) string {
 }
 
 var (
-	inputKeys = []string{"topics", "groups", "fence", "hooks", "quietSeconds", "drainTimeoutSeconds",
+	inputKeys = []string{"topics", "groups", "fence", "allowEveryoneIfNoAclFound", "producerRoles", "hooks", "quietSeconds", "drainTimeoutSeconds",
 		"consumersTimeoutSeconds", "verifySeconds", "pollSeconds", "allowLaggingGroups", "dryRun"}
 	hooksKeys = []string{"stopProducers", "stopConsumers", "startConsumers", "startProducers"}
 	hookKeys  = []string{"type", "functionArn", "payload"}

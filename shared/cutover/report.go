@@ -3,6 +3,7 @@ package cutover
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -129,7 +130,7 @@ func (h *Handler) rollback(ctx context.Context, st *State) (*State, error) {
 		}
 	}
 	var remaining []string
-	remaining = append(remaining, h.deleteFence(ctx, st.Run.Fence.Created)...)
+	remaining = append(remaining, h.deleteACLs(ctx, st.Config.Topics, st.Run.Fence.Created)...)
 	remaining = append(remaining, h.enableMappings(ctx, st.Run.Disabled)...)
 	if len(remaining) > 0 {
 		return nil, &RollbackIncompleteError{Remaining: remaining}
@@ -143,7 +144,7 @@ func (h *Handler) rollback(ctx context.Context, st *State) (*State, error) {
 	}
 	var undone []string
 	for _, a := range r.RemovedACLs {
-		undone = append(undone, "removed DENY WRITE User:* on "+a.Topic)
+		undone = append(undone, "removed "+a.String())
 	}
 	for _, u := range r.ReenabledMappings {
 		undone = append(undone, "re-enabled mapping "+u)
@@ -209,7 +210,9 @@ type Report struct {
 
 // Plan is what a dry run would do.
 type Plan struct {
-	// ACLsToCreate are the fence ACLs a real run would create now.
+	// ACLsToCreate are the fence ACLs a real run would create now: a
+	// DENY WRITE per topic, and an ALLOW ALL beside it on a topic no ACL
+	// matches on a source open to everyone.
 	ACLsToCreate []FenceACL `json:"aclsToCreate"`
 	// ACLsExisting are identical fence ACLs already present (left alone).
 	ACLsExisting []FenceACL `json:"aclsExisting"`
@@ -224,17 +227,16 @@ func (h *Handler) plan(ctx context.Context, st *State) (*Report, error) {
 	start := h.now()
 	p := &Plan{ACLsToCreate: []FenceACL{}, ACLsExisting: []FenceACL{}, MappingsToDisable: []string{}, Lagging: []string{}}
 	if st.Config.Fence == FenceKindACL {
-		existing, err := h.existingFence(ctx, st.Config.Topics)
+		f, err := h.planACLFence(ctx, st.Config.Topics, st.Config.AllowEveryoneIfNoAclFound)
 		if err != nil {
+			var ie *InvalidInputError
+			if errors.As(err, &ie) {
+				return nil, ie
+			}
 			return nil, &ClusterError{Op: "planning the fence", Err: err}
 		}
-		for _, t := range st.Config.Topics {
-			if existing[t] {
-				p.ACLsExisting = append(p.ACLsExisting, fenceACL(t))
-			} else {
-				p.ACLsToCreate = append(p.ACLsToCreate, fenceACL(t))
-			}
-		}
+		p.ACLsToCreate = append(p.ACLsToCreate, f.toCreate...)
+		p.ACLsExisting = append(p.ACLsExisting, f.existing...)
 	}
 	for _, m := range st.Run.Mappings {
 		if m.State == "Enabled" {

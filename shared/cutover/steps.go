@@ -67,153 +67,6 @@ func (h *Handler) endOffsets(ctx context.Context, adm *kadm.Client, side string,
 	return out, nil
 }
 
-// ---- FenceSource ----
-
-func (h *Handler) fenceSource(ctx context.Context, st *State) error {
-	f := &st.Run.Fence
-	if st.Config.Fence == FenceKindNone {
-		f.Applied = false
-		return h.fault(StepFenceSource)
-	}
-	existing, err := h.existingFence(ctx, st.Config.Topics)
-	if err != nil {
-		return &FenceFailedError{Err: err}
-	}
-	var toCreate []string
-	f.Existing = nil
-	for _, t := range st.Config.Topics {
-		if existing[t] {
-			f.Existing = append(f.Existing, fenceACL(t))
-		} else {
-			toCreate = append(toCreate, t)
-		}
-	}
-	var created []FenceACL
-	undo := func(cause error) error {
-		if rest := h.deleteFence(ctx, created); len(rest) > 0 {
-			return &RollbackIncompleteError{Remaining: append(rest, "after: "+cause.Error())}
-		}
-		return cause
-	}
-	if len(toCreate) > 0 {
-		res, err := h.src.CreateACLs(ctx, fenceFilter(toCreate...))
-		if err != nil {
-			// Some may have been created; find out which by describing.
-			now, derr := h.existingFence(ctx, toCreate)
-			if derr == nil {
-				for _, t := range toCreate {
-					if now[t] {
-						created = append(created, fenceACL(t))
-					}
-				}
-			}
-			return undo(&FenceFailedError{Err: err})
-		}
-		var firstErr error
-		for _, r := range res {
-			if r.Err != nil {
-				if firstErr == nil {
-					firstErr = fmt.Errorf("topic %s: %w", r.Name, r.Err)
-				}
-				continue
-			}
-			created = append(created, fenceACL(r.Name))
-		}
-		if firstErr != nil {
-			return undo(&FenceFailedError{Err: firstErr})
-		}
-	}
-	// Verify by reading back.
-	if differ, err := h.awaitFence(ctx, st.Config.Topics, true); err != nil {
-		return undo(&FenceFailedError{Err: err})
-	} else if len(differ) > 0 {
-		return undo(&FenceFailedError{Err: fmt.Errorf("DENY WRITE for User:* on topic %s did not read back within %v", differ[0], fenceReadBackAttempts*fenceReadBackInterval)})
-	}
-	if err := h.fault(StepFenceSource); err != nil {
-		return undo(err)
-	}
-	f.Created = created
-	f.Applied = true
-	return nil
-}
-
-// How long FenceSource waits for its ACLs to read back.
-const (
-	fenceReadBackAttempts = 50
-	fenceReadBackInterval = 200 * time.Millisecond
-)
-
-// existingFence reports, per topic, whether the exact fence ACL exists.
-func (h *Handler) existingFence(ctx context.Context, topics []string) (map[string]bool, error) {
-	res, err := h.src.DescribeACLs(ctx, fenceFilter(topics...))
-	if err != nil {
-		return nil, fmt.Errorf("describing source ACLs: %w", err)
-	}
-	out := map[string]bool{}
-	for _, r := range res {
-		if r.Err != nil {
-			return nil, fmt.Errorf("describing source ACLs for %s: %w", aws.ToString(r.Name), r.Err)
-		}
-		for _, d := range r.Described {
-			if d.Principal == fencePrincipal && d.Host == fenceHost && d.Operation == kadm.OpWrite &&
-				d.Pattern == kadm.ACLPatternLiteral && d.Permission.String() == "DENY" {
-				out[d.Name] = true
-			}
-		}
-	}
-	return out, nil
-}
-
-// deleteFence deletes exactly acls and returns what could not be removed.
-func (h *Handler) deleteFence(ctx context.Context, acls []FenceACL) []string {
-	if len(acls) == 0 {
-		return nil
-	}
-	topics := make([]string, len(acls))
-	for i, a := range acls {
-		topics[i] = a.Topic
-	}
-	var remaining []string
-	if _, err := h.src.DeleteACLs(ctx, fenceFilter(topics...)); err != nil {
-		remaining = append(remaining, "deleting fence ACLs: "+err.Error())
-	}
-	left, err := h.awaitFence(ctx, topics, false)
-	if err != nil {
-		return append(remaining, err.Error())
-	}
-	for _, t := range left {
-		remaining = append(remaining, "DENY WRITE User:* on topic "+t)
-	}
-	return remaining
-}
-
-// awaitFence reads the fence ACLs back until each topic's fence is present
-// (want) or absent (!want), for a bounded time: a KRaft cluster applies ACL
-// changes on each broker shortly after the controller commits them. It
-// returns the topics that still differ.
-func (h *Handler) awaitFence(ctx context.Context, topics []string, want bool) ([]string, error) {
-	for attempt := 0; ; attempt++ {
-		now, err := h.existingFence(ctx, topics)
-		if err != nil {
-			return nil, err
-		}
-		var differ []string
-		for _, t := range topics {
-			if now[t] != want {
-				differ = append(differ, t)
-			}
-		}
-		if len(differ) == 0 || attempt == fenceReadBackAttempts {
-			return differ, nil
-		}
-		select {
-		case <-ctx.Done():
-			return differ, ctx.Err()
-		case <-time.After(fenceReadBackInterval):
-		}
-	}
-}
-
 // ---- WaitForDrain ----
 
 // PartitionReport describes one migrated partition on both clusters.
@@ -320,12 +173,20 @@ func (h *Handler) drainStatus(ctx context.Context, st *State, appGroups bool) ([
 		groupOffsets[g] = o
 		return o, nil
 	}
+	sStable, err := h.stableOffsets(ctx, topics)
+	if err != nil {
+		return nil, err
+	}
 	var out []PartitionReport
 	for _, k := range sortedKeys(sEnd) {
 		s := sEnd[k]
 		p := PartitionReport{Topic: s.Topic, Partition: s.Partition, SourceStart: sStart[k].Offset, SourceEnd: s.Offset,
 			SourceLast: -1, TargetTailSource: -1, TargetStart: tStart[k].Offset, TargetEnd: tEnd[k].Offset}
 		p.RecordsReplicated = p.TargetEnd - p.TargetStart
+		src := offsets.SourcePartition{Topic: p.Topic, Partition: p.Partition, Start: p.SourceStart, End: p.SourceEnd, Stable: sStable[k]}
+		if src.Stable < src.End {
+			p.Lag = append(p.Lag, fmt.Sprintf("a transaction is open on the source from offset %d", src.Stable))
+		}
 		if p.SourceEnd > p.SourceStart {
 			rec, err := h.srcPk.Last(ctx, p.Topic, p.Partition, p.SourceStart, p.SourceEnd)
 			switch {
@@ -359,7 +220,13 @@ func (h *Handler) drainStatus(ctx context.Context, st *State, appGroups bool) ([
 				return nil, err
 			}
 			c, has := committed(o, p.Topic, p.Partition)
-			if p.SourceEnd > p.SourceStart && (!has || c < p.SourceEnd) {
+			done := p.SourceLast < 0 && src.Stable == src.End // no data record to read
+			if has {
+				if done, err = h.consumed(ctx, src, c); err != nil {
+					return nil, err
+				}
+			}
+			if !done {
 				p.Lag = append(p.Lag, fmt.Sprintf("replicator group %s committed %s of %d", m.ConsumerGroup, fmtCommit(c, has), p.SourceEnd))
 			}
 		}
@@ -369,13 +236,46 @@ func (h *Handler) drainStatus(ctx context.Context, st *State, appGroups bool) ([
 				if err != nil {
 					return nil, err
 				}
-				if c, has := committed(o, p.Topic, p.Partition); has && c < p.SourceEnd {
+				c, has := committed(o, p.Topic, p.Partition)
+				if !has {
+					continue
+				}
+				if done, err := h.consumed(ctx, src, c); err != nil {
+					return nil, err
+				} else if !done {
 					p.Lag = append(p.Lag, fmt.Sprintf("group %s committed %d of %d", g, c, p.SourceEnd))
 				}
 			}
 		}
 		out = append(out, p)
 	}
+	return out, nil
+}
+
+// consumed reports whether a group committed at c has read every data
+// record of the source partition (offsets.Consumed): transaction markers
+// and aborted records after c do not count.
+func (h *Handler) consumed(ctx context.Context, p offsets.SourcePartition, c int64) (bool, error) {
+	done, err := offsets.Consumed(ctx, h.srcPk, p, c)
+	if err != nil {
+		return false, &ClusterError{Op: "reading the source after a committed offset", Err: err}
+	}
+	return done, nil
+}
+
+// stableOffsets returns each source partition's last stable offset, keyed
+// topic/partition: the first offset of its oldest open transaction, or its
+// end offset when none is open.
+func (h *Handler) stableOffsets(ctx context.Context, topics []string) (map[string]int64, error) {
+	l, err := h.src.ListCommittedOffsets(ctx, topics...)
+	if err == nil {
+		err = l.Error()
+	}
+	if err != nil {
+		return nil, &ClusterError{Op: "listing source last stable offsets", Err: err}
+	}
+	out := map[string]int64{}
+	l.Each(func(o kadm.ListedOffset) { out[tp(o.Topic, o.Partition)] = o.Offset })
 	return out, nil
 }
 

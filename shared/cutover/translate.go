@@ -107,7 +107,11 @@ func (h *Handler) translateOffsets(ctx context.Context, st *State) error {
 // dryRun true it reports the refusal in the group's status instead.
 func (h *Handler) planGroups(ctx context.Context, st *State, dryRun bool) ([]GroupReport, error) {
 	topics := st.Config.Topics
-	_, sEnd, err := h.bounds(ctx, h.src, "source", topics)
+	sStart, sEnd, err := h.bounds(ctx, h.src, "source", topics)
+	if err != nil {
+		return nil, err
+	}
+	sStable, err := h.stableOffsets(ctx, topics)
 	if err != nil {
 		return nil, err
 	}
@@ -134,14 +138,24 @@ func (h *Handler) planGroups(ctx context.Context, st *State, dryRun bool) ([]Gro
 			}
 			any = true
 			gp.SourceOffset = c
-			if c < e.Offset {
+			done, err := h.consumed(ctx, offsets.SourcePartition{Topic: e.Topic, Partition: e.Partition,
+				Start: sStart[k].Offset, End: e.Offset, Stable: sStable[k]}, c)
+			if err != nil {
+				return nil, err
+			}
+			from := c
+			if done {
+				// Only transaction markers or aborted records follow c:
+				// the group is caught up and starts at the target end.
+				from = e.Offset
+			} else {
 				gp.Lag = e.Offset - c
 				lagging = append(lagging, fmt.Sprintf("%s committed %d of %d", k, c, e.Offset))
 			}
 			res, err := offsets.Translate(ctx, h.tgtPk, offsets.Partition{
 				Topic: e.Topic, Partition: e.Partition, SourceEnd: e.Offset,
 				TargetTopic: e.Topic, TargetStart: tStart[k].Offset, TargetEnd: tEnd[k].Offset,
-			}, c)
+			}, from)
 			if err != nil {
 				var np *offsets.NoProvenanceError
 				if errors.As(err, &np) {

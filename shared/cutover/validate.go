@@ -11,7 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -42,18 +42,9 @@ func (h *Handler) validate(ctx context.Context, raw []byte) (*State, error) {
 	if len(uncovered) > 0 {
 		return nil, &ReplicationNotFoundError{Function: h.d.ReplicatorFunction, Topics: uncovered}
 	}
-	fence := FenceRecord{Kind: cfg.Fence}
-	reason, err := h.authorizerProblem(ctx, cfg.Topics)
+	fence, err := h.validateFence(ctx, cfg)
 	if err != nil {
 		return nil, err
-	}
-	switch {
-	case cfg.Fence == FenceKindACL && reason != "":
-		return nil, &FenceUnavailableError{Reason: reason}
-	case cfg.Fence == FenceKindNone && reason != "":
-		fence.Note = "unfenced: input fence=none, and the source could not be fenced anyway (" + reason + ")"
-	case cfg.Fence == FenceKindNone:
-		fence.Note = "unfenced: input fence=none"
 	}
 	st := &State{
 		Config: cfg,
@@ -124,11 +115,64 @@ func (h *Handler) mappings(ctx context.Context, topics []string) ([]Mapping, err
 	return out, nil
 }
 
+// validateFence refuses a fence kind that cannot work on this source, and
+// names the kind that would. It only reads.
+func (h *Handler) validateFence(ctx context.Context, cfg Config) (FenceRecord, error) {
+	f := FenceRecord{Kind: cfg.Fence}
+	if h.d.SourceAuth == kafkaconn.AuthIAM {
+		switch cfg.Fence {
+		case FenceKindACL:
+			return f, &FenceUnavailableError{Kind: FenceKindACL, Use: FenceKindIAM,
+				Reason: "the source authenticates with IAM (SOURCE_AUTH=iam), and Kafka ACLs bind no IAM principal"}
+		case FenceKindNone:
+			f.Note = "unfenced: input fence=none"
+			return f, nil
+		}
+		return f, &FenceUnavailableError{Kind: FenceKindIAM, Use: FenceKindNone, Reason: "this build has no IAM fence"}
+	}
+	reason, err := h.authorizerProblem(ctx, cfg.Topics)
+	if err != nil {
+		return f, err
+	}
+	switch cfg.Fence {
+	case FenceKindIAM:
+		use := FenceKindACL
+		if reason != "" {
+			use = FenceKindNone
+		}
+		auth := string(h.d.SourceAuth)
+		if auth == "" {
+			auth = "not iam"
+		}
+		return f, &FenceUnavailableError{Kind: FenceKindIAM, Use: use,
+			Reason: "the source does not authenticate with IAM (SOURCE_AUTH=" + auth + "), so IAM policies bind none of its producers"}
+	case FenceKindACL:
+		if reason != "" {
+			return f, &FenceUnavailableError{Kind: FenceKindACL, Use: FenceKindNone, Reason: reason}
+		}
+		// Whether a topic needs an ALLOW beside its DENY must be
+		// decidable now, not at FenceSource.
+		if _, err := h.planACLFence(ctx, cfg.Topics, cfg.AllowEveryoneIfNoAclFound); err != nil {
+			var ie *InvalidInputError
+			if errors.As(err, &ie) {
+				return f, ie
+			}
+			return f, &ClusterError{Op: "planning the ACL fence", Err: err}
+		}
+	case FenceKindNone:
+		f.Note = "unfenced: input fence=none"
+		if reason != "" {
+			f.Note = "unfenced: input fence=none, and the source could not be fenced with ACLs anyway (" + reason + ")"
+		}
+	}
+	return f, nil
+}
+
 // authorizerProblem returns "" when the source accepts ACL administration,
 // or why not. Only a broker-level refusal (no authorizer, not authorized
 // to administer ACLs) is a reason; a network error is an error.
 func (h *Handler) authorizerProblem(ctx context.Context, topics []string) (string, error) {
-	res, err := h.src.DescribeACLs(ctx, fenceFilter(topics...))
+	res, err := h.src.DescribeACLs(ctx, aclBuilder([]FenceACL{denyWrite(topics[0])}))
 	if err != nil {
 		var ke *kerr.Error
 		if errors.As(err, &ke) {
@@ -152,19 +196,4 @@ func describeRefusal(err error) string {
 		return "the migrator's principal may not administer ACLs on the source (CLUSTER_AUTHORIZATION_FAILED)"
 	}
 	return "the source refused ACL administration: " + strings.TrimSpace(err.Error())
-}
-
-// fenceFilter matches exactly the fence ACLs for topics.
-func fenceFilter(topics ...string) *kadm.ACLBuilder {
-	return kadm.NewACLs().Topics(topics...).ResourcePatternType(kadm.ACLPatternLiteral).
-		Deny(fencePrincipal).DenyHosts(fenceHost).Operations(kadm.OpWrite)
-}
-
-const (
-	fencePrincipal = "User:*"
-	fenceHost      = "*"
-)
-
-func fenceACL(topic string) FenceACL {
-	return FenceACL{Topic: topic, Principal: fencePrincipal, Host: fenceHost, Operation: "WRITE", Permission: "DENY"}
 }

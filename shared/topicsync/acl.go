@@ -18,7 +18,9 @@ var ErrTargetHasNoAuthorizer = errors.New("the target cluster has no authorizer 
 
 // TranslateACL applies MirrorMaker 2's rules to one source topic ACL: WRITE
 // is never copied (ok is false), ALLOW ALL becomes ALLOW READ, and anything
-// else is copied as it is.
+// else is copied as it is. planACLs also leaves out the cutover's fence:
+// DENY WRITE for User:* (a WRITE) and, on a topic that carries it, ALLOW ALL
+// for User:*.
 func TranslateACL(a ACL) (out ACL, ok bool) {
 	if a.Operation == kadm.OpWrite {
 		return a, false
@@ -27,6 +29,24 @@ func TranslateACL(a ACL) (out ACL, ok bool) {
 		a.Operation = kadm.OpRead
 	}
 	return a, true
+}
+
+// fencedTopics returns the topics carrying the cutover's fence, DENY WRITE
+// for User:* on every host.
+func fencedTopics(acls []ACL) map[string]bool {
+	out := map[string]bool{}
+	for _, a := range acls {
+		if a.Principal == "User:*" && a.Host == "*" && a.Operation == kadm.OpWrite && a.Permission == kmsg.ACLPermissionTypeDeny {
+			out[a.Topic] = true
+		}
+	}
+	return out
+}
+
+// isFenceAllow reports whether a is the ALLOW ALL for User:* that the
+// cutover's fence puts beside its DENY on a topic of an open source.
+func isFenceAllow(a ACL) bool {
+	return a.Principal == "User:*" && a.Host == "*" && a.Operation == kadm.OpAll && a.Permission == kmsg.ACLPermissionTypeAllow
 }
 
 func describeTopicACLs(ctx context.Context, cl *kadm.Client, topics []string) ([]ACL, error) {
@@ -70,7 +90,14 @@ func planACLs(ctx context.Context, source, target *kadm.Client, topics []string)
 	}
 	var want []ACL
 	seen := map[ACL]bool{}
+	fenced := fencedTopics(src)
 	for _, a := range src {
+		if fenced[a.Topic] && isFenceAllow(a) {
+			// The cutover's fence pair: copied, it would become ALLOW
+			// READ for everyone and end allow-everyone on the target.
+			skipped++
+			continue
+		}
 		t, ok := TranslateACL(a)
 		if !ok {
 			skipped++

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/topicsync/topicsynctest"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -250,6 +252,52 @@ func TestCopyACLsFollowsMirrorMakerRules(t *testing.T) {
 	again, err := Apply(ctx, src, tgt, Options{Topics: []string{"orders"}, CopyACLs: true})
 	if err != nil || again.Changed() {
 		t.Fatalf("re-run changed=%v err=%v", again.Changed(), err)
+	}
+}
+
+// TestCopyACLsLeavesTheFence: the cutover's fence on an open source (DENY
+// WRITE and ALLOW ALL for User:*) is never copied; an operator's ALLOW ALL
+// for User:* on an unfenced topic still is, as ALLOW READ.
+func TestCopyACLsLeavesTheFence(t *testing.T) {
+	ctx := context.Background()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.EnableACLs(),
+		kfake.Superuser("SCRAM-SHA-256", "admin", "admin-pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	src := adminFor(t, c.ListenAddrs(), kgo.SASL(scram.Auth{User: "admin", Pass: "admin-pw"}.AsSha256Mechanism()))
+	tgt := cluster(t)
+	topicsynctest.CreateTopic(t, src, "fenced", 1, nil)
+	topicsynctest.CreateTopic(t, src, "open", 1, nil)
+	for _, b := range []*kadm.ACLBuilder{
+		kadm.NewACLs().Topics("fenced").Deny("User:*").DenyHosts("*").Operations(kadm.OpWrite),
+		kadm.NewACLs().Topics("fenced").Allow("User:*").AllowHosts("*").Operations(kadm.OpAll),
+		kadm.NewACLs().Topics("fenced").Allow("User:erin").AllowHosts("*").Operations(kadm.OpRead),
+		kadm.NewACLs().Topics("open").Allow("User:*").AllowHosts("*").Operations(kadm.OpAll),
+	} {
+		if _, err := src.CreateACLs(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := Apply(ctx, src, tgt, Options{Topics: []string{"fenced", "open"}, CopyACLs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Planned.SkippedACLs != 2 {
+		t.Errorf("skipped %d ACLs, want 2 (the fence pair)", res.Planned.SkippedACLs)
+	}
+	got, err := describeTopicACLs(ctx, tgt, []string{"fenced", "open"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, a := range got {
+		lines = append(lines, a.Topic+" "+a.Permission.String()+" "+a.Principal+" "+a.Operation.String())
+	}
+	sort.Strings(lines)
+	if want := []string{"fenced ALLOW User:erin READ", "open ALLOW User:* READ"}; !slices.Equal(lines, want) {
+		t.Errorf("target ACLs %v, want %v", lines, want)
 	}
 }
 
