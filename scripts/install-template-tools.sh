@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the template-check tools at pinned versions:
-#   cfn-lint and aws-sam-cli (PyPI) into a Python virtual environment,
-#   asl-validator (npm) into a local prefix.
+# Installs the template-check and test tools at pinned versions:
+#   cfn-lint, aws-sam-cli and moto[server] (PyPI) into a Python virtual
+#   environment, asl-validator (npm) into a local prefix.
+# moto_server stands in for the IAM API in the shared/iamfence tests.
 # Idempotent: a tool already at its pinned version is left alone.
 #
 # Usage: scripts/install-template-tools.sh
@@ -15,6 +16,7 @@ set -euo pipefail
 CFN_LINT_VERSION=1.58.0
 SAM_CLI_VERSION=1.170.0
 ASL_VALIDATOR_VERSION=4.0.0
+MOTO_VERSION=5.2.5
 
 TOOLS_DIR="${KMIG_TOOLS_DIR:-$HOME/.cache/kmig-tools}"
 PYTHON="${PYTHON:-python3}"
@@ -30,14 +32,20 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 have_pip() { # name version
-  "$VENV/bin/python" -m pip show "$1" 2>/dev/null | grep -qx "Version: $2"
+  # grep reads to the end (no -q): pip show fails on a closed pipe, and
+  # pipefail would turn that into "not installed".
+  "$VENV/bin/python" -m pip show "$1" 2>/dev/null | grep -x "Version: $2" >/dev/null
 }
 
-if have_pip aws-sam-cli "$SAM_CLI_VERSION" && have_pip cfn-lint "$CFN_LINT_VERSION"; then
-  echo "aws-sam-cli $SAM_CLI_VERSION and cfn-lint $CFN_LINT_VERSION already installed" >&2
+# One pip run for all three, so that the resolver sees every pin at once.
+# moto's [server] extra brings Flask; the import check catches a moto
+# installed without it.
+if have_pip aws-sam-cli "$SAM_CLI_VERSION" && have_pip cfn-lint "$CFN_LINT_VERSION" &&
+   have_pip moto "$MOTO_VERSION" && "$VENV/bin/python" -c 'import flask, flask_cors' 2>/dev/null; then
+  echo "aws-sam-cli $SAM_CLI_VERSION, cfn-lint $CFN_LINT_VERSION and moto[server] $MOTO_VERSION already installed" >&2
 else
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+    "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION" "moto[server]==$MOTO_VERSION"
 fi
 
 if command -v npm >/dev/null 2>&1; then
@@ -53,6 +61,7 @@ fi
 
 echo "cfn-lint:      $("$VENV/bin/cfn-lint" --version)"
 echo "sam:           $("$VENV/bin/sam" --version)"
+echo "moto_server:   $("$VENV/bin/python" -c "import moto; print(moto.__version__)") ($VENV/bin/moto_server)"
 if [ -x "$NODE_PREFIX/node_modules/.bin/asl-validator" ]; then
   echo "asl-validator: $ASL_VALIDATOR_VERSION ($NODE_PREFIX/node_modules/.bin/asl-validator)"
 fi
