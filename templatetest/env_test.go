@@ -35,6 +35,8 @@ var sampleValues = map[string]string{
 	"METRICS_NAMESPACE":        "KafkaMskMigrator",
 	"REPLICATOR_FUNCTION_NAME": "kmig-ReplicatorFunction-AbCdEf",
 	"APPROVAL_TOPIC_ARN":       "arn:aws:sns:eu-west-1:123456789012:kmig-ApprovalTopic-AbCdEf",
+	"SOURCE_CLUSTER_ARN":       "arn:aws:kafka:eu-west-1:123456789012:cluster/source/abcd1234-ab12-cd34-ef56-abcdef123456-1",
+	"PRODUCER_ROLE_ARNS":       "arn:aws:iam::123456789012:role/orders-producer,arn:aws:iam::123456789012:role/apps/billing",
 }
 
 type loader func(config.Env) error

@@ -2,6 +2,7 @@ package templatetest
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -246,5 +247,61 @@ Resources:
 				t.Errorf("findings %q lack %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// flatten renders a node's scalars, in order, for matching resources.
+func flatten(n *node) string {
+	if n == nil {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(n.Scalar)
+	for _, k := range n.Keys {
+		b.WriteString(" " + k + " " + flatten(n.Map[k]))
+	}
+	for _, e := range n.List {
+		b.WriteString(" " + flatten(e))
+	}
+	return b.String()
+}
+
+// TestIAMGrantsWhatTheCodeNeeds: each call a function makes is granted on
+// the resource it touches, so a deployed stack does not fail where the
+// local runs pass. Each row names the code that needs it.
+func TestIAMGrantsWhatTheCodeNeeds(t *testing.T) {
+	_, stmts := collectStatements(loadTemplate(t))
+	for _, tc := range []struct {
+		where, action, resource, why string
+	}{
+		{"CutoverRole", "iam:GetRole", "ProducerRoleArns", "iamfence.Plan/Apply tell a missing role from a missing policy"},
+		{"CutoverRole", "iam:GetRolePolicy", "ProducerRoleArns", "the iam fence reads its policy back"},
+		{"CutoverRole", "iam:PutRolePolicy", "ProducerRoleArns", "the iam fence puts its deny policy"},
+		{"CutoverRole", "iam:DeleteRolePolicy", "ProducerRoleArns", "rollback removes the iam fence"},
+		{"CutoverTopicPolicy", "kafka-cluster:DescribeTopicDynamicConfiguration", "SourceClusterArn", "Validate compares source and target topic configs"},
+		{"CutoverTopicPolicy", "kafka-cluster:ReadData", "SourceClusterArn", "drain and translation read source records"},
+		{"ReplicatorRole", "kafka-cluster:Connect", "SourceClusterArn", "the replicator's transaction check connects to the source"},
+		{"ReplicatorTopicPolicy", "kafka-cluster:ReadData", "SourceClusterArn", "the replicator's transaction check fetches the batch's range from the source"},
+	} {
+		found := false
+		for _, s := range stmts {
+			if !strings.HasPrefix(s.Where, tc.where) || s.Effect != "Allow" || !slices.Contains(s.Actions, tc.action) {
+				continue
+			}
+			for _, r := range s.Resources {
+				if strings.Contains(flatten(r), tc.resource) {
+					found = true
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s lacks %s on %s (%s)", tc.where, tc.action, tc.resource, tc.why)
+		}
+	}
+	// The iam fence's rights exist only when roles are listed.
+	for _, s := range stmts {
+		if slices.Contains(s.Actions, "iam:PutRolePolicy") && !strings.Contains(flatten(s.Node), "ProducerRoleArns") {
+			t.Errorf("%s grants iam:PutRolePolicy beyond ProducerRoleArns", s.Where)
+		}
 	}
 }

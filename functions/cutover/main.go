@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-xray-sdk-go/v2/instrumentation/awsv2"
@@ -49,6 +50,9 @@ func main() {
 		ReplicatorFunction: cfg.ReplicatorFunction,
 		ApprovalTopicArn:   cfg.ApprovalTopicArn,
 		SourceAuth:         cfg.Source.Auth,
+		IAM:                iam.NewFromConfig(awsCfg),
+		SourceClusterArn:   cfg.SourceClusterArn,
+		ProducerRoleArns:   cfg.ProducerRoleArns,
 		Log:                log,
 	})
 	lambda.StartWithOptions(h.Handle, lambda.WithEnableSIGTERM(func() { closeAll(src, tgt) }))

@@ -35,6 +35,8 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/lambdaendpoint"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/cutover"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamfence"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 )
 
 // Names used by a local run.
@@ -81,6 +83,14 @@ type Options struct {
 	Log *slog.Logger
 	// Timeout bounds the whole execution; 0 means 10 minutes.
 	Timeout time.Duration
+	// SourceAuth is what the cutover function is told of the source's
+	// authentication (SOURCE_AUTH); empty means the source's own.
+	SourceAuth kafkaconn.Auth
+	// IAM, SourceClusterArn and ProducerRoleArns configure the iam
+	// fence (cutover.Deps), for example against local/iamlocal.
+	IAM              iamfence.API
+	SourceClusterArn string
+	ProducerRoleArns []string
 }
 
 // Event is one entry of the interpreter's execution log.
@@ -218,12 +228,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		BaseEndpoint: aws.String(url),
 		Credentials:  aws.AnonymousCredentials{},
 	})
+	if o.SourceAuth == "" {
+		o.SourceAuth = kafkaconn.AuthSCRAM512
+		if o.Source.Security() == kafkalocal.SecurityPlaintext {
+			o.SourceAuth = kafkaconn.AuthPlaintext
+		}
+	}
 	res := &Result{}
 	approver := &approver{ep: ep, approve: o.Approve, res: res, ctx: ctx}
 	h := cutover.New(cutover.Deps{
 		Source: src, Target: tgt, Lambda: lc, SNS: approver,
 		ReplicatorFunction: o.ReplicatorFunction, ApprovalTopicArn: ApprovalTopicArn,
 		Log: log, Fault: o.Fault, MappingSettle: o.MappingSettle,
+		SourceAuth: o.SourceAuth, IAM: o.IAM, SourceClusterArn: o.SourceClusterArn, ProducerRoleArns: o.ProducerRoleArns,
 	})
 	ep.Register(CutoverFunction, lambda.NewHandler(h.Handle))
 	if o.Replicator != nil {

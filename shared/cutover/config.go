@@ -1,6 +1,7 @@
 package cutover
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
@@ -12,6 +13,8 @@ import (
 const (
 	EnvReplicatorFunction = "REPLICATOR_FUNCTION_NAME"
 	EnvApprovalTopicArn   = "APPROVAL_TOPIC_ARN"
+	EnvSourceClusterArn   = "SOURCE_CLUSTER_ARN"
+	EnvProducerRoleArns   = "PRODUCER_ROLE_ARNS"
 )
 
 // FunctionConfig is the cutover function's configuration.
@@ -24,11 +27,18 @@ type FunctionConfig struct {
 	// ApprovalTopicArn is the SNS topic for approval hooks; empty
 	// disables approval hooks (Validate rejects them).
 	ApprovalTopicArn string
+	// SourceClusterArn is the source MSK cluster's ARN (empty for a
+	// self-managed source); the iam fence names topic ARNs from it.
+	SourceClusterArn string
+	// ProducerRoleArns are the roles the iam fence may put its policy
+	// on (the stack grants IAM rights on these only).
+	ProducerRoleArns []string
 }
 
 // LoadConfig reads SOURCE_BOOTSTRAP_SERVERS, SOURCE_AUTH, SOURCE_SECRET_ARN,
 // TARGET_BOOTSTRAP_SERVERS, TARGET_AUTH, TARGET_SECRET_ARN,
-// REPLICATOR_FUNCTION_NAME (required) and APPROVAL_TOPIC_ARN (optional).
+// REPLICATOR_FUNCTION_NAME (required), APPROVAL_TOPIC_ARN, SOURCE_CLUSTER_ARN
+// and PRODUCER_ROLE_ARNS (comma-separated; all three optional).
 // The log level is the function's logging configuration. kafkaconn also reads
 // AWS_REGION for IAM auth. Every problem is a *config.Error naming the
 // variable.
@@ -47,6 +57,19 @@ func LoadConfig(env config.Env) (FunctionConfig, error) {
 	c.ApprovalTopicArn = env.String(EnvApprovalTopicArn, "")
 	if c.ApprovalTopicArn != "" && !strings.HasPrefix(c.ApprovalTopicArn, "arn:") {
 		return c, &config.Error{Variable: EnvApprovalTopicArn, Problem: "must be an SNS topic ARN"}
+	}
+	c.SourceClusterArn = env.String(EnvSourceClusterArn, "")
+	if c.SourceClusterArn != "" && !strings.Contains(c.SourceClusterArn, ":kafka:") {
+		return c, &config.Error{Variable: EnvSourceClusterArn, Problem: "must be an MSK cluster ARN (arn:aws:kafka:REGION:ACCOUNT:cluster/NAME/UUID)"}
+	}
+	for _, a := range strings.Split(env.String(EnvProducerRoleArns, ""), ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if !strings.HasPrefix(a, "arn:") || !strings.Contains(a, ":role/") {
+			return c, &config.Error{Variable: EnvProducerRoleArns, Problem: fmt.Sprintf("%q is not an IAM role ARN", a)}
+		}
+		c.ProducerRoleArns = append(c.ProducerRoleArns, a)
 	}
 	return c, nil
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamfence"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
 )
@@ -92,6 +93,12 @@ type Deps struct {
 	// SourceAuth is how the source authenticates clients (SOURCE_AUTH);
 	// Validate refuses fence kinds that cannot work with it.
 	SourceAuth kafkaconn.Auth
+	// IAM, SourceClusterArn and ProducerRoleArns serve the iam fence: the
+	// IAM API, the source MSK cluster whose topic ARNs the deny names,
+	// and the roles the stack lets the cutover fence.
+	IAM              iamfence.API
+	SourceClusterArn string
+	ProducerRoleArns []string
 	// Now defaults to time.Now.
 	Now func() time.Time
 	// Log defaults to slog.Default().
@@ -228,6 +235,14 @@ type FenceRecord struct {
 	// Existing lists fence ACLs that were already present and are left
 	// alone.
 	Existing []FenceACL `json:"existing,omitempty"`
+	// Policies lists exactly the iam fence's inline policies this run
+	// put; Rollback deletes exactly these. ExistingPolicies were there
+	// already (identical) and are left alone.
+	Policies         []FencePolicy `json:"policies,omitempty"`
+	ExistingPolicies []FencePolicy `json:"existingPolicies,omitempty"`
+	// PolicyDocument is the iam fence's policy, the same on every role.
+	// Rollback deletes a policy only while it still reads this document.
+	PolicyDocument string `json:"policyDocument,omitempty"`
 	// Remains says what a successful run leaves on the source: the
 	// fence stays, so nothing writes to the old cluster by mistake.
 	Remains []string `json:"remains,omitempty"`

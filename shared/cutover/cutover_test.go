@@ -93,7 +93,7 @@ func TestACLMatchesTopic(t *testing.T) {
 
 // TestSampleEvents keeps events/ valid input for the state machine.
 func TestSampleEvents(t *testing.T) {
-	for _, f := range []string{"cutover-input.json", "cutover-dry-run.json"} {
+	for _, f := range []string{"cutover-input.json", "cutover-dry-run.json", "cutover-input-msk-iam.json", "cutover-input-open-cluster.json"} {
 		raw, err := os.ReadFile("../../events/" + f)
 		if err != nil {
 			t.Fatal(err)
@@ -169,15 +169,17 @@ func TestLoadConfigReadsExactly(t *testing.T) {
 		"TARGET_BOOTSTRAP_SERVERS": "t:9092", "TARGET_AUTH": "plaintext",
 		"REPLICATOR_FUNCTION_NAME": "kmig-replicator",
 		"APPROVAL_TOPIC_ARN":       "arn:aws:sns:us-east-1:1:t",
+		"SOURCE_CLUSTER_ARN":       "arn:aws:kafka:us-east-1:1:cluster/src/uuid-1",
+		"PRODUCER_ROLE_ARNS":       "arn:aws:iam::1:role/a, arn:aws:iam::1:role/team/b",
 	}, seen))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ReplicatorFunction != "kmig-replicator" || c.ApprovalTopicArn == "" {
+	if c.ReplicatorFunction != "kmig-replicator" || c.ApprovalTopicArn == "" || len(c.ProducerRoleArns) != 2 || c.ProducerRoleArns[1] != "arn:aws:iam::1:role/team/b" {
 		t.Errorf("config %+v", c)
 	}
 	want := []string{"SOURCE_BOOTSTRAP_SERVERS", "SOURCE_AUTH", "SOURCE_SECRET_ARN", "TARGET_BOOTSTRAP_SERVERS", "TARGET_AUTH",
-		"TARGET_SECRET_ARN", "REPLICATOR_FUNCTION_NAME", "APPROVAL_TOPIC_ARN", "AWS_REGION"}
+		"TARGET_SECRET_ARN", "REPLICATOR_FUNCTION_NAME", "APPROVAL_TOPIC_ARN", "SOURCE_CLUSTER_ARN", "PRODUCER_ROLE_ARNS", "AWS_REGION"}
 	for _, w := range want {
 		if !seen[w] {
 			t.Errorf("%s not read", w)
@@ -191,5 +193,10 @@ func TestLoadConfigReadsExactly(t *testing.T) {
 	var ce *config.Error
 	if !errors.As(err, &ce) || ce.Variable != "REPLICATOR_FUNCTION_NAME" {
 		t.Errorf("missing replicator: %v", err)
+	}
+	_, err = LoadConfig(config.Map(map[string]string{"SOURCE_BOOTSTRAP_SERVERS": "s:1", "SOURCE_AUTH": "plaintext", "TARGET_BOOTSTRAP_SERVERS": "t:1",
+		"TARGET_AUTH": "plaintext", "REPLICATOR_FUNCTION_NAME": "r", "PRODUCER_ROLE_ARNS": "orders-producer"}))
+	if !errors.As(err, &ce) || ce.Variable != "PRODUCER_ROLE_ARNS" {
+		t.Errorf("producer role not an ARN: %v", err)
 	}
 }

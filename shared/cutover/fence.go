@@ -263,6 +263,8 @@ func (h *Handler) fenceSource(ctx context.Context, st *State) error {
 	case FenceKindNone:
 		f.Applied = false
 		return h.fault(StepFenceSource)
+	case FenceKindIAM:
+		return h.fenceIAM(ctx, st)
 	}
 	plan, err := h.planACLFence(ctx, st.Config.Topics, st.Config.AllowEveryoneIfNoAclFound)
 	if err != nil {

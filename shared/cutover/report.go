@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamfence"
 )
 
 // ---- hooks ----
@@ -109,11 +111,12 @@ func (h *Handler) requestApproval(ctx context.Context, req Request) (*HookAck, e
 // RollbackResult says what Rollback undid. Error and Cause feed the final
 // Fail state.
 type RollbackResult struct {
-	FailedStep        string     `json:"failedStep"`
-	Error             string     `json:"error"`
-	Cause             string     `json:"cause"`
-	RemovedACLs       []FenceACL `json:"removedAcls"`
-	ReenabledMappings []string   `json:"reenabledMappings"`
+	FailedStep        string        `json:"failedStep"`
+	Error             string        `json:"error"`
+	Cause             string        `json:"cause"`
+	RemovedACLs       []FenceACL    `json:"removedAcls"`
+	RemovedPolicies   []FencePolicy `json:"removedPolicies"`
+	ReenabledMappings []string      `json:"reenabledMappings"`
 }
 
 func (h *Handler) rollback(ctx context.Context, st *State) (*State, error) {
@@ -131,13 +134,20 @@ func (h *Handler) rollback(ctx context.Context, st *State) (*State, error) {
 	}
 	var remaining []string
 	remaining = append(remaining, h.deleteACLs(ctx, st.Config.Topics, st.Run.Fence.Created)...)
+	if len(st.Run.Fence.Policies) > 0 {
+		remaining = append(remaining, iamfence.Remove(ctx, h.d.IAM, iamPolicies(st.Run.Fence.Policies, st.Run.Fence.PolicyDocument))...)
+	}
 	remaining = append(remaining, h.enableMappings(ctx, st.Run.Disabled)...)
 	if len(remaining) > 0 {
 		return nil, &RollbackIncompleteError{Remaining: remaining}
 	}
-	r := &RollbackResult{FailedStep: step, Error: f.Error, RemovedACLs: st.Run.Fence.Created, ReenabledMappings: st.Run.Disabled}
+	r := &RollbackResult{FailedStep: step, Error: f.Error, RemovedACLs: st.Run.Fence.Created,
+		RemovedPolicies: st.Run.Fence.Policies, ReenabledMappings: st.Run.Disabled}
 	if r.RemovedACLs == nil {
 		r.RemovedACLs = []FenceACL{}
+	}
+	if r.RemovedPolicies == nil {
+		r.RemovedPolicies = []FencePolicy{}
 	}
 	if r.ReenabledMappings == nil {
 		r.ReenabledMappings = []string{}
@@ -145,6 +155,9 @@ func (h *Handler) rollback(ctx context.Context, st *State) (*State, error) {
 	var undone []string
 	for _, a := range r.RemovedACLs {
 		undone = append(undone, "removed "+a.String())
+	}
+	for _, p := range r.RemovedPolicies {
+		undone = append(undone, "removed "+p.String())
 	}
 	for _, u := range r.ReenabledMappings {
 		undone = append(undone, "re-enabled mapping "+u)
@@ -155,7 +168,7 @@ func (h *Handler) rollback(ctx context.Context, st *State) (*State, error) {
 	r.Cause = fmt.Sprintf("cutover failed in step %s: %s. Rolled back: %s. The source accepts writes and replication resumes.",
 		step, strings.TrimSpace(causeText(f)), strings.Join(undone, "; "))
 	st.Rollback = r
-	st.Run.Fence.Applied = false
+	st.Run.Fence.Applied, st.Run.Fence.Remains = false, nil
 	st.Steps[StepRollback] = &StepTime{StartedAt: h.now(), EndedAt: h.now()}
 	return st, nil
 }
@@ -216,6 +229,10 @@ type Plan struct {
 	ACLsToCreate []FenceACL `json:"aclsToCreate"`
 	// ACLsExisting are identical fence ACLs already present (left alone).
 	ACLsExisting []FenceACL `json:"aclsExisting"`
+	// PoliciesToCreate are the iam fence's inline policies a real run
+	// would put; PoliciesExisting identical ones already there.
+	PoliciesToCreate []FencePolicy `json:"policiesToCreate"`
+	PoliciesExisting []FencePolicy `json:"policiesExisting"`
 	// MappingsToDisable are the Enabled mappings a real run would pause.
 	MappingsToDisable []string `json:"mappingsToDisable"`
 	// Lagging lists partitions not drained right now (expected while
@@ -225,7 +242,16 @@ type Plan struct {
 
 func (h *Handler) plan(ctx context.Context, st *State) (*Report, error) {
 	start := h.now()
-	p := &Plan{ACLsToCreate: []FenceACL{}, ACLsExisting: []FenceACL{}, MappingsToDisable: []string{}, Lagging: []string{}}
+	p := &Plan{ACLsToCreate: []FenceACL{}, ACLsExisting: []FenceACL{}, PoliciesToCreate: []FencePolicy{}, PoliciesExisting: []FencePolicy{},
+		MappingsToDisable: []string{}, Lagging: []string{}}
+	if st.Config.Fence == FenceKindIAM {
+		toCreate, existing, err := h.planIAMFence(ctx, st.Config)
+		if err != nil {
+			return nil, err
+		}
+		p.PoliciesToCreate = append(p.PoliciesToCreate, fencePolicies(toCreate)...)
+		p.PoliciesExisting = append(p.PoliciesExisting, fencePolicies(existing)...)
+	}
 	if st.Config.Fence == FenceKindACL {
 		f, err := h.planACLFence(ctx, st.Config.Topics, st.Config.AllowEveryoneIfNoAclFound)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -128,7 +129,8 @@ func (h *Handler) validateFence(ctx context.Context, cfg Config) (FenceRecord, e
 			f.Note = "unfenced: input fence=none"
 			return f, nil
 		}
-		return f, &FenceUnavailableError{Kind: FenceKindIAM, Use: FenceKindNone, Reason: "this build has no IAM fence"}
+		_, _, err := h.planIAMFence(ctx, cfg)
+		return f, err
 	}
 	reason, err := h.authorizerProblem(ctx, cfg.Topics)
 	if err != nil {
@@ -140,12 +142,8 @@ func (h *Handler) validateFence(ctx context.Context, cfg Config) (FenceRecord, e
 		if reason != "" {
 			use = FenceKindNone
 		}
-		auth := string(h.d.SourceAuth)
-		if auth == "" {
-			auth = "not iam"
-		}
 		return f, &FenceUnavailableError{Kind: FenceKindIAM, Use: use,
-			Reason: "the source does not authenticate with IAM (SOURCE_AUTH=" + auth + "), so IAM policies bind none of its producers"}
+			Reason: fmt.Sprintf("the source does not authenticate with IAM (SOURCE_AUTH=%q), so IAM policies bind none of its producers", h.d.SourceAuth)}
 	case FenceKindACL:
 		if reason != "" {
 			return f, &FenceUnavailableError{Kind: FenceKindACL, Use: FenceKindNone, Reason: reason}
