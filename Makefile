@@ -8,7 +8,7 @@ LDFLAGS   = -s -w
 ARTIFACTS_DIR ?= $(CURDIR)/.aws-sam/manual
 FUZZTIME  ?= 300000x
 
-.PHONY: demo test unit test-arm64 fuzz bench bench-real lint validate deploy clean tools
+.PHONY: demo test unit test-arm64 fuzz bench bench-real rehearse-real lint validate deploy clean tools
 
 define lambda_build
 	$(GOFLAGS_LAMBDA) $(GO) build -tags lambda.norpc -trimpath -ldflags='$(LDFLAGS)' -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
@@ -67,6 +67,15 @@ bench:
 bench-real:
 	realkafka/brokers.sh start >/dev/null
 	eval "$$(realkafka/brokers.sh env)" && $(GO) run ./realkafka/cmd/kmig-realbench $(BENCH_REAL_FLAGS)
+
+## rehearse-real: `make demo`'s rehearsal on real Kafka brokers, once per source
+## profile (deny-by-default, open, no-authorizer), one RESULT line each; needs
+## Java 17 + Maven. Stops the brokers at the end only if it started them.
+## REHEARSE_REAL_FLAGS, e.g. -profiles open -v (see go run ./realkafka/cmd/kmig-rehearse -h)
+rehearse-real: statemachine/local/node_modules
+	@s=$$(realkafka/brokers.sh start) || exit 1; \
+	trap '[ "$$s" != started ] || realkafka/brokers.sh stop' EXIT; trap 'exit 130' INT TERM; \
+	eval "$$(realkafka/brokers.sh env)" && $(GO) run ./realkafka/cmd/kmig-rehearse $(REHEARSE_REAL_FLAGS)
 
 lint:
 	$(GO) vet ./...

@@ -24,37 +24,20 @@ import (
 // authorizer (SecuritySCRAMACL) as the super user, with the app user as its application user; the
 // target is plaintext. Skips like Brokers. Closing the pair (done at cleanup) closes helper clients
 // only. The brokers are shared by every test and outlive the run: use names from UniqueName.
+// It is ProfilePair(t, ProfileDenyByDefault).
 func Pair(t testing.TB) *kafkalocal.Pair {
 	t.Helper()
-	ep := Brokers(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	src, err := kafkalocal.Connect(ctx, "source", strings.Split(ep.SourceBootstrap, ","), kafkalocal.ConnectOptions{
-		Security:  kafkalocal.SecuritySCRAMACL,
-		Admin:     kafkalocal.Credentials{User: ep.SourceUser, Password: ep.SourcePassword},
-		App:       kafkalocal.Credentials{User: ep.AppUser, Password: ep.AppPassword},
-		Mechanism: ep.SourceMechanism,
-		// Test records may carry old CreateTime timestamps (fidelity suites use 2023): without this,
-		// the brokers' time retention deletes them at its next check, mid-test.
-		TopicConfigs: TopicConfigs,
-	})
-	if err != nil {
-		t.Fatalf("real Kafka tier: %v", err)
-	}
-	tgt, err := Target(t, ep.TargetBootstrap)
-	if err != nil {
-		src.Close()
-		t.Fatalf("real Kafka tier: %v", err)
-	}
-	p := &kafkalocal.Pair{Source: src, Target: tgt}
-	t.Cleanup(p.Close)
-	return p
+	return ProfilePair(t, ProfileDenyByDefault)
 }
 
 // Target connects to a plaintext target broker at bootstrap (comma-separated host:port).
 func Target(t testing.TB, bootstrap string) (*kafkalocal.Cluster, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	return connectTarget(ctx, bootstrap)
+}
+
+func connectTarget(ctx context.Context, bootstrap string) (*kafkalocal.Cluster, error) {
 	return kafkalocal.Connect(ctx, "target", strings.Split(bootstrap, ","), kafkalocal.ConnectOptions{
 		Security: kafkalocal.SecurityPlaintext, TopicConfigs: TopicConfigs,
 	})

@@ -113,6 +113,20 @@ func Brokers(t testing.TB) Endpoints {
 	return endpoints
 }
 
+// Start is Brokers for commands, which have no testing.TB: it returns the endpoints, starting the
+// local brokers once per process if no bootstrap addresses are given, or an error where Brokers would
+// skip or fail. The brokers are left running, as Brokers leaves them.
+func Start() (Endpoints, error) {
+	once.Do(setup)
+	if skipWhy != "" {
+		return Endpoints{}, fmt.Errorf("real Kafka tier unavailable: %s (set %s/%s to use existing brokers)", skipWhy, EnvSourceBootstrap, EnvTargetBootstrap)
+	}
+	if startErr != nil {
+		return Endpoints{}, fmt.Errorf("real Kafka tier: %w", startErr)
+	}
+	return endpoints, nil
+}
+
 func setup() {
 	if os.Getenv(EnvSourceBootstrap) != "" && os.Getenv(EnvTargetBootstrap) != "" {
 		endpoints = fromEnv(os.Getenv)

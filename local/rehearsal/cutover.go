@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -16,7 +17,7 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/lambdaendpoint"
 )
 
-// AppTopic and AppGroup are where the rehearsal's numbered-message apps
+// AppTopic and AppGroup are where the demo's numbered-message apps
 // produce and consume.
 const (
 	AppTopic = "orders"
@@ -25,24 +26,84 @@ const (
 
 // CutoverOutcome is what the rehearsal's cutover showed.
 type CutoverOutcome struct {
-	Status                        string
-	Error, Cause                  string
+	Status       string
+	Error, Cause string
+	// States are the states entered, in order.
+	States []string
+	// Produced counts the numbers the producer apps wrote; Missing those
+	// never consumed, Duplicated the extra times any was consumed. After a
+	// failed cutover they count what the apps did up to the failure and, if
+	// the apps were not switched, a consumer resumed on the source after it.
 	Produced, Missing, Duplicated int
 	CutoverMs, WaitingMs          int64
+}
+
+// Succeeded reports whether the execution succeeded.
+func (o *CutoverOutcome) Succeeded() bool { return o.Status == "SUCCEEDED" }
+
+// Summary is the failure in one line: the state the execution ended in,
+// the error name and its cause. It is empty for a successful execution.
+func (o *CutoverOutcome) Summary() string {
+	if o.Succeeded() {
+		return ""
+	}
+	last := "?"
+	if n := len(o.States); n > 0 {
+		last = o.States[n-1]
+	}
+	cause := causeText(o.Cause)
+	if !strings.HasPrefix(cause, o.Error+": ") {
+		cause = o.Error + ": " + cause
+	}
+	return fmt.Sprintf("cutover %s in state %s: %s", o.Status, last, cause)
+}
+
+// causeText is a Fail state's cause on one line: the message of a Lambda
+// error's JSON cause, else the cause itself.
+func causeText(cause string) string {
+	var le struct{ ErrorMessage string }
+	if json.Unmarshal([]byte(cause), &le) == nil && le.ErrorMessage != "" {
+		cause = le.ErrorMessage
+	}
+	cause = strings.Join(strings.Fields(cause), " ")
+	if len(cause) > 600 {
+		cause = cause[:600] + "…"
+	}
+	return cause
+}
+
+// CutoverOptions say what RunCutover migrates.
+type CutoverOptions struct {
+	// Topics are the migrated topics; the apps produce to and consume
+	// Topics[0], which has AppPartitions partitions.
+	Topics        []string
+	AppPartitions int32
+	// Group is the apps' consumer group; empty means AppGroup.
+	Group string
+	// Input holds cutover input fields that replace the rehearsal's
+	// defaults ("fence": "acl", short loop timings), for example
+	// {"fence": "none"}; a nil value removes the field.
+	Input map[string]any
+	Log   *slog.Logger
 }
 
 // RunCutover runs the real state machine under the local interpreter while
 // a producer and a consumer app number their messages. Its lambda hooks
 // stop the apps on the source and restart them against the target. It
-// writes the report to w.
-func RunCutover(ctx context.Context, w io.Writer, pair *kafkalocal.Pair, repl *Replication, topics []string, partitions int32, log *slog.Logger) (*CutoverOutcome, error) {
+// writes the report to w. A failed execution is an outcome, not an error.
+func RunCutover(ctx context.Context, w io.Writer, pair *kafkalocal.Pair, repl *Replication, o CutoverOptions) (*CutoverOutcome, error) {
+	topic, group, partitions := o.Topics[0], o.Group, o.AppPartitions
+	if group == "" {
+		group = AppGroup
+	}
+	app := pair.Source.AppCredentials()
 	ledger := apps.NewLedger()
-	srcProd, err := apps.StartProducer(pair.Source, kafkalocal.App(), ledger, AppTopic, partitions)
+	srcProd, err := apps.StartProducer(pair.Source, app, ledger, topic, partitions)
 	if err != nil {
 		return nil, err
 	}
 	defer srcProd.Stop()
-	srcCons, err := apps.StartConsumer(pair.Source, kafkalocal.App(), ledger, AppTopic, AppGroup)
+	srcCons, err := apps.StartConsumer(pair.Source, app, ledger, topic, group)
 	if err != nil {
 		return nil, err
 	}
@@ -63,38 +124,66 @@ func RunCutover(ctx context.Context, w io.Writer, pair *kafkalocal.Pair, repl *R
 		"stop-consumers": hook(func() error { srcCons.Stop(); return nil }),
 		"start-consumers": hook(func() error {
 			var err error
-			tgtCons, err = apps.StartConsumer(pair.Target, kafkalocal.App(), ledger, AppTopic, AppGroup)
+			tgtCons, err = apps.StartConsumer(pair.Target, pair.Target.AppCredentials(), ledger, topic, group)
 			return err
 		}),
 		"start-producers": hook(func() error {
 			var err error
-			tgtProd, err = apps.StartProducer(pair.Target, kafkalocal.App(), ledger, AppTopic, partitions)
+			tgtProd, err = apps.StartProducer(pair.Target, pair.Target.AppCredentials(), ledger, topic, partitions)
 			return err
 		}),
 	}
 	hookRef := func(name string) map[string]any {
 		return map[string]any{"type": "lambda", "functionArn": lambdaendpoint.FunctionArn(name)}
 	}
-	input, _ := json.Marshal(map[string]any{
-		"topics": topics, "groups": []string{AppGroup}, "fence": "acl",
+	in := map[string]any{
+		"topics": o.Topics, "groups": []string{group}, "fence": "acl",
 		"hooks": map[string]any{
 			"stopProducers": hookRef("stop-producers"), "stopConsumers": hookRef("stop-consumers"),
 			"startConsumers": hookRef("start-consumers"), "startProducers": hookRef("start-producers"),
 		},
 		"quietSeconds": 1, "drainTimeoutSeconds": 60, "consumersTimeoutSeconds": 30, "verifySeconds": 30, "pollSeconds": 1,
-	})
+	}
+	for k, v := range o.Input {
+		if v == nil {
+			delete(in, k)
+		} else {
+			in[k] = v
+		}
+	}
+	input, _ := json.Marshal(in)
 	fmt.Fprintf(w, "   cutover input: %s\n", input)
 	res, err := cutoverrun.Run(ctx, cutoverrun.Options{
 		Source: pair.Source, Target: pair.Target, Mappings: repl.Registry,
 		ReplicatorFunction: FunctionName, Replicator: repl.Replicator,
-		Functions: funcs, Input: input, Timeout: 3 * time.Minute, Log: log,
+		Functions: funcs, Input: input, Timeout: 3 * time.Minute, Log: o.Log,
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := &CutoverOutcome{Status: res.Status, Error: res.Error, Cause: res.Cause}
-	fmt.Fprintf(w, "   states: %v\n", res.Entered())
-	if res.Status != "SUCCEEDED" {
+	out := &CutoverOutcome{Status: res.Status, Error: res.Error, Cause: res.Cause, States: res.Entered()}
+	fmt.Fprintf(w, "   states: %v\n", out.States)
+	if !out.Succeeded() {
+		fmt.Fprintf(w, "   %s\n", out.Summary())
+		// Count what the apps did. A cutover that failed before the
+		// switch rolled back to the source: the consumer resumes there
+		// and must still read every number exactly once.
+		srcProd.Stop()
+		if tgtProd != nil {
+			tgtProd.Stop()
+		}
+		cons := tgtCons
+		if cons == nil {
+			srcCons.Stop()
+			fmt.Fprintf(w, "   resuming the consumer on the source to count what the apps kept\n")
+			if cons, err = apps.StartConsumer(pair.Source, app, ledger, topic, group); err != nil {
+				return nil, err
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		out.Produced, out.Missing, out.Duplicated = ledger.WaitConsumed(wctx)
+		cons.Stop()
 		return out, nil
 	}
 	// The apps run on the target for a moment, then stop; the consumer

@@ -21,8 +21,8 @@ import (
 // DemoTopics are the topics the rehearsal seeds and migrates.
 var DemoTopics = []kafkalocal.Topic{{Name: "orders", Partitions: 6}, {Name: "payments", Partitions: 3}, {Name: "audit.events", Partitions: 2}}
 
-// Replication is a running replicator between the two embedded clusters:
-// one emulated event source mapping per topic, as the SAM template deploys.
+// Replication is a running replicator between the two clusters: one
+// emulated event source mapping per topic, as the SAM template deploys.
 type Replication struct {
 	Replicator *replicate.Replicator
 	Registry   *esm.Registry
@@ -34,7 +34,9 @@ const FunctionName = "kmig-replicator"
 
 // StartReplication builds the replicator from the same environment
 // variables the Lambda function reads, and one mapping per topic reading the
-// source as the migrator's SCRAM user.
+// source as the migrator's SCRAM user (the source's superuser: in a
+// deployment the mappings and the cutover share the source secret). Each
+// mapping's consumer group is MappingGroup(topic).
 func StartReplication(ctx context.Context, pair *kafkalocal.Pair, topics []string, env map[string]string, log *slog.Logger) (*Replication, error) {
 	vars := map[string]string{"TARGET_BOOTSTRAP_SERVERS": pair.Target.BootstrapServers(), "TARGET_AUTH": "plaintext"}
 	for k, v := range env {
@@ -58,9 +60,9 @@ func StartReplication(ctx context.Context, pair *kafkalocal.Pair, topics []strin
 		_, err := reg.Create(esm.Config{
 			FunctionName:          FunctionName,
 			Topics:                []string{t},
-			ConsumerGroupID:       "kmig-replicator-" + t,
+			ConsumerGroupID:       MappingGroup(t),
 			BootstrapServers:      pair.Source.Bootstrap(),
-			ClientOptions:         pair.Source.ClientOpts(kafkalocal.Admin()),
+			ClientOptions:         pair.Source.ClientOpts(pair.Source.AdminCredentials()),
 			BatchSize:             500,
 			MaximumBatchingWindow: 20 * time.Millisecond,
 			RetryBackoff:          50 * time.Millisecond,
@@ -74,6 +76,9 @@ func StartReplication(ctx context.Context, pair *kafkalocal.Pair, topics []strin
 	}
 	return &Replication{Replicator: r, Registry: reg, target: cl}, nil
 }
+
+// MappingGroup is the source consumer group of topic's mapping.
+func MappingGroup(topic string) string { return "kmig-replicator-" + topic }
 
 // WaitCaughtUp waits until every mapping has committed up to the source's
 // end offsets.
