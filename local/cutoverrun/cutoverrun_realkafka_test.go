@@ -11,6 +11,7 @@ package cutoverrun
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -24,10 +25,18 @@ import (
 // rig. Its topics are deleted at cleanup if the test passed.
 func newRealRig(t *testing.T, partitions int32) *rig {
 	t.Helper()
+	return newRealProfileRig(t, realkafka.ProfileDenyByDefault, partitions)
+}
+
+// newRealProfileRig is newRealRig on source profile p, whose cutover input
+// fields (fence kind and the like) baseInput carries.
+func newRealProfileRig(t *testing.T, p realkafka.Profile, partitions int32) *rig {
+	t.Helper()
 	root := requireTools(t)
-	pair := realkafka.Pair(t)
+	pair := realkafka.ProfilePair(t, p)
 	prefix := "kmig-cut-" + strings.ToLower(strings.TrimPrefix(t.Name(), "TestRealKafka"))
-	r := &rig{t: t, root: root, pair: pair, real: true,
+	prefix = strings.NewReplacer("/", "-", "_", "-").Replace(prefix)
+	r := &rig{t: t, root: root, pair: pair, real: true, input: p.CutoverInput(),
 		topic: realkafka.UniqueName(prefix + ".orders"),
 		idle:  realkafka.UniqueName(prefix + ".payments"),
 		group: realkafka.UniqueName(prefix + ".billing"),
@@ -87,4 +96,62 @@ func TestRealKafkaRollbackFromEveryStep(t *testing.T) {
 // TestRealKafkaDrainTimeoutRollsBack: a drain that cannot finish rolls back.
 func TestRealKafkaDrainTimeoutRollsBack(t *testing.T) {
 	testDrainTimeoutRollsBack(t, newRealRig(t, 2))
+}
+
+// TestRealKafkaOpenSourceHappyPath: on an open source (authorizer on,
+// allow.everyone.if.no.acl.found=true, an app user with no ACLs) the fence
+// adds ALLOW ALL beside the DENY WRITE: while it stands the app user's
+// writes are refused and its reads and offset commits go on, and the
+// numbered messages are read exactly once across the switch.
+func TestRealKafkaOpenSourceHappyPath(t *testing.T) {
+	const partitions = 3
+	testHappyPath(t, newRealProfileRig(t, realkafka.ProfileOpen, partitions), partitions)
+}
+
+// TestRealKafkaOpenSourceRollback: a run that fails after fencing an open
+// source removes exactly the DENY and the ALLOW it added, and the app user
+// (no ACLs) can write and read again.
+func TestRealKafkaOpenSourceRollback(t *testing.T) {
+	r := newRealProfileRig(t, realkafka.ProfileOpen, 2)
+	ctx := ctxFor(t, 2*time.Minute)
+	r.produce(ctx, 0, 20, 2)
+	r.waitReplicated(ctx)
+	before := r.snapshot(ctx)
+	var readErr error
+	res := r.run(ctx, r.baseInput(), Options{Fault: func(step string) bool {
+		if step == "WaitForDrain" {
+			readErr = r.appRead(ctx) // fenced: reads must still work
+			return true
+		}
+		return false
+	}})
+	if res.Status != "FAILED" || res.Error != "InjectedFaultError" {
+		t.Fatalf("status %s %s: %s", res.Status, res.Error, res.Cause)
+	}
+	if readErr != nil {
+		t.Errorf("app user read while fenced: %v", readErr)
+	}
+	for _, want := range []string{"removed DENY WRITE User:* on topic " + r.topic, "removed ALLOW ALL User:* on topic " + r.topic} {
+		if !strings.Contains(res.Cause, want) {
+			t.Errorf("cause lacks %q: %s", want, res.Cause)
+		}
+	}
+	// KRaft applies ACL changes asynchronously; the rollback read them
+	// back, so the snapshot and the app user must see the source as before.
+	if after := r.snapshot(ctx); !reflect.DeepEqual(before.ACLs, after.ACLs) {
+		t.Errorf("ACLs changed:\nbefore %v\nafter  %v", before.ACLs, after.ACLs)
+	}
+	if err := r.appWrite(ctx); err != nil {
+		t.Errorf("app user write after rollback: %v", err)
+	}
+	if err := r.appRead(ctx); err != nil {
+		t.Errorf("app user read after rollback: %v", err)
+	}
+}
+
+// TestRealKafkaNoAuthorizer: on a source without an authorizer fence acl
+// stops in Validate, and fence none migrates with the report saying the
+// source was not fenced.
+func TestRealKafkaNoAuthorizer(t *testing.T) {
+	testSourceWithoutAuthorizer(t, newRealProfileRig(t, realkafka.ProfileNoAuthorizer, 2))
 }

@@ -3,6 +3,7 @@ package cutoverrun
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func testHappyPath(t *testing.T, r *rig, partitions int32) {
 
 	var (
 		mu                 sync.Mutex
-		fencedErr          error
+		fencedErr, readErr error
 		tgtProd            *apps.App
 		stopProducersCalls int
 	)
@@ -46,8 +47,9 @@ func testHappyPath(t *testing.T, r *rig, partitions int32) {
 			// The source is fenced here: the application user must be
 			// refused.
 			err := r.appWrite(ctx)
+			rerr := r.appRead(ctx) // readers keep reading while fenced
 			mu.Lock()
-			fencedErr = err
+			fencedErr, readErr = err, rerr
 			mu.Unlock()
 			srcCons.Stop()
 			return nil
@@ -93,6 +95,9 @@ func testHappyPath(t *testing.T, r *rig, partitions int32) {
 	if !errors.Is(fencedErr, kerr.TopicAuthorizationFailed) {
 		t.Errorf("write to the fenced source: %v, want TOPIC_AUTHORIZATION_FAILED", fencedErr)
 	}
+	if readErr != nil {
+		t.Errorf("read from the fenced source: %v", readErr)
+	}
 	if stopProducersCalls != 1 || len(res.Approvals) != 1 {
 		t.Errorf("approvals: %d calls, %d requests", stopProducersCalls, len(res.Approvals))
 	}
@@ -117,8 +122,16 @@ func testHappyPath(t *testing.T, r *rig, partitions int32) {
 	}
 
 	rep := res.Report
-	if rep.Outcome != "succeeded" || !rep.Fence.Applied || len(rep.Fence.Created) != 1 || rep.Fence.Created[0].Topic != r.topic {
-		t.Errorf("fence in report: %+v", rep.Fence)
+	var created []string
+	for _, a := range rep.Fence.Created {
+		created = append(created, a.String())
+	}
+	wantFence := []string{"DENY WRITE User:* on topic " + r.topic}
+	if r.input["allowEveryoneIfNoAclFound"] == true {
+		wantFence = []string{"ALLOW ALL User:* on topic " + r.topic, "DENY WRITE User:* on topic " + r.topic}
+	}
+	if rep.Outcome != "succeeded" || !rep.Fence.Applied || !slices.Equal(created, wantFence) || len(rep.Fence.Remains) != len(wantFence) {
+		t.Errorf("fence in report: %+v, want created %v", rep.Fence, wantFence)
 	}
 	if len(rep.Partitions) != int(partitions) {
 		t.Errorf("report has %d partitions, want %d", len(rep.Partitions), partitions)

@@ -158,12 +158,19 @@ func (r *rig) waitTargetEnd(ctx context.Context, want int64) {
 // a clear error before any change, and fence none proceeds with a report
 // that says the cutover was unfenced.
 func TestSourceWithoutAuthorizer(t *testing.T) {
-	r := newRig(t, kafkalocal.SecurityPlaintext, 2)
+	testSourceWithoutAuthorizer(t, newRig(t, kafkalocal.SecurityPlaintext, 2))
+}
+
+// testSourceWithoutAuthorizer is TestSourceWithoutAuthorizer's body on r,
+// whose source has no authorizer.
+func testSourceWithoutAuthorizer(t *testing.T, r *rig) {
 	ctx := ctxFor(t, 60*time.Second)
 	r.produce(ctx, 0, 10, 2)
 	r.waitReplicated(ctx)
 	before := r.snapshot(ctx)
-	res := r.run(ctx, r.baseInput(), Options{})
+	in := r.baseInput()
+	in["fence"] = "acl"
+	res := r.run(ctx, in, Options{})
 	if res.Status != "FAILED" || res.Error != "FenceUnavailableError" || !strings.Contains(res.Cause, "no authorizer") {
 		t.Fatalf("fence acl: %s %s %s", res.Status, res.Error, res.Cause)
 	}
@@ -173,7 +180,7 @@ func TestSourceWithoutAuthorizer(t *testing.T) {
 	if after := r.snapshot(ctx); !reflect.DeepEqual(before, after) {
 		t.Errorf("changed:\nbefore %+v\nafter  %+v", before, after)
 	}
-	in := r.baseInput()
+	in = r.baseInput()
 	in["fence"] = "none"
 	res = r.run(ctx, in, Options{})
 	if res.Status != "SUCCEEDED" || res.Report == nil {

@@ -61,9 +61,12 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 // rig is a source and target cluster with the replicator running through
 // the ESM emulator.
 type rig struct {
-	t       *testing.T
-	root    string
-	real    bool // real brokers (newRealRig), shared with other tests
+	t    *testing.T
+	root string
+	real bool // real brokers (newRealRig), shared with other tests
+	// input holds cutover input fields the source needs (its profile's
+	// fence kind and the like); baseInput carries them.
+	input   map[string]any
 	topic   string
 	idle    string
 	group   string
@@ -189,10 +192,14 @@ func (r *rig) run(ctx context.Context, input map[string]any, o Options) *Result 
 
 // baseInput is a fast input for tests.
 func (r *rig) baseInput() map[string]any {
-	return map[string]any{
+	in := map[string]any{
 		"topics": []string{r.topic}, "groups": []string{r.group}, "fence": "acl",
 		"quietSeconds": 1, "drainTimeoutSeconds": 20, "consumersTimeoutSeconds": 15, "verifySeconds": 20, "pollSeconds": 1,
 	}
+	for k, v := range r.input {
+		in[k] = v
+	}
+	return in
 }
 
 // produce writes numbered records n from..to-1 to the source as the
@@ -293,12 +300,43 @@ func (r *rig) snapshot(ctx context.Context) snapshot {
 // appWrite writes one record to the source as the application user and
 // returns the broker's answer.
 func (r *rig) appWrite(ctx context.Context) error {
-	cl, err := r.pair.Source.NewAppClient(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RecordRetries(1), kgo.RecordDeliveryTimeout(5*time.Second))
+	// A plain producer: the probe needs no producer ID, and a slow shared
+	// machine gets 15 s before a timeout hides the broker's answer.
+	cl, err := r.pair.Source.NewAppClient(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RecordRetries(1),
+		kgo.RecordDeliveryTimeout(15*time.Second), kgo.DisableIdempotentWrite())
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	return cl.ProduceSync(ctx, &kgo.Record{Topic: r.topic, Value: []byte("probe")}).FirstErr()
+}
+
+// appRead reads the topic's first record and commits an offset for it as
+// the application user, as a consumer does: the fence must never stop it.
+func (r *rig) appRead(ctx context.Context) error {
+	cl, err := r.pair.Source.NewAppClient(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: {0: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	fs := cl.PollRecords(fctx, 1)
+	if errs := fs.Errors(); len(errs) > 0 {
+		return fmt.Errorf("reading %s: %w", r.topic, errs[0].Err)
+	}
+	recs := fs.Records()
+	if len(recs) == 0 {
+		return fmt.Errorf("reading %s: no record within 10s", r.topic)
+	}
+	resp, err := kadm.NewClient(cl).CommitOffsets(ctx, r.group+"-reader", kadm.OffsetsFromRecords(*recs[0]))
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("committing for %s: %w", r.group+"-reader", err)
+	}
+	return nil
 }
 
 // hookFunc adapts a Go func to a lambda.Handler for the endpoint.
