@@ -1,5 +1,5 @@
 // Package realkafka gives tests the "real Apache Kafka" tier: a SOURCE broker with SASL/SCRAM and the
-// standard authorizer and a plaintext TARGET broker (see DESIGN.md, "Real Apache Kafka", and
+// standard authorizer and a plaintext TARGET broker, plus a source per profile (see
 // realkafka/README.md).
 //
 // Brokers(t) returns the endpoints. When KMIG_REAL_SOURCE_BOOTSTRAP and KMIG_REAL_TARGET_BOOTSTRAP are
