@@ -77,7 +77,7 @@ func (v Verdict) String() string {
 // the records still to decide (see Decide), within these bounds.
 const (
 	MinFetchBytes = 64 << 10
-	MaxFetchBytes = 8 << 20
+	MaxFetchBytes = 4 << 20
 	// recordOverhead bounds from above what one record adds to a
 	// record batch besides its key, value and header bytes, when each
 	// record has a batch of its own (61-byte header, varints).
@@ -242,19 +242,20 @@ func (p *Partition) Decide(ctx context.Context, recs []kgo.Record, out []Verdict
 }
 
 // Wait polls the source until offset is decided, or until until passes,
-// and reports whether it is decided. Each poll is a fetch the broker holds
-// until stable records arrive (at most a few seconds), so a commit is
-// seen as soon as it happens.
+// and reports whether it is decided. It reads the source at least once,
+// even when until has passed. Each poll is a fetch the broker holds until
+// stable records arrive (at most a few seconds), so a commit is seen as
+// soon as it happens.
 func (p *Partition) Wait(ctx context.Context, offset int64, until time.Time) (bool, error) {
-	for {
+	for polled := false; ; polled = true {
 		if offset >= p.k.lo && offset < p.k.end() {
 			return true, nil
 		}
 		left := time.Until(until)
-		if left <= 0 {
+		if polled && left <= 0 {
 			return false, nil
 		}
-		if _, err := p.learnAt(ctx, offset, nil, min(left, maxPoll)); err != nil {
+		if _, err := p.learnAt(ctx, offset, nil, min(max(left, 0), maxPoll)); err != nil {
 			return false, err
 		}
 	}
