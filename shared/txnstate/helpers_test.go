@@ -17,6 +17,7 @@ type spec struct {
 	control bool
 	marker  uint16 // control record type: 0 abort, 1 commit
 	lz4     bool   // set the compression bits (the records stay plain: only headers are read)
+	value   []byte // each data record's value (default "value")
 }
 
 var crc32c = crc32.MakeTable(crc32.Castagnoli)
@@ -31,6 +32,9 @@ func encode(dst []byte, s spec) []byte {
 		body = kbin.AppendVarlong(body, 0)
 		body = kbin.AppendVarint(body, int32(i))
 		key, value := []byte{'k', byte(i)}, []byte("value")
+		if s.value != nil {
+			value = s.value
+		}
 		if s.control {
 			key = binary.BigEndian.AppendUint16([]byte{0, 0}, s.marker)
 			value = []byte{0, 0, 0, 0, 0, 0}
