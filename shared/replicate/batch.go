@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -71,7 +72,11 @@ func (r *Replicator) Handle(ctx context.Context, payload []byte) (Result, error)
 		}
 		return Result{}, err
 	}
-	r.log.DebugContext(ctx, "batch written", "records", res.Records, "written", res.RecordsWritten,
+	level := slog.LevelDebug
+	if res.RecordsAborted > 0 {
+		level = slog.LevelInfo // the poller delivers aborted records: worth seeing
+	}
+	r.log.Log(ctx, level, "batch written", "records", res.Records, "written", res.RecordsWritten,
 		"duplicatesSkipped", res.DuplicatesSkipped, "filtered", res.RecordsFiltered, "deadLettered", res.RecordsDeadLettered,
 		"aborted", res.RecordsAborted)
 	return res, nil
