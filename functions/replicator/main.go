@@ -1,6 +1,7 @@
 // Command replicator is the Lambda function that Kafka event source
 // mappings invoke with batches of source records; it writes them to the
-// target MSK cluster. All logic lives in shared/replicate.
+// target MSK cluster, reading from the source only the outcome of the
+// records' transactions. All logic lives in shared/replicate.
 package main
 
 import (
@@ -43,20 +44,26 @@ func main() {
 		log.Error("building target client", "error", err)
 		os.Exit(1)
 	}
-	r, err := replicate.New(cfg, cl, replicate.WithLogger(log), replicate.WithClientFactory(newClient))
+	src, err := replicate.NewSourceClient(ctx, cfg, secrets)
+	if err != nil {
+		log.Error("building source client", "error", err)
+		os.Exit(1)
+	}
+	r, err := replicate.New(cfg, cl, src, replicate.WithLogger(log), replicate.WithClientFactory(newClient))
 	if err != nil {
 		log.Error("invalid configuration", "error", err)
 		os.Exit(1)
 	}
-	lambda.StartWithOptions(r, lambda.WithEnableSIGTERM(func() { shutdown(log, r) }))
+	lambda.StartWithOptions(r, lambda.WithEnableSIGTERM(func() { shutdown(log, r, src) }))
 }
 
 // shutdown flushes what is buffered, within the SIGTERM grace period, and
-// closes the target client.
-func shutdown(log *slog.Logger, r *replicate.Replicator) {
+// closes the target and source clients.
+func shutdown(log *slog.Logger, r *replicate.Replicator, src *kgo.Client) {
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel()
 	if err := r.Close(ctx); err != nil {
 		log.Warn("flush on shutdown", "error", err)
 	}
+	src.Close()
 }

@@ -1,7 +1,9 @@
 // Package apps runs stand-ins for a user's applications during a local
-// rehearsal: a producer that writes numbered messages and a consumer group
-// member that reads them, plus a Ledger proving every number was consumed
-// exactly once across the switch. Local runs and tests only.
+// rehearsal: a producer that writes numbered messages, a transactional one
+// that writes them in transactions it commits, aborts or holds open, and a
+// consumer group member that reads them, plus a Ledger proving every
+// committed number was consumed exactly once across the switch. Local runs
+// and tests only.
 package apps
 
 import (
@@ -189,4 +191,20 @@ func (l *Ledger) Distinct() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.seen)
+}
+
+// Unproduced returns how many times a number the ledger does not count as
+// produced was consumed: a record of an aborted transaction (whose numbers
+// TxnProducer writes again) or of one still open.
+func (l *Ledger) Unproduced() int {
+	produced := int(l.next.Load())
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for v, c := range l.seen {
+		if v < 0 || v >= produced {
+			n += c
+		}
+	}
+	return n
 }

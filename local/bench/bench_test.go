@@ -28,6 +28,16 @@ func newRig(tb testing.TB, w *Workload) *Rig {
 	return r
 }
 
+// nextEvent is s.NextEvent, failing tb on error.
+func nextEvent(tb testing.TB, s *Stream) []byte {
+	tb.Helper()
+	payload, err := s.NextEvent(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return payload
+}
+
 // BenchmarkDecode decodes a full event per op with each decoder.
 func BenchmarkDecode(b *testing.B) {
 	decoders := []struct {
@@ -59,7 +69,7 @@ func BenchmarkHandle(b *testing.B) {
 	for _, size := range valueSizes {
 		w := newWorkload(b, size, 0)
 		rig := newRig(b, w)
-		if err := rig.Handle(ctx, rig.NextEvent()); err != nil { // warm up
+		if err := rig.Handle(ctx, nextEvent(b, rig.Main)); err != nil { // warm up
 			b.Fatal(err)
 		}
 		if err := rig.Raw(ctx, rig.RawRecords()); err != nil {
@@ -73,7 +83,7 @@ func BenchmarkHandle(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				payload := rig.NextEvent()
+				payload := nextEvent(b, rig.Main)
 				b.StartTimer()
 				if err := rig.Handle(ctx, payload); err != nil {
 					b.Fatal(err)
@@ -119,18 +129,27 @@ func TestBodies(t *testing.T) {
 				}
 			}
 			rig := newRig(t, w)
-			for range 2 { // the second batch takes the cached-tail path
-				if err := rig.Handle(ctx, rig.NextEvent()); err != nil {
-					t.Fatal(err)
+			for _, s := range []*Stream{rig.Main, rig.Unchecked, rig.Txn, rig.TxnUnchecked} {
+				for range 2 { // the second batch takes the cached-tail path
+					if err := s.Handle(ctx, nextEvent(t, s)); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
-			if err := rig.Handle(ctx, rig.NextEvent()[:len(e0)/2]); err == nil {
+			if st := rig.Main.SourceStats(); st.Fetches == 0 || st.Bytes == 0 {
+				t.Fatalf("the checked handler read nothing from the source: %+v", st)
+			}
+			if st := rig.Unchecked.SourceStats(); st.Fetches != 0 {
+				t.Fatalf("the unchecked handler read the source: %+v", st)
+			}
+			if err := rig.Handle(ctx, nextEvent(t, rig.Main)[:len(e0)/2]); err == nil {
 				t.Fatal("a truncated event was accepted")
 			}
 			if err := rig.Raw(ctx, rig.RawRecords()); err != nil {
 				t.Fatal(err)
 			}
-			m, err := MeasureMemory(true, func() error { return rig.Handle(ctx, rig.NextEvent()) })
+			payload := nextEvent(t, rig.Main)
+			m, err := MeasureMemory(true, func() error { return rig.Handle(ctx, payload) })
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,27 +12,65 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/replicate"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/txnstate"
 )
 
-// Rig is an in-process kfake target with two writers to it, each with its
-// own client: the replicator, with provenance on, writing [EventTopic]
-// through a client built as the function builds it
-// (replicate.NewTargetClient), and a raw producer with the same connection
-// and producer options but franz-go's own pipelining (no
-// kafkaconn.ProduceGuard), writing [RawTopic]. The two never share a topic,
-// because the replicator refuses to write after records that carry no
-// provenance.
+// Source topics of the handler streams (see Stream); each is written to
+// the topic of the same name on the target.
+const (
+	// EventTopic is written by plain producers: the handler's main stream.
+	EventTopic = "bench.events"
+	// UncheckedTopic is EventTopic's twin for the handler without the
+	// transaction check.
+	UncheckedTopic = "bench.events.unchecked"
+	// TxnTopic and TxnUncheckedTopic are written in committed
+	// transactions of TxnRecords records each.
+	TxnTopic          = "bench.txn"
+	TxnUncheckedTopic = "bench.txn.unchecked"
+	// TxnRecords is how many records (over all partitions) each source
+	// transaction holds: Kafka Streams' exactly-once commits every 100 ms
+	// write transactions of this order.
+	TxnRecords = 100
+)
+
+// Rig is an in-process kfake source and target with writers to the target,
+// each with its own client: four replicator streams (Stream), each reading
+// its own source topic and writing its own target topic through a client
+// built as the function builds it (replicate.NewTargetClient), and a raw
+// producer with the same connection and producer options but franz-go's
+// own pipelining (no kafkaconn.ProduceGuard), writing [RawTopic]. No two
+// writers share a target topic: a replicator refuses to write after
+// records that carry no provenance, and another writer's records would
+// cost it re-reading the target's tail.
 type Rig struct {
 	Workload *Workload
+	source   *kafkalocal.Cluster
 	target   *kafkalocal.Cluster
-	repl     *replicate.Replicator
-	replCl   *kgo.Client
+	srcCl    *kgo.Client // the replicators' source client (transaction checks)
 	rawCl    *kgo.Client
-	round    int
-	event    []byte
+	// Main is the handler as deployed (transaction check on) on a
+	// non-transactional topic; Unchecked the same without the check;
+	// Txn and TxnUnchecked the same two on a transactional topic.
+	Main, Unchecked, Txn, TxnUnchecked *Stream
+	streams                            []*Stream
 }
 
-// NewRig starts the target and both clients for w, compressing with
+// Stream is one replicator and the source topic it replicates: each event
+// it hands out names records first written to that topic (untimed), at the
+// offsets they were given.
+type Stream struct {
+	rig   *Rig
+	topic string
+	txn   bool
+	repl  *replicate.Replicator
+	replC *kgo.Client
+	seed  *kgo.Client // writes the source topic; transactional when txn
+	recs  []kgo.Record
+	ptrs  []*kgo.Record
+	event []byte
+}
+
+// NewRig starts the clusters and clients for w, compressing with
 // compression (none, gzip, snappy, lz4, zstd; empty means the function's
 // default, replicate.DefaultCompression). Close releases them.
 func NewRig(ctx context.Context, w *Workload, compression string) (*Rig, error) {
@@ -44,17 +82,25 @@ func NewRig(ctx context.Context, w *Workload, compression string) (*Rig, error) 
 	default:
 		return nil, fmt.Errorf("compression %q: want none, gzip, snappy, lz4 or zstd", compression)
 	}
-	tgt, err := kafkalocal.StartTarget(kafkalocal.ClusterOptions{Topics: []kafkalocal.Topic{
-		{Name: EventTopic, Partitions: Partitions},
-		{Name: RawTopic, Partitions: Partitions},
-		{Name: replicate.DefaultDeadLetterTopic, Partitions: 1},
-	}})
+	topics := []kafkalocal.Topic{
+		{Name: EventTopic, Partitions: Partitions}, {Name: UncheckedTopic, Partitions: Partitions},
+		{Name: TxnTopic, Partitions: Partitions}, {Name: TxnUncheckedTopic, Partitions: Partitions},
+	}
+	src, err := kafkalocal.StartSource(kafkalocal.ClusterOptions{Topics: topics, Security: kafkalocal.SecurityPlaintext})
 	if err != nil {
 		return nil, err
 	}
-	r := &Rig{Workload: w, target: tgt}
+	tgt, err := kafkalocal.StartTarget(kafkalocal.ClusterOptions{Topics: append(topics,
+		kafkalocal.Topic{Name: RawTopic, Partitions: Partitions},
+		kafkalocal.Topic{Name: replicate.DefaultDeadLetterTopic, Partitions: 1})})
+	if err != nil {
+		src.Close()
+		return nil, err
+	}
+	r := &Rig{Workload: w, source: src, target: tgt}
 	cfg := replicate.Config{
 		Target:           kafkaconn.Config{Prefix: "TARGET", Bootstrap: tgt.Bootstrap(), Auth: kafkaconn.AuthPlaintext},
+		Source:           kafkaconn.Config{Prefix: "SOURCE", Bootstrap: src.Bootstrap(), Auth: kafkaconn.AuthPlaintext},
 		Compression:      compression,
 		MaxMessageBytes:  replicate.DefaultMaxMessageBytes,
 		OnRecordError:    replicate.FailBatch,
@@ -66,7 +112,7 @@ func NewRig(ctx context.Context, w *Workload, compression string) (*Rig, error) 
 		r.Close()
 		return nil, err
 	}
-	if r.replCl, err = replicate.NewTargetClient(ctx, cfg, nil); err != nil {
+	if r.srcCl, err = replicate.NewSourceClient(ctx, cfg, nil); err != nil {
 		r.Close()
 		return nil, err
 	}
@@ -74,46 +120,137 @@ func NewRig(ctx context.Context, w *Workload, compression string) (*Rig, error) 
 		r.Close()
 		return nil, err
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if r.repl, err = replicate.New(cfg, r.replCl, replicate.WithLogger(quiet), replicate.WithMetricsWriter(nil)); err != nil {
-		r.Close()
-		return nil, err
+	for _, s := range []struct {
+		dst     **Stream
+		topic   string
+		txn     bool
+		checked bool
+	}{{&r.Main, EventTopic, false, true}, {&r.Unchecked, UncheckedTopic, false, false}, {&r.Txn, TxnTopic, true, true}, {&r.TxnUnchecked, TxnUncheckedTopic, true, false}} {
+		st, err := r.newStream(ctx, cfg, s.topic, s.txn, s.checked)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		*s.dst = st
 	}
 	return r, nil
 }
 
-// Close stops the clients and the target.
-func (r *Rig) Close() {
-	if r.replCl != nil {
-		r.replCl.Close()
+func (r *Rig) newStream(ctx context.Context, cfg replicate.Config, topic string, txn, checked bool) (*Stream, error) {
+	s := &Stream{rig: r, topic: topic, txn: txn}
+	r.streams = append(r.streams, s)
+	var err error
+	if s.replC, err = replicate.NewTargetClient(ctx, cfg, nil); err != nil {
+		return nil, err
 	}
-	if r.rawCl != nil {
-		r.rawCl.Close()
+	opts := []replicate.Option{replicate.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), replicate.WithMetricsWriter(nil)}
+	if !checked {
+		opts = append(opts, replicate.WithoutTransactionCheck())
+	}
+	if s.repl, err = replicate.New(cfg, s.replC, r.srcCl, opts...); err != nil {
+		return nil, err
+	}
+	// Uncompressed, as Kafka's Java producer writes by default: the
+	// check then fetches as many bytes as the records hold, its most.
+	seedOpts := []kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0), kgo.MaxBufferedRecords(100_000),
+		kgo.ProducerBatchCompression(kgo.NoCompression())}
+	if txn {
+		seedOpts = append(seedOpts, kgo.TransactionalID("bench-"+topic))
+	}
+	if s.seed, err = r.source.NewClient(seedOpts...); err != nil {
+		return nil, err
+	}
+	s.recs = make([]kgo.Record, len(r.Workload.recs))
+	s.ptrs = make([]*kgo.Record, len(s.recs))
+	for i, t := range r.Workload.recs {
+		s.recs[i] = t
+		s.recs[i].Topic = topic
+		s.ptrs[i] = &s.recs[i]
+	}
+	return s, nil
+}
+
+// Close stops the clients and the clusters.
+func (r *Rig) Close() {
+	for _, s := range r.streams {
+		for _, cl := range []*kgo.Client{s.replC, s.seed} {
+			if cl != nil {
+				cl.Close()
+			}
+		}
+	}
+	for _, cl := range []*kgo.Client{r.srcCl, r.rawCl} {
+		if cl != nil {
+			cl.Close()
+		}
 	}
 	r.target.Close()
+	r.source.Close()
 }
 
-// NextEvent returns the next batch for the replicator: the workload's
-// records with offsets following the previous batch's. The returned bytes
-// are reused by the following call.
-func (r *Rig) NextEvent() []byte {
-	r.event = r.Workload.Event(r.event[:0], r.round)
-	r.round++
-	return r.event
-}
+// Source is the replicators' source cluster.
+func (r *Rig) Source() *kafkalocal.Cluster { return r.source }
 
-// Handle runs one event through the replicator and fails unless every
-// record was written.
-func (r *Rig) Handle(ctx context.Context, payload []byte) error {
-	res, err := r.repl.Handle(ctx, payload)
-	if err != nil {
-		return fmt.Errorf("handler: %w", err)
+// NextEvent is r.Main.NextEvent.
+func (r *Rig) NextEvent(ctx context.Context) ([]byte, error) { return r.Main.NextEvent(ctx) }
+
+// Handle is r.Main.Handle.
+func (r *Rig) Handle(ctx context.Context, payload []byte) error { return r.Main.Handle(ctx, payload) }
+
+// NextEvent writes the workload's records once more to the stream's source
+// topic (in transactions of TxnRecords records, committed, on a
+// transactional stream) and returns the event naming them at the offsets
+// they were given. The returned bytes are reused by the following call.
+func (s *Stream) NextEvent(ctx context.Context) ([]byte, error) {
+	recs := s.rig.Workload.ProducerRecords(s.topic)
+	step := len(recs)
+	if s.txn {
+		step = TxnRecords
 	}
-	if res.RecordsWritten != r.Workload.Records() {
-		return fmt.Errorf("handler wrote %d of %d records (result %+v)", res.RecordsWritten, r.Workload.Records(), res)
+	for i := 0; i < len(recs); i += step {
+		part := recs[i:min(i+step, len(recs))]
+		if s.txn {
+			if err := s.seed.BeginTransaction(); err != nil {
+				return nil, fmt.Errorf("seeding %s: %w", s.topic, err)
+			}
+		}
+		err := s.seed.ProduceSync(ctx, part...).FirstErr()
+		if s.txn {
+			commit := kgo.TryCommit
+			if err != nil {
+				commit = kgo.TryAbort
+			}
+			if eerr := s.seed.EndTransaction(ctx, commit); err == nil {
+				err = eerr
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("seeding %s: %w", s.topic, err)
+		}
+	}
+	for i, rec := range recs {
+		s.recs[i].Offset = rec.Offset
+	}
+	s.event = s.rig.Workload.enc.Append(s.event[:0], s.ptrs)
+	return s.event, nil
+}
+
+// Handle runs one event through the stream's replicator and fails unless
+// every record was written.
+func (s *Stream) Handle(ctx context.Context, payload []byte) error {
+	res, err := s.repl.Handle(ctx, payload)
+	if err != nil {
+		return fmt.Errorf("handler (%s): %w", s.topic, err)
+	}
+	if res.RecordsWritten != s.rig.Workload.Records() {
+		return fmt.Errorf("handler (%s) wrote %d of %d records (result %+v)", s.topic, res.RecordsWritten, s.rig.Workload.Records(), res)
 	}
 	return nil
 }
+
+// SourceStats are the stream's replicator's source fetches so far (zero
+// without the check).
+func (s *Stream) SourceStats() txnstate.Stats { return s.repl.SourceStats() }
 
 // RawRecords returns fresh records for one raw produce.
 func (r *Rig) RawRecords() []*kgo.Record { return r.Workload.ProducerRecords(RawTopic) }

@@ -14,7 +14,7 @@ import (
 const (
 	ClassCode   = "replicator" // innermost module frame is ours (decoder, handler)
 	ClassClient = "kgo client" // inside franz-go's client (batching, compression, I/O)
-	ClassTarget = "target"     // inside the in-process kfake target: not in a Lambda
+	ClassTarget = "kfake"      // inside the in-process kfake clusters (target and source): not in a Lambda
 	ClassOther  = "other"
 	// ClassHarness is this package's own bookkeeping (profile snapshots),
 	// partly outside the measured call; it is shown, never counted.
@@ -24,22 +24,22 @@ const (
 // Memory is what one call allocated and how high the heap rose during it.
 type Memory struct {
 	// Alloc is every byte allocated in the process during the call
-	// (runtime.MemStats.TotalAlloc delta), the in-process target included.
+	// (runtime.MemStats.TotalAlloc delta), the in-process clusters included.
 	Alloc uint64
 	// ByClass splits allocations by who made them; empty unless the call
 	// was profiled. Its ClassTarget entry is what a Lambda would not pay.
 	ByClass map[string]uint64
-	// Sites are the largest allocation sites outside the target, largest
+	// Sites are the largest allocation sites outside the clusters, largest
 	// first; empty unless profiled.
 	Sites []Site
 	// PeakHeap is the highest heap object size seen during the call minus
 	// the size just before it (after a GC), sampled about every
-	// millisecond. It includes what the in-process target retains.
+	// millisecond. It includes what the in-process clusters retain.
 	PeakHeap uint64
 }
 
 // Process is the allocation a Lambda would see: everything but the
-// in-process target's. Without profiling it is Alloc.
+// in-process clusters'. Without profiling it is Alloc.
 func (m Memory) Process() uint64 {
 	if m.ByClass != nil {
 		return m.ByClass[ClassCode] + m.ByClass[ClassClient] + m.ByClass[ClassOther]
@@ -163,7 +163,7 @@ const (
 )
 
 // attribute diffs two memory profiles and classes each stack's new
-// allocations: target if any frame is kfake's, else by the innermost
+// allocations: kfake if any frame is kfake's, else by the innermost
 // third-party or module frame.
 func attribute(before, after []runtime.MemProfileRecord) (map[string]uint64, []Site) {
 	// The runtime keeps one record per stack and object size; sum them

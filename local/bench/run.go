@@ -89,12 +89,22 @@ type DecodeResult struct {
 }
 
 // HandleResult compares the handler with a raw producer on one event's
-// records.
+// records, and the handler with the transaction check (as deployed) with
+// the same handler without it, on a non-transactional topic and on a
+// transactional one.
 type HandleResult struct {
 	ValueSize, Records, DataBytes, EventBytes int
 	HandlerRecs, RawRecs                      Summary // records/s
 	HandlerMBs, RawMBs                        Summary // MB/s of record data (key+value+headers)
 	Ratio                                     Summary // per-round handler/raw throughput
+	// MB/s of the handler without the check, and of both on the
+	// transactional topic.
+	UncheckedMBs, TxnMBs, TxnUncheckedMBs Summary
+	// Per-round throughput with the check ÷ without it.
+	CheckRatio, TxnCheckRatio Summary
+	// What the check fetched from the source per event: fetches and
+	// record-batch bytes (non-transactional topic, transactional topic).
+	SourceFetches, SourceBytes, TxnSourceFetches, TxnSourceBytes float64
 }
 
 // MemoryResult is one event's allocations and peak heap.
@@ -276,34 +286,46 @@ func RunDecode(ctx context.Context, w *Workload, rounds int, sample time.Duratio
 }
 
 // RunHandle compares, on rig's target, the handler taking each round's
-// event with a raw producer writing the same records, interleaved over
-// rounds after one unmeasured warm-up round.
+// event with a raw producer writing the same records, and the handler's
+// streams with and without the transaction check, interleaved over rounds
+// after one unmeasured warm-up round. Writing each event's records to the
+// source first is not timed.
 func RunHandle(ctx context.Context, rig *Rig, rounds int) (HandleResult, error) {
-	var payload []byte
-	var recs []*kgo.Record
-	handler := &contender{iters: 1,
-		prepare: func() error { payload = rig.NextEvent(); return nil },
-		run:     func() error { return rig.Handle(ctx, payload) },
+	streams := []*Stream{rig.Main, rig.Unchecked, rig.Txn, rig.TxnUnchecked}
+	cs := make([]*contender, 0, len(streams)+1)
+	for _, s := range streams {
+		var payload []byte
+		cs = append(cs, &contender{iters: 1,
+			prepare: func() (err error) { payload, err = s.NextEvent(ctx); return err },
+			run:     func() error { return s.Handle(ctx, payload) },
+		})
 	}
-	raw := &contender{iters: 1,
+	var recs []*kgo.Record
+	cs = append(cs, &contender{iters: 1,
 		prepare: func() error { recs = rig.RawRecords(); return nil },
 		run:     func() error { return rig.Raw(ctx, recs) },
-	}
-	cs := []*contender{handler, raw}
+	})
 	if _, err := interleave(ctx, 1, cs); err != nil {
 		return HandleResult{}, fmt.Errorf("warm-up: %w", err)
 	}
+	main0, txn0 := rig.Main.SourceStats(), rig.Txn.SourceStats()
 	secs, err := interleave(ctx, rounds, cs)
 	if err != nil {
 		return HandleResult{}, err
 	}
+	main1, txn1 := rig.Main.SourceStats(), rig.Txn.SourceStats()
 	w := rig.Workload
-	n, mb := float64(w.Records()), float64(w.DataBytes())/1e6
+	n, mb, r := float64(w.Records()), float64(w.DataBytes())/1e6, float64(rounds)
+	raw := secs[len(secs)-1]
 	return HandleResult{
 		ValueSize: w.ValueSize, Records: w.Records(), DataBytes: w.DataBytes(), EventBytes: w.EventSize(),
-		HandlerRecs: Summarize(per(n, secs[0])), RawRecs: Summarize(per(n, secs[1])),
-		HandlerMBs: Summarize(per(mb, secs[0])), RawMBs: Summarize(per(mb, secs[1])),
-		Ratio: Summarize(ratios(secs[0], secs[1])),
+		HandlerRecs: Summarize(per(n, secs[0])), RawRecs: Summarize(per(n, raw)),
+		HandlerMBs: Summarize(per(mb, secs[0])), RawMBs: Summarize(per(mb, raw)),
+		Ratio:        Summarize(ratios(secs[0], raw)),
+		UncheckedMBs: Summarize(per(mb, secs[1])), TxnMBs: Summarize(per(mb, secs[2])), TxnUncheckedMBs: Summarize(per(mb, secs[3])),
+		CheckRatio: Summarize(ratios(secs[0], secs[1])), TxnCheckRatio: Summarize(ratios(secs[2], secs[3])),
+		SourceFetches: float64(main1.Fetches-main0.Fetches) / r, SourceBytes: float64(main1.Bytes-main0.Bytes) / r,
+		TxnSourceFetches: float64(txn1.Fetches-txn0.Fetches) / r, TxnSourceBytes: float64(txn1.Bytes-txn0.Bytes) / r,
 	}, nil
 }
 
@@ -316,18 +338,36 @@ func RunMemory(ctx context.Context, rig *Rig, profile bool) (MemoryResult, error
 	res := MemoryResult{ValueSize: rig.Workload.ValueSize, EventBytes: rig.Workload.EventSize()}
 	// NextEvent reuses its buffer and Handle decodes in place: the warm-up
 	// batch goes first, and the measured one is a copy of the next event.
-	if err := rig.Handle(ctx, rig.NextEvent()); err != nil {
+	payload, err := rig.NextEvent(ctx)
+	if err != nil {
 		return res, err
 	}
-	payload := slices.Clone(rig.NextEvent())
-	var err error
+	if err := rig.Handle(ctx, payload); err != nil {
+		return res, err
+	}
+	if payload, err = rig.NextEvent(ctx); err != nil {
+		return res, err
+	}
+	payload = slices.Clone(payload)
 	if res.Decode, err = MeasureMemory(profile, func() error { _, err := Fast.Decode(payload); return err }); err != nil {
 		return res, err
 	}
 	// Handle decodes in place: each batch gets its own copy of the next
-	// event, made before its measurement starts.
-	next := func() { payload = slices.Clone(rig.NextEvent()) }
-	if res.Handle, res.HandleSamples, err = medianMemory(profile, next, func() error { return rig.Handle(ctx, payload) }); err != nil {
+	// event, made (and its records written to the source) before its
+	// measurement starts.
+	var nextErr error
+	next := func() {
+		var p []byte
+		if p, nextErr = rig.NextEvent(ctx); nextErr == nil {
+			payload = slices.Clone(p)
+		}
+	}
+	if res.Handle, res.HandleSamples, err = medianMemory(profile, next, func() error {
+		if nextErr != nil {
+			return nextErr
+		}
+		return rig.Handle(ctx, payload)
+	}); err != nil {
 		return res, err
 	}
 	recs := rig.RawRecords()

@@ -1,13 +1,17 @@
 // Package bench measures the replicator's speed and memory against side-by-side
 // baselines: the event decoder against encoding/json, the whole handler
-// against a raw franz-go producer, and allocations per full event against
-// the event's size. The bodies here are shared by `go test -bench` and by
-// the kmig-bench command (`make bench`).
+// against a raw franz-go producer, the handler with its transaction check
+// against the same handler without it (on a plain and on a transactional
+// source topic), and allocations per full event against the event's size.
+// The bodies here are shared by `go test -bench` and by the kmig-bench
+// command (`make bench`).
 //
 // Every figure it reports is a ratio of contenders measured in the same
 // run, interleaved round by round, because the machines it runs on are
-// shared and noisy. It runs the target cluster in process (kfake) and must
-// never be imported by a Lambda binary.
+// shared and noisy. It runs the source and target clusters in process
+// (kfake): each event's records are first written to the source, untimed,
+// so the transaction check reads them at the offsets the event names. It
+// must never be imported by a Lambda binary.
 package bench
 
 import (
@@ -23,17 +27,16 @@ import (
 
 // Names and shapes of the generated workload.
 const (
-	// EventTopic is the source topic named in generated events; the
-	// handler writes it to the same name on the target.
-	EventTopic = "bench.events"
 	// RawTopic is where the raw producer baseline writes.
 	RawTopic = "bench.raw"
 	// Partitions is how many partitions an event's records are spread
 	// over, round robin.
 	Partitions = 4
-	// OffsetBase is the first source offset; a large base keeps the
-	// offsets' decimal width, and so the event size, the same in every
-	// round.
+	// OffsetBase is the first offset of the events Workload.Event
+	// generates (for the decoders); a large base keeps the offsets'
+	// decimal width, and so the event size, the same in every round. A
+	// handler Stream's events name the offsets its records were given on
+	// the source, which are narrower: they are at most EventSize.
 	OffsetBase = 1_000_000_000
 	// EventSourceARN is the MSK cluster ARN written in events.
 	EventSourceARN = "arn:aws:kafka:eu-west-1:123456789012:cluster/source/6f1c9a54-2b3d-4e5f-8a9b-0c1d2e3f4a5b-1"

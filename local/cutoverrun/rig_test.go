@@ -132,7 +132,13 @@ func (r *rig) setup() {
 		t.Fatal(err)
 	}
 	t.Cleanup(tcl.Close)
-	rep, err := replicate.New(rcfg, tcl, replicate.WithLogger(r.log), replicate.WithMetricsWriter(io.Discard))
+	// The replicator reads transaction outcomes as the mappings' user.
+	scl, err := pair.Source.NewAppClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(scl.Close)
+	rep, err := replicate.New(rcfg, tcl, scl, replicate.WithLogger(r.log), replicate.WithMetricsWriter(io.Discard))
 	if err != nil {
 		t.Fatal(err)
 	}

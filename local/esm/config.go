@@ -20,6 +20,24 @@ const (
 	Latest      StartingPosition = "LATEST"
 )
 
+// Isolation is the isolation level the mapping's consumer reads with.
+// AWS does not document which one Lambda's Kafka poller uses, so the
+// replicator must be right under both.
+type Isolation string
+
+// Isolation levels.
+const (
+	// ReadUncommitted (the default, as in Kafka's consumer and in
+	// franz-go) delivers every data record up to the high watermark:
+	// records of aborted transactions, and of transactions still open,
+	// included. Transaction markers are never delivered.
+	ReadUncommitted Isolation = "read_uncommitted"
+	// ReadCommitted delivers only records of committed transactions (and
+	// non-transactional ones), and nothing at or past the last stable
+	// offset, the first offset of the oldest transaction still open.
+	ReadCommitted Isolation = "read_committed"
+)
+
 // Limits and defaults, as documented for Lambda Kafka event sources.
 const (
 	DefaultBatchSize             = 100
@@ -66,6 +84,8 @@ type Config struct {
 	MaximumBatchingWindow time.Duration
 	// StartingPosition is TRIM_HORIZON (default) or LATEST.
 	StartingPosition StartingPosition
+	// Isolation is ReadUncommitted (default) or ReadCommitted.
+	Isolation Isolation
 	// Concurrency is the number of batches in flight at once, each worker
 	// owning a fixed share of partitions: 0 means 1.
 	Concurrency int
@@ -137,6 +157,13 @@ func (c Config) normalize() (Config, error) {
 	case TrimHorizon, Latest:
 	default:
 		bad("StartingPosition", "%q is not TRIM_HORIZON or LATEST", c.StartingPosition)
+	}
+	switch c.Isolation {
+	case "":
+		c.Isolation = ReadUncommitted
+	case ReadUncommitted, ReadCommitted:
+	default:
+		bad("Isolation", "%q is not read_uncommitted or read_committed", c.Isolation)
 	}
 	switch {
 	case c.Concurrency == 0:

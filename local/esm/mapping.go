@@ -13,6 +13,9 @@
 //   - disabling finishes and commits the in-flight batch, then leaves the
 //     group; enabling rejoins and resumes from the committed offsets.
 //
+// Batches hold the records the consumer delivers at the configured
+// isolation level (read_uncommitted by default): see Isolation.
+//
 // Delivery is at least once: a batch whose commit fails (for example after
 // losing the group) is delivered again. A batch that keeps failing under
 // infinite retries holds its worker (and so its partitions) until the
@@ -37,6 +40,8 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
 )
 
 // State is a mapping's state as reported by the Lambda API.
@@ -156,6 +161,7 @@ type Mapping struct {
 
 	adminOnce sync.Once
 	admin     *kadm.Client
+	reader    *peek.Reader // on the admin client, for offsets.Consumed
 	adminErr  error
 
 	st counters
@@ -228,6 +234,9 @@ func (m *Mapping) MaximumBatchingWindow() time.Duration { return m.cfg.MaximumBa
 
 // StartingPosition is where a group without commits starts.
 func (m *Mapping) StartingPosition() StartingPosition { return m.cfg.StartingPosition }
+
+// Isolation is the isolation level the mapping reads with.
+func (m *Mapping) Isolation() Isolation { return m.cfg.Isolation }
 
 // State reports the current state.
 func (m *Mapping) State() State {

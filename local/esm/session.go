@@ -87,6 +87,9 @@ func (m *Mapping) startSession() (*session, error) {
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onRevoked),
 	}
+	if m.cfg.Isolation == ReadCommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
 	cl, err := kgo.NewClient(append(opts, m.cfg.ClientOptions...)...)
 	if err != nil {
 		s.cancelPoll()

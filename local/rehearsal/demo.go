@@ -27,6 +27,7 @@ type Replication struct {
 	Replicator *replicate.Replicator
 	Registry   *esm.Registry
 	target     *kgo.Client
+	source     *kgo.Client
 }
 
 // FunctionName is the replicator's name in local runs.
@@ -38,7 +39,8 @@ const FunctionName = "kmig-replicator"
 // deployment the mappings and the cutover share the source secret). Each
 // mapping's consumer group is MappingGroup(topic).
 func StartReplication(ctx context.Context, pair *kafkalocal.Pair, topics []string, env map[string]string, log *slog.Logger) (*Replication, error) {
-	vars := map[string]string{"TARGET_BOOTSTRAP_SERVERS": pair.Target.BootstrapServers(), "TARGET_AUTH": "plaintext"}
+	vars := map[string]string{"TARGET_BOOTSTRAP_SERVERS": pair.Target.BootstrapServers(), "TARGET_AUTH": "plaintext",
+		"SOURCE_BOOTSTRAP_SERVERS": pair.Source.BootstrapServers(), "SOURCE_AUTH": "plaintext"}
 	for k, v := range env {
 		vars[k] = v
 	}
@@ -50,9 +52,18 @@ func StartReplication(ctx context.Context, pair *kafkalocal.Pair, topics []strin
 	if err != nil {
 		return nil, err
 	}
-	r, err := replicate.New(cfg, cl, replicate.WithLogger(log), replicate.WithMetricsWriter(nil))
+	// The replicator reads transaction outcomes as the mappings' user. The
+	// embedded source is SCRAM without a Secrets Manager secret, so its
+	// client comes from kafkalocal, not from the SOURCE_* variables.
+	src, err := pair.Source.NewClientAs(kafkalocal.Admin())
 	if err != nil {
 		cl.Close()
+		return nil, err
+	}
+	r, err := replicate.New(cfg, cl, src, replicate.WithLogger(log), replicate.WithMetricsWriter(nil))
+	if err != nil {
+		cl.Close()
+		src.Close()
 		return nil, err
 	}
 	reg := esm.NewRegistry()
@@ -71,10 +82,11 @@ func StartReplication(ctx context.Context, pair *kafkalocal.Pair, topics []strin
 		if err != nil {
 			reg.Close()
 			cl.Close()
+			src.Close()
 			return nil, err
 		}
 	}
-	return &Replication{Replicator: r, Registry: reg, target: cl}, nil
+	return &Replication{Replicator: r, Registry: reg, target: cl, source: src}, nil
 }
 
 // MappingGroup is the source consumer group of topic's mapping.
@@ -91,10 +103,11 @@ func (r *Replication) WaitCaughtUp(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the mappings and the target client.
+// Close stops the mappings and the replicator's clients.
 func (r *Replication) Close() {
 	r.Registry.Close()
 	r.target.Close()
+	r.source.Close()
 }
 
 // Seed writes n records to every partition of each topic, with keys

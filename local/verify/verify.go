@@ -9,23 +9,27 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provenance"
 )
 
-// ReadAll returns every record of topic, by partition, in offset order, up
-// to the end offsets at the time of the call.
+// ReadAll returns every record of topic a read_committed consumer reads,
+// by partition, in offset order, up to the end offsets at the time of the
+// call: records of aborted transactions, and of transactions still open,
+// are left out.
 func ReadAll(ctx context.Context, c *kafkalocal.Cluster, topic string) (map[int32][]*kgo.Record, error) {
-	adm, err := c.AdminClient()
+	cl, err := c.NewClient()
 	if err != nil {
 		return nil, err
 	}
-	defer adm.Close()
-	ends, err := adm.ListEndOffsets(ctx, topic)
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
@@ -33,34 +37,38 @@ func ReadAll(ctx context.Context, c *kafkalocal.Cluster, topic string) (map[int3
 		return nil, fmt.Errorf("end offsets of %s on %s: %w", topic, c.Name(), err)
 	}
 	out := map[int32][]*kgo.Record{}
-	want := map[int32]int64{}
-	parts := map[string]map[int32]kgo.Offset{topic: {}}
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		first error
+	)
+	r := peek.New(cl)
+	var parts []kadm.ListedOffset
 	ends.Each(func(o kadm.ListedOffset) {
 		out[o.Partition] = nil
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-			parts[topic][o.Partition] = kgo.NewOffset().AtStart()
-		}
+		parts = append(parts, o)
 	})
-	if len(want) == 0 {
-		return out, nil
-	}
-	cl, err := c.NewClient(kgo.ConsumePartitions(parts))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	for len(want) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("reading %s on %s: %w; partitions not read to the end: %v", topic, c.Name(), err, want)
+	for _, o := range parts {
+		if o.Offset == 0 {
+			continue
 		}
-		fs.EachRecord(func(rec *kgo.Record) {
-			out[rec.Partition] = append(out[rec.Partition], rec)
-			if rec.Offset+1 >= want[rec.Partition] {
-				delete(want, rec.Partition)
+		wg.Go(func() {
+			var recs []*kgo.Record
+			err := r.Scan(ctx, topic, o.Partition, 0, o.Offset, func(rec *kgo.Record) bool {
+				recs = append(recs, rec)
+				return true
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && first == nil {
+				first = fmt.Errorf("reading %s/%d on %s: %w", topic, o.Partition, c.Name(), err)
 			}
+			out[o.Partition] = recs
 		})
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
 	}
 	return out, nil
 }

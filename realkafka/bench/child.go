@@ -102,10 +102,16 @@ func ChildMain(args []string) int {
 // sourceAuthOpts are SourceOpts without the seed brokers.
 func (e Env) sourceAuthOpts() []kgo.Opt { return e.SourceOpts()[1:] }
 
+// targetConfig is the replicator's configuration from its environment
+// variables. The SOURCE is SCRAM without TLS, which kafkaconn does not
+// offer (every auth kind but plaintext is TLS): the replicator's source
+// client is built from SourceOpts instead, and SOURCE_* only pass LoadConfig.
 func targetConfig(env Env, compression string) (replicate.Config, error) {
 	return replicate.LoadConfig(config.Map(map[string]string{
 		"TARGET_BOOTSTRAP_SERVERS": env.TargetBootstrap,
 		"TARGET_AUTH":              "plaintext",
+		"SOURCE_BOOTSTRAP_SERVERS": env.SourceBootstrap,
+		"SOURCE_AUTH":              "plaintext",
 		replicate.EnvCompression:   compression,
 	}))
 }
@@ -202,14 +208,20 @@ func runFunction(ctx context.Context, env Env, socket, compression string) (Chil
 		}
 		wg.Go(func() {
 			defer c.Close()
-			// A fresh environment: its own client and replicator.
+			// A fresh environment: its own clients and replicator.
 			cl, err := replicate.NewTargetClient(ctx, cfg, nil)
 			if err != nil {
 				first.set(err)
 				return
 			}
 			defer cl.Close()
-			r, err := replicate.New(cfg, cl, replicate.WithLogger(log), replicate.WithMetricsWriter(nil))
+			src, err := kgo.NewClient(env.SourceOpts()...)
+			if err != nil {
+				first.set(err)
+				return
+			}
+			defer src.Close()
+			r, err := replicate.New(cfg, cl, src, replicate.WithLogger(log), replicate.WithMetricsWriter(nil))
 			if err != nil {
 				first.set(err)
 				return

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -16,6 +18,7 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provenance"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/telemetry"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/txnstate"
 )
 
 // chunkRecords is how many records of a partition are transformed and
@@ -41,9 +44,14 @@ func (r *Replicator) Handle(ctx context.Context, payload []byte) (Result, error)
 	defer r.clMu.RUnlock()
 	var m telemetry.BatchMetrics
 	b := &batch{r: r, ctx: ctx, m: &m, parts: map[tp]*partState{}}
+	defer b.closeSource()
 	ev, err := kafkaevent.DecodeEachInPlace(payload, chunkRecords, b.chunk)
-	failed, werr := b.wait()
 	if err == nil {
+		err = b.settle()
+	}
+	failed, werr := b.wait()
+	var open *OpenTransactionError
+	if werr != nil && (err == nil || errors.As(err, &open)) {
 		err = werr
 	}
 	ok := err == nil
@@ -52,15 +60,25 @@ func (r *Replicator) Handle(ctx context.Context, payload []byte) (Result, error)
 	r.record(ctx, m)
 	if err != nil {
 		var me *kafkaevent.MalformedEventError
-		if errors.As(err, &me) {
+		switch {
+		case errors.As(err, &me):
 			r.log.ErrorContext(ctx, "rejecting malformed event", "error", err, "bytes", len(payload))
-		} else {
-			r.log.ErrorContext(ctx, "batch failed; it will be retried", "error", err, "partitions", len(b.order))
+		case errors.As(err, &open):
+			r.log.WarnContext(ctx, "a source transaction is still open; the records before it were written and the batch will be retried",
+				"topic", open.Topic, "partition", open.Partition, "offset", open.Offset, "waited", open.Waited.String(),
+				"written", res.RecordsWritten, "aborted", res.RecordsAborted)
+		default:
+			r.log.ErrorContext(ctx, "batch failed; it will be retried", "error", err, "partitions", len(b.order), "aborted", res.RecordsAborted)
 		}
 		return Result{}, err
 	}
-	r.log.DebugContext(ctx, "batch written", "records", res.Records, "written", res.RecordsWritten,
-		"duplicatesSkipped", res.DuplicatesSkipped, "filtered", res.RecordsFiltered, "deadLettered", res.RecordsDeadLettered)
+	level := slog.LevelDebug
+	if res.RecordsAborted > 0 {
+		level = slog.LevelInfo // the poller delivers aborted records: worth seeing
+	}
+	r.log.Log(ctx, level, "batch written", "records", res.Records, "written", res.RecordsWritten,
+		"duplicatesSkipped", res.DuplicatesSkipped, "filtered", res.RecordsFiltered, "deadLettered", res.RecordsDeadLettered,
+		"aborted", res.RecordsAborted)
 	return res, nil
 }
 
@@ -74,6 +92,8 @@ type batch struct {
 	starts map[string]kadm.ListedOffsets
 	parts  map[tp]*partState
 	order  []*partState
+
+	verdicts []txnstate.Verdict // scratch for one chunk's transaction verdicts
 
 	acks acks // the batch's data records
 }
@@ -102,6 +122,17 @@ type partState struct {
 	// record on that the target partition holds; records at or below done
 	// are skipped only if present (or filtered or dead-lettered).
 	present map[int64]bool
+
+	// txn decides the source partition's transaction outcomes; nil
+	// without the check.
+	txn *txnstate.Partition
+	// held are the partition's records from the first one whose
+	// transaction is still open on: none of them is written before it
+	// is decided, so what reaches the target stays a prefix.
+	held []kgo.Record
+	// gone holds the source offsets of delivered records the source no
+	// longer holds whose outcome cannot be read (txnstate.Unknown).
+	gone map[int64]bool
 }
 
 // chunk handles a run of one partition's records as the decoder yields it.
@@ -117,13 +148,155 @@ func (b *batch) chunk(c *kafkaevent.Partition) error {
 				return err
 			}
 		}
+		if r.txn != nil {
+			ps.txn = r.txn.Open(c.Topic, c.Partition)
+		}
 		b.parts[key] = ps
 		b.order = append(b.order, ps)
 	}
-	recs := c.Records
+	if ps.held != nil {
+		// Behind a record of an open transaction: wait with it.
+		ps.held = append(ps.held, c.Records...)
+		return nil
+	}
+	recs, err := b.decide(ps, c.Records)
+	if err != nil {
+		return err
+	}
+	return b.write(ps, recs)
+}
+
+// decide reads the transaction outcome of recs, in offset order, from
+// the source. It drops and counts aborted records, marks those whose
+// outcome is gone (they then fail permanently), and holds back the
+// records from the first undecided one on (see settle). It returns the
+// records to write, in order.
+func (b *batch) decide(ps *partState, recs []kgo.Record) ([]kgo.Record, error) {
+	if ps.txn == nil || len(recs) == 0 {
+		return recs, nil
+	}
+	if cap(b.verdicts) < len(recs) {
+		b.verdicts = make([]txnstate.Verdict, len(recs))
+	}
+	vs := b.verdicts[:len(recs)]
+	sum, err := ps.txn.Decide(b.ctx, recs, vs)
+	if err != nil {
+		return nil, &SourceReadError{Topic: ps.srcTopic, Partition: ps.srcPart, Err: err}
+	}
+	if sum.Decided < len(recs) {
+		ps.held = recs[sum.Decided:len(recs):len(recs)]
+		recs = recs[:sum.Decided]
+	}
+	if sum.Aborted == 0 && sum.Unknown == 0 {
+		return recs, nil
+	}
+	kept := recs[:0]
+	for i := range recs {
+		switch vs[i] {
+		case txnstate.Aborted:
+			b.m.RecordsAborted++
+			continue
+		case txnstate.Unknown:
+			if ps.gone == nil {
+				ps.gone = map[int64]bool{}
+			}
+			ps.gone[recs[i].Offset] = true
+		}
+		kept = append(kept, recs[i])
+	}
+	return kept, nil
+}
+
+// settle runs after the event is decoded, for the partitions holding
+// records back behind an open source transaction: it waits, polling the
+// source, until the transaction ends or until shortly before the
+// invocation's deadline (see waitUntil), and writes what became decided.
+// A partition still waiting then fails the batch with an
+// *OpenTransactionError; what was written before its first held record
+// stays, and the retry skips it by provenance.
+func (b *batch) settle() error {
+	var (
+		open  *OpenTransactionError
+		until time.Time
+		start time.Time
+	)
+	for _, ps := range b.order {
+		for len(ps.held) > 0 {
+			if until.IsZero() {
+				start, until = b.r.now(), b.r.waitUntil(b.ctx)
+			}
+			first := ps.held[0].Offset
+			var decided bool
+			err := telemetry.Trace(b.ctx, "open-transaction", func(ctx context.Context) error {
+				var err error
+				decided, err = ps.txn.Wait(ctx, first, until)
+				return err
+			})
+			if err != nil && b.ctx.Err() == nil {
+				return &SourceReadError{Topic: ps.srcTopic, Partition: ps.srcPart, Err: err}
+			}
+			if !decided {
+				if open == nil {
+					open = &OpenTransactionError{Topic: ps.srcTopic, Partition: ps.srcPart, Offset: first}
+				}
+				break
+			}
+			recs := ps.held
+			ps.held = nil
+			if recs, err = b.decide(ps, recs); err != nil {
+				return err
+			}
+			if err := b.write(ps, recs); err != nil {
+				return err
+			}
+		}
+	}
+	if open != nil {
+		open.Waited = b.r.now().Sub(start)
+		return open
+	}
+	return nil
+}
+
+// Waiting for an open source transaction ends openTxnMargin before the
+// invocation's deadline (at most a quarter of the time left), so the
+// records decided before it are written and acknowledged in time; without
+// a deadline it ends after maxOpenTxnWait.
+const (
+	openTxnMargin  = 10 * time.Second
+	maxOpenTxnWait = time.Minute
+)
+
+func (r *Replicator) waitUntil(ctx context.Context) time.Time {
+	now := r.now()
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return now.Add(maxOpenTxnWait)
+	}
+	return dl.Add(-min(openTxnMargin, max(dl.Sub(now), 0)/4))
+}
+
+// closeSource keeps what the batch learned of each source partition's
+// transactions for later batches.
+func (b *batch) closeSource() {
+	for _, ps := range b.order {
+		if ps.txn != nil {
+			ps.txn.Close()
+		}
+	}
+}
+
+// write skips what the target already holds of recs (one partition's
+// decided records, in order), transforms the rest and hands them to the
+// producer.
+func (b *batch) write(ps *partState, recs []kgo.Record) error {
+	r := b.r
+	if len(recs) == 0 {
+		return nil
+	}
 	from := 0
 	for from < len(recs) && recs[from].Offset <= ps.done {
-		if ps.present != nil && !ps.present[recs[from].Offset] && !r.handledBefore(&recs[from]) {
+		if ps.present != nil && !ps.present[recs[from].Offset] && !r.handledBefore(ps, &recs[from]) {
 			// The target holds later records of this batch but not
 			// this one: a gap. Write from here; what follows may be
 			// written twice, nothing is lost.
@@ -257,6 +430,7 @@ func (b *batch) result(ev *kafkaevent.Event) Result {
 		DuplicatesSkipped:   int(b.m.DuplicatesSkipped),
 		RecordsFiltered:     int(b.m.RecordsFiltered),
 		RecordsDeadLettered: int(b.m.RecordsDeadLettered),
+		RecordsAborted:      int(b.m.RecordsAborted),
 	}
 	if ev != nil {
 		res.Records = ev.Records
@@ -370,9 +544,13 @@ func (r *Replicator) targetSources(ctx context.Context, ps *partState, first, do
 }
 
 // handledBefore reports whether a record absent from the target was
-// filtered or dead-lettered by the transforms, which are deterministic,
-// rather than lost. It does not change the record.
-func (r *Replicator) handledBefore(rec *kgo.Record) bool {
+// filtered or dead-lettered by the transforms, which are deterministic, or
+// dead-lettered because the source no longer holds it, rather than lost.
+// It does not change the record.
+func (r *Replicator) handledBefore(ps *partState, rec *kgo.Record) bool {
+	if ps.gone[rec.Offset] {
+		return r.cfg.OnRecordError == DeadLetter
+	}
 	if r.cfg.Transforms.Len() == 0 {
 		return false
 	}
@@ -426,11 +604,19 @@ func (r *Replicator) transform(ps *partState, recs []kgo.Record, m *telemetry.Ba
 		if transforms {
 			orig.Headers = append([]kgo.RecordHeader(nil), rec.Headers...)
 		}
-		verdict, err := r.cfg.Transforms.Apply(rec)
+		var (
+			verdict transform.Verdict
+			err     error
+			kind    = "transform"
+		)
+		if ps.gone[rec.Offset] {
+			err, kind = &SourceRecordGoneError{}, "source-gone"
+		} else {
+			verdict, err = r.cfg.Transforms.Apply(rec)
+		}
 		if err == nil && verdict == transform.Keep && (rec.Topic != ps.target.topic || rec.Partition != ps.target.partition) {
 			err = fmt.Errorf("a transform moved the record to %s/%d; only rename may change the topic and nothing may change the partition", rec.Topic, rec.Partition)
 		}
-		kind := "transform"
 		if err == nil && verdict == transform.Keep {
 			if r.cfg.Provenance {
 				start := len(prov)

@@ -11,8 +11,10 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
 )
 
-// Environment variables the replicator reads, besides the TARGET_*
-// connection variables of package kafkaconn.
+// Environment variables the replicator reads, besides the TARGET_* and
+// SOURCE_* connection variables of package kafkaconn (SOURCE_* name the
+// cluster the event source mappings read, which the replicator asks for
+// the outcome of transactions; see package txnstate).
 const (
 	EnvCompression      = "TARGET_COMPRESSION"
 	EnvMaxMessageBytes  = "TARGET_MAX_MESSAGE_BYTES"
@@ -39,7 +41,11 @@ const (
 
 // Config is the replicator's configuration.
 type Config struct {
-	Target          kafkaconn.Config
+	Target kafkaconn.Config
+	// Source is the cluster the event source mappings read. The
+	// replicator only fetches from it, read_committed, to tell committed
+	// records from aborted and open ones.
+	Source          kafkaconn.Config
 	Compression     string // none | gzip | snappy | lz4 | zstd
 	MaxMessageBytes int    // the target's max.message.bytes; larger records fail permanently
 	Transforms      *transform.Chain
@@ -65,6 +71,9 @@ func LoadConfig(env config.Env) (Config, error) {
 	var c Config
 	var err error
 	if c.Target, err = kafkaconn.FromEnv(env, "TARGET"); err != nil {
+		return c, err
+	}
+	if c.Source, err = kafkaconn.FromEnv(env, "SOURCE"); err != nil {
 		return c, err
 	}
 	if c.Compression, err = env.OneOf(EnvCompression, DefaultCompression, "none", "gzip", "snappy", "lz4", "zstd"); err != nil {
@@ -119,6 +128,12 @@ func NewTargetClient(ctx context.Context, cfg Config, secrets kafkaconn.Secrets,
 		return nil, fmt.Errorf("building target client: %w", err)
 	}
 	return cl, nil
+}
+
+// NewSourceClient builds the replicator's source client from cfg.Source
+// and extra. It only fetches: no consumer group, no commits.
+func NewSourceClient(ctx context.Context, cfg Config, secrets kafkaconn.Secrets, extra ...kgo.Opt) (*kgo.Client, error) {
+	return cfg.Source.NewClient(ctx, secrets, extra...)
 }
 
 // ProducerOptions are the producer options of the replicator's target

@@ -3,6 +3,7 @@ package replicate
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // TargetWriteError is a transient failure to write to the target: the
@@ -87,4 +88,49 @@ type RecordTooLargeError struct {
 
 func (e *RecordTooLargeError) Error() string {
 	return fmt.Sprintf("record of about %d bytes exceeds the target's %d byte limit (TARGET_MAX_MESSAGE_BYTES)", e.Size, e.Max)
+}
+
+// OpenTransactionError fails a batch because a source record belongs to a
+// transaction that was still open when the invocation had to end (the
+// poller reads read_uncommitted, or the transaction began before the
+// batch's records). Every record before it in its partition, and every
+// other partition of the batch, was written; Lambda retries the batch, and
+// the retry skips what was written by provenance and waits again.
+type OpenTransactionError struct {
+	Topic     string // the source topic
+	Partition int32
+	Offset    int64         // the first source record not yet written
+	Waited    time.Duration // how long the invocation waited for the transaction
+}
+
+func (e *OpenTransactionError) Error() string {
+	return fmt.Sprintf("source %s/%d@%d is in a transaction still open after waiting %s; the records before it were written and the batch will be retried",
+		e.Topic, e.Partition, e.Offset, e.Waited.Round(time.Millisecond))
+}
+
+// SourceReadError is a failure to read the source partition's transaction
+// state (see package txnstate), which the replicator needs before writing
+// a record. The batch is failed so Lambda retries it.
+type SourceReadError struct {
+	Topic     string
+	Partition int32
+	Err       error
+}
+
+func (e *SourceReadError) Error() string {
+	return fmt.Sprintf("reading the transaction state of source %s/%d: %v", e.Topic, e.Partition, e.Err)
+}
+
+func (e *SourceReadError) Unwrap() error { return e.Err }
+
+// SourceRecordGoneError is a record the poller delivered that the source no
+// longer holds (retention or compaction removed it since), where an
+// aborted transaction may have covered it: whether a read_committed
+// consumer would have read it cannot be told. It fails permanently, as a
+// transform error does (see RECORD_ERROR_POLICY): with dead-letter it goes
+// to the dead-letter topic, never to the target topic.
+type SourceRecordGoneError struct{}
+
+func (e *SourceRecordGoneError) Error() string {
+	return "the source no longer holds this record and an aborted transaction may have covered it, so whether it was committed cannot be read"
 }

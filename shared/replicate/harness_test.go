@@ -87,6 +87,7 @@ type rig struct {
 	pair    *kafkalocal.Pair
 	cfg     Config
 	target  *kgo.Client
+	source  *kgo.Client // every replicator's source client (transaction outcomes)
 	repl    *Replicator
 	emf     bytes.Buffer
 	cleanup []func()
@@ -139,6 +140,10 @@ func newRigOn(t *testing.T, e *env, topics map[string]int32, rename map[string]s
 		mutate(&r.cfg)
 	}
 	var err error
+	if r.source, err = pair.Source.NewClient(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.source.Close)
 	if r.repl, r.target, err = r.newFunction(&r.emf); err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +185,7 @@ func (r *rig) newFunction(metrics io.Writer) (*Replicator, *kgo.Client, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	repl, err := New(r.cfg, cl, WithLogger(quietLogger()), WithMetricsWriter(metrics), WithClientFactory(newClient))
+	repl, err := New(r.cfg, cl, r.source, WithLogger(quietLogger()), WithMetricsWriter(metrics), WithClientFactory(newClient))
 	if err != nil {
 		cl.Close()
 		return nil, nil, err
@@ -210,7 +215,7 @@ func (r *rig) lambdaMapping(t *testing.T, topic string, batchSize, concurrency i
 			_ = repl.Close(ctx)
 		}, nil
 	}, r.env.invokeTimeout)
-	return r.mappingFor(t, topic, batchSize, concurrency, pool), pool
+	return r.mappingFor(t, topic, batchSize, concurrency, pool, nil), pool
 }
 
 // totals sums the counts of every replicator the rig ran.
@@ -235,12 +240,14 @@ func quietLogger() *slog.Logger {
 // (a cluster-side name) to the replicator, and stops it at cleanup.
 func (r *rig) mapping(t *testing.T, topic string, batchSize, concurrency int) *esm.Mapping {
 	t.Helper()
-	return r.mappingFor(t, topic, batchSize, concurrency, r.repl)
+	return r.mappingFor(t, topic, batchSize, concurrency, r.repl, nil)
 }
 
-func (r *rig) mappingFor(t *testing.T, topic string, batchSize, concurrency int, h lambda.Handler) *esm.Mapping {
+// mappingFor is mapping invoking h, with the config changed by mod if
+// not nil.
+func (r *rig) mappingFor(t *testing.T, topic string, batchSize, concurrency int, h lambda.Handler, mod func(*esm.Config)) *esm.Mapping {
 	t.Helper()
-	m, err := esm.New(esm.Config{
+	cfg := esm.Config{
 		FunctionName:          "replicator",
 		Topics:                []string{topic},
 		ConsumerGroupID:       "kmig-" + topic,
@@ -251,7 +258,11 @@ func (r *rig) mappingFor(t *testing.T, topic string, batchSize, concurrency int,
 		Concurrency:           concurrency,
 		RetryBackoff:          time.Millisecond,
 		Logger:                quietLogger(),
-	}, h)
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	m, err := esm.New(cfg, h)
 	if err != nil {
 		t.Fatal(err)
 	}

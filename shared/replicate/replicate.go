@@ -5,8 +5,16 @@
 // Guarantees:
 //   - Success is returned only after every record of the batch is either
 //     acknowledged by the target (acks=all, idempotent producer), skipped
-//     as already present, filtered by a transform, or acknowledged on the
-//     dead-letter topic. Every outcome is counted.
+//     as already present, filtered by a transform, acknowledged on the
+//     dead-letter topic, or skipped as part of an aborted source
+//     transaction. Every outcome is counted.
+//   - Whatever isolation level the poller reads with, only records a
+//     read_committed consumer of the source reads reach the target: each
+//     delivered record's transaction outcome is read from the source
+//     (package txnstate) before it is written. A record of a transaction
+//     still open is written only once it commits: the batch waits for it
+//     within the invocation, and otherwise writes the records before it
+//     and fails with an *OpenTransactionError so Lambda retries.
 //   - Key, value (null kept apart from empty), headers in order, timestamp,
 //     partition and order within a partition are preserved.
 //   - With the provenance header on, a retried batch writes no duplicates:
@@ -33,12 +41,13 @@ import (
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/telemetry"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/txnstate"
 )
 
 // Dead-letter record headers, besides the original headers and kmig-src.
 const (
 	HeaderError        = "kmig-error"         // the failure, in words
-	HeaderErrorType    = "kmig-error-type"    // transform | too-large
+	HeaderErrorType    = "kmig-error-type"    // transform | too-large | source-gone
 	HeaderValueDropped = "kmig-value-dropped" // "true" when the value could not fit
 )
 
@@ -57,6 +66,11 @@ type Replicator struct {
 	reader    *peek.Reader
 	newClient func() (*kgo.Client, error)
 	stopped   atomic.Bool // the producer stopped on a sequence error
+
+	// txn reads the source's transaction state; nil only with
+	// WithoutTransactionCheck.
+	txn          *txnstate.Reader
+	uncheckedTxn bool
 
 	log     *slog.Logger
 	metrics io.Writer
@@ -96,6 +110,12 @@ func WithClientFactory(f func() (*kgo.Client, error)) Option {
 	return func(r *Replicator) { r.newClient = f }
 }
 
+// WithoutTransactionCheck turns off reading the source's transaction
+// state: every delivered record is written, records of aborted and open
+// transactions included, if the poller delivers them. It exists to measure
+// what the check costs; a deployed replicator never uses it.
+func WithoutTransactionCheck() Option { return func(r *Replicator) { r.uncheckedTxn = true } }
+
 // WithLogger sets the logger (default: telemetry.NewLogger()).
 func WithLogger(l *slog.Logger) Option { return func(r *Replicator) { r.log = l } }
 
@@ -104,12 +124,15 @@ func WithLogger(l *slog.Logger) Option { return func(r *Replicator) { r.log = l 
 func WithMetricsWriter(w io.Writer) Option { return func(r *Replicator) { r.metrics = w } }
 
 // New returns a Replicator writing through cl, which must have been built
-// with ProducerOptions(cfg). cl is shared and not closed by the Replicator.
+// with ProducerOptions(cfg), and reading transaction outcomes from the
+// source through source (see NewSourceClient), which may be nil only with
+// WithoutTransactionCheck. cl is shared and not closed by the Replicator;
+// source is never closed by it.
 //
 // With WithClientFactory, a client whose idempotent producer was stopped
 // (see ProducerOptions) is replaced before the next batch; without it, every
 // later batch fails with the producer's error.
-func New(cfg Config, cl *kgo.Client, opts ...Option) (*Replicator, error) {
+func New(cfg Config, cl, source *kgo.Client, opts ...Option) (*Replicator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -123,6 +146,12 @@ func New(cfg Config, cl *kgo.Client, opts ...Option) (*Replicator, error) {
 	}
 	if r.log == nil {
 		r.log = telemetry.NewLogger()
+	}
+	if !r.uncheckedTxn {
+		if source == nil {
+			return nil, errors.New("replicate: a source client is needed to read transaction outcomes")
+		}
+		r.txn = txnstate.NewReader(source)
 	}
 	return r, nil
 }
@@ -174,6 +203,9 @@ type Result struct {
 	DuplicatesSkipped   int `json:"duplicatesSkipped"`
 	RecordsFiltered     int `json:"recordsFiltered"`
 	RecordsDeadLettered int `json:"recordsDeadLettered"`
+	// RecordsAborted counts delivered records of aborted source
+	// transactions, skipped.
+	RecordsAborted int `json:"recordsAborted"`
 }
 
 // Totals returns the counts over every batch handled so far.
@@ -183,6 +215,15 @@ func (r *Replicator) Totals() telemetry.BatchMetrics {
 	t := r.total
 	t.Latencies = nil
 	return t
+}
+
+// SourceStats counts the source fetches that read transaction outcomes
+// (zero with WithoutTransactionCheck).
+func (r *Replicator) SourceStats() txnstate.Stats {
+	if r.txn == nil {
+		return txnstate.Stats{}
+	}
+	return r.txn.Stats()
 }
 
 // Invoke implements lambda.Handler on the raw event bytes. Errors are
@@ -198,7 +239,8 @@ func (r *Replicator) Invoke(ctx context.Context, payload []byte) ([]byte, error)
 func (r *Replicator) record(ctx context.Context, m telemetry.BatchMetrics) {
 	r.mu.Lock()
 	r.total.Add(telemetry.BatchMetrics{RecordsWritten: m.RecordsWritten, BytesWritten: m.BytesWritten,
-		DuplicatesSkipped: m.DuplicatesSkipped, RecordsFiltered: m.RecordsFiltered, RecordsDeadLettered: m.RecordsDeadLettered})
+		DuplicatesSkipped: m.DuplicatesSkipped, RecordsFiltered: m.RecordsFiltered, RecordsDeadLettered: m.RecordsDeadLettered,
+		RecordsAborted: m.RecordsAborted})
 	r.mu.Unlock()
 	if r.metrics == nil {
 		return

@@ -165,3 +165,5 @@ func deleteTopics(c *kafkalocal.Cluster, topics []kafkalocal.Topic) {
 	}
 	_, _ = adm.DeleteTopics(ctx, names...)
 }
+
+func TestRealKafkaTransactions(t *testing.T) { testTransactions(t, realEnv(t, false)) }

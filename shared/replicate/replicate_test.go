@@ -84,7 +84,7 @@ func testRetryAfterPartialWrite(t *testing.T, e *env) {
 		repl := r.repl
 		if i == 1 {
 			var err error
-			if repl, err = New(r.cfg, r.target, WithLogger(quietLogger()), WithMetricsWriter(nil)); err != nil {
+			if repl, err = New(r.cfg, r.target, r.source, WithLogger(quietLogger()), WithMetricsWriter(nil)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -378,7 +378,7 @@ func TestUnreachableTargetFailsTheBatch(t *testing.T) {
 }
 
 func TestLoadConfig(t *testing.T) {
-	base := map[string]string{"TARGET_BOOTSTRAP_SERVERS": "b-1.example:9098", "AWS_REGION": "us-east-1"}
+	base := map[string]string{"TARGET_BOOTSTRAP_SERVERS": "b-1.example:9098", "SOURCE_BOOTSTRAP_SERVERS": "kafka-1.example:9096,kafka-2.example:9096", "AWS_REGION": "us-east-1"}
 	with := func(kv ...string) map[string]string {
 		m := map[string]string{}
 		for k, v := range base {
@@ -394,7 +394,8 @@ func TestLoadConfig(t *testing.T) {
 		return m
 	}
 	c, err := LoadConfig(config.Map(base))
-	if err != nil || c.Target.Auth != "iam" || !c.Provenance || c.OnRecordError != FailBatch || c.Compression != "lz4" {
+	if err != nil || c.Target.Auth != "iam" || !c.Provenance || c.OnRecordError != FailBatch || c.Compression != "lz4" ||
+		c.Source.Auth != "iam" || len(c.Source.Bootstrap) != 2 || c.Source.Prefix != "SOURCE" {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}
 	for _, tc := range []struct {
@@ -409,6 +410,10 @@ func TestLoadConfig(t *testing.T) {
 		{"scram without secret", with("TARGET_AUTH", "scram-sha-512"), "TARGET_SECRET_ARN", "must be set when TARGET_AUTH is scram-sha-512"},
 		{"mtls without secret", with("TARGET_AUTH", "mtls"), "TARGET_SECRET_ARN", "must be set"},
 		{"iam without region", with("AWS_REGION", "<unset>"), "AWS_REGION", "must be set"},
+		{"missing source", with("SOURCE_BOOTSTRAP_SERVERS", "<unset>"), "SOURCE_BOOTSTRAP_SERVERS", "must be set"},
+		{"source not host:port", with("SOURCE_BOOTSTRAP_SERVERS", "kafka-1"), "SOURCE_BOOTSTRAP_SERVERS", "not host:port"},
+		{"unknown source auth", with("SOURCE_AUTH", "kerberos"), "SOURCE_AUTH", "not one of"},
+		{"source scram without secret", with("SOURCE_AUTH", "scram-sha-256"), "SOURCE_SECRET_ARN", "must be set when SOURCE_AUTH is scram-sha-256"},
 		{"bad transform JSON", with("TRANSFORMS", `[{"type":"rename",`), "TRANSFORMS", "not a JSON list"},
 		{"unknown transform", with("TRANSFORMS", `[{"type":"mask"}]`), "TRANSFORMS", "unknown transform type"},
 		{"many-to-one rename", with("TRANSFORMS", `[{"type":"rename","topics":{"a":"x","b":"x"}}]`), "TRANSFORMS", "many-to-one"},

@@ -15,19 +15,25 @@ const (
 	MetricDuplicatesSkipped   = "DuplicatesSkipped"
 	MetricRecordsFiltered     = "RecordsFiltered"
 	MetricRecordsDeadLettered = "RecordsDeadLettered"
+	MetricRecordsAborted      = "RecordsAborted"
 	MetricReplicationLatency  = "ReplicationLatency"
 	DimensionFunctionName     = "FunctionName"
 )
 
-// BatchMetrics are one batch's counts. Every record of a batch ends in
-// exactly one of written, skipped as a duplicate, filtered or
-// dead-lettered, so the four counts add up to the batch size.
+// BatchMetrics are one batch's counts. Every record of a successful batch
+// ends in exactly one of written, skipped as a duplicate, filtered,
+// dead-lettered or skipped as aborted, so the five counts add up to the
+// batch size.
 type BatchMetrics struct {
 	RecordsWritten      int64
 	BytesWritten        int64
 	DuplicatesSkipped   int64
 	RecordsFiltered     int64
 	RecordsDeadLettered int64
+	// RecordsAborted counts records of aborted source transactions
+	// (and transaction markers) the poller delivered and the replicator
+	// skipped. A poller reading read_committed never delivers any.
+	RecordsAborted int64
 	// Latencies holds now − source timestamp for written records,
 	// sampled to at most 100 values (the EMF limit per metric).
 	Latencies []time.Duration
@@ -40,6 +46,7 @@ func (m *BatchMetrics) Add(o BatchMetrics) {
 	m.DuplicatesSkipped += o.DuplicatesSkipped
 	m.RecordsFiltered += o.RecordsFiltered
 	m.RecordsDeadLettered += o.RecordsDeadLettered
+	m.RecordsAborted += o.RecordsAborted
 	m.Latencies = append(m.Latencies, o.Latencies...)
 }
 
@@ -65,7 +72,7 @@ func (m BatchMetrics) WriteEMF(w io.Writer, namespace, functionName string, now 
 	}
 	metrics := []metric{
 		{MetricRecordsWritten, "Count"}, {MetricBytesWritten, "Bytes"}, {MetricDuplicatesSkipped, "Count"},
-		{MetricRecordsFiltered, "Count"}, {MetricRecordsDeadLettered, "Count"},
+		{MetricRecordsFiltered, "Count"}, {MetricRecordsDeadLettered, "Count"}, {MetricRecordsAborted, "Count"},
 	}
 	doc := map[string]any{
 		"_aws": map[string]any{
@@ -82,6 +89,7 @@ func (m BatchMetrics) WriteEMF(w io.Writer, namespace, functionName string, now 
 		MetricDuplicatesSkipped:   m.DuplicatesSkipped,
 		MetricRecordsFiltered:     m.RecordsFiltered,
 		MetricRecordsDeadLettered: m.RecordsDeadLettered,
+		MetricRecordsAborted:      m.RecordsAborted,
 	}
 	if len(lat) > 0 {
 		doc[MetricReplicationLatency] = lat
