@@ -54,17 +54,6 @@ var functionLoaders = map[string]loader{
 // listed gap is closed, so this list cannot go stale.
 var knownGaps = map[string]map[string]string{}
 
-// notInTemplateYet lists variables a loader reads that template.yaml does
-// not set yet, with the reason; the test gives them their sample values.
-// The test fails when the template sets one, so this list cannot go stale.
-var notInTemplateYet = map[string]map[string]string{
-	"ReplicatorFunction": {
-		"SOURCE_BOOTSTRAP_SERVERS": "the replicator reads transaction outcomes from the source (shared/txnstate); the template change is separate",
-		"SOURCE_AUTH":              "as SOURCE_BOOTSTRAP_SERVERS",
-		"SOURCE_SECRET_ARN":        "as SOURCE_BOOTSTRAP_SERVERS",
-	},
-}
-
 func TestEnvironmentContract(t *testing.T) {
 	tpl := loadTemplate(t)
 	if g := tpl.get("Globals", "Function", "Environment"); g != nil {
@@ -100,21 +89,12 @@ func TestEnvironmentContract(t *testing.T) {
 				env[k] = v
 			}
 			env["AWS_REGION"] = sampleValues["AWS_REGION"]
-			pending := notInTemplateYet[r.ID]
-			for _, k := range sortedSet(boolSet(pending)) {
-				if set[k] {
-					t.Errorf("the template now sets %s on %s: remove it from notInTemplateYet", k, r.ID)
-					continue
-				}
-				t.Logf("not in the template yet: %s: %s", k, pending[k])
-				env[k] = sampleValues[k]
-			}
 			read := map[string]bool{}
 			if err := load(config.Recording(env, read)); err != nil {
 				t.Fatalf("LoadConfig with the template's variables: %v", err)
 			}
 			for _, k := range sortedSet(read) {
-				if !set[k] && !lambdaProvided[k] && pending[k] == "" {
+				if !set[k] && !lambdaProvided[k] {
 					t.Errorf("%s reads %s, which the template does not set", r.ID, k)
 				}
 			}
@@ -136,13 +116,4 @@ func TestEnvironmentContract(t *testing.T) {
 			t.Errorf("template.yaml has no function %s", id)
 		}
 	}
-}
-
-// boolSet is the set of m's keys.
-func boolSet(m map[string]string) map[string]bool {
-	out := make(map[string]bool, len(m))
-	for k := range m {
-		out[k] = true
-	}
-	return out
 }
