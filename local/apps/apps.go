@@ -145,8 +145,11 @@ func StartProducer(c *kafkalocal.Cluster, as kafkalocal.Credentials, l *Ledger, 
 // uncommitted. Its session timeout is c.SessionTimeout() (2 s on an
 // embedded cluster; real brokers refuse less than group.min.session.timeout.ms).
 func StartConsumer(c *kafkalocal.Cluster, as kafkalocal.Credentials, l *Ledger, topic, group string) (*App, error) {
+	// read_committed, as applications reading transactional topics do
+	// (Kafka Streams exactly-once); on other topics it reads the same.
 	cl, err := c.NewClientAs(as,
 		kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.DisableAutoCommit(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(100*time.Millisecond), kgo.SessionTimeout(c.SessionTimeout()),
 		kgo.HeartbeatInterval(200*time.Millisecond),
 	)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/realkafka"
 )
@@ -30,7 +31,7 @@ func newRealRig(t *testing.T, partitions int32) *rig {
 
 // newRealProfileRig is newRealRig on source profile p, whose cutover input
 // fields (fence kind and the like) baseInput carries.
-func newRealProfileRig(t *testing.T, p realkafka.Profile, partitions int32) *rig {
+func newRealProfileRig(t *testing.T, p realkafka.Profile, partitions int32, opts ...rigOption) *rig {
 	t.Helper()
 	root := requireTools(t)
 	pair := realkafka.ProfilePair(t, p)
@@ -58,6 +59,9 @@ func newRealProfileRig(t *testing.T, p realkafka.Profile, partitions int32) *rig
 		_, _ = r.srcAdm.DeleteTopics(ctx, r.topic, r.idle)
 		_, _ = r.tgtAdm.DeleteTopics(ctx, r.topic, r.idle)
 	})
+	for _, o := range opts {
+		o(r)
+	}
 	r.setup()
 	return r
 }
@@ -154,4 +158,15 @@ func TestRealKafkaOpenSourceRollback(t *testing.T) {
 // source was not fenced.
 func TestRealKafkaNoAuthorizer(t *testing.T) {
 	testSourceWithoutAuthorizer(t, newRealProfileRig(t, realkafka.ProfileNoAuthorizer, 2))
+}
+
+// TestRealKafkaTransactionalSource: TestTransactionalSource on real brokers,
+// whose transaction coordinator writes the markers and whose read_committed
+// fetches stop at the last stable offset.
+func TestRealKafkaTransactionalSource(t *testing.T) {
+	for _, iso := range []esm.Isolation{esm.ReadUncommitted, esm.ReadCommitted} {
+		t.Run(string(iso), func(t *testing.T) {
+			testTransactionalCutover(t, newRealProfileRig(t, realkafka.ProfileDenyByDefault, 3, withIsolation(iso)), 3)
+		})
+	}
 }

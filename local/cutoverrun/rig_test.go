@@ -66,19 +66,22 @@ type rig struct {
 	real bool // real brokers (newRealRig), shared with other tests
 	// input holds cutover input fields the source needs (its profile's
 	// fence kind and the like); baseInput carries them.
-	input   map[string]any
-	topic   string
-	idle    string
-	group   string
-	pair    *kafkalocal.Pair
-	reg     *esm.Registry
-	mapping *esm.Mapping
-	idleMap *esm.Mapping
-	repl    lambda.Handler
-	fail    *failSwitch
-	srcAdm  *kadm.Client
-	tgtAdm  *kadm.Client
-	log     *slog.Logger
+	input map[string]any
+	// isolation is the emulated poller's isolation level (default
+	// read_uncommitted).
+	isolation esm.Isolation
+	topic     string
+	idle      string
+	group     string
+	pair      *kafkalocal.Pair
+	reg       *esm.Registry
+	mapping   *esm.Mapping
+	idleMap   *esm.Mapping
+	repl      lambda.Handler
+	fail      *failSwitch
+	srcAdm    *kadm.Client
+	tgtAdm    *kadm.Client
+	log       *slog.Logger
 }
 
 // failSwitch makes the replicator fail while on.
@@ -94,7 +97,13 @@ type replicatorDown struct{}
 
 func (replicatorDown) Error() string { return "replicator made to fail by the test" }
 
-func newRig(t *testing.T, sec kafkalocal.Security, partitions int32) *rig {
+// rigOption adjusts a rig before its replication starts.
+type rigOption func(*rig)
+
+// withIsolation makes the emulated poller read at isolation level iso.
+func withIsolation(iso esm.Isolation) rigOption { return func(r *rig) { r.isolation = iso } }
+
+func newRig(t *testing.T, sec kafkalocal.Security, partitions int32, opts ...rigOption) *rig {
 	t.Helper()
 	root := requireTools(t)
 	pair, err := kafkalocal.StartPair(kafkalocal.PairOptions{
@@ -106,6 +115,9 @@ func newRig(t *testing.T, sec kafkalocal.Security, partitions int32) *rig {
 	}
 	t.Cleanup(pair.Close)
 	r := &rig{t: t, root: root, pair: pair, topic: defaultTopic, idle: defaultIdle, group: defaultGroup}
+	for _, o := range opts {
+		o(r)
+	}
 	r.setup()
 	return r
 }
@@ -158,6 +170,7 @@ func (r *rig) setup() {
 			MaximumBatchingWindow: 20 * time.Millisecond,
 			RetryBackoff:          20 * time.Millisecond,
 			StartDisabled:         disabled,
+			Isolation:             r.isolation,
 		}, r.repl)
 		if err != nil {
 			t.Fatal(err)

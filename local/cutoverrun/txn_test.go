@@ -1,0 +1,137 @@
+package cutoverrun
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/apps"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/cutover"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/offsets"
+)
+
+// TestTransactionalSource: a topic written by a transactional producer
+// (committed and aborted transactions, one held open across the mapping's
+// batches) is cut over with the emulated poller at either isolation level.
+// The application group, a read_committed consumer, ends past the last
+// commit marker, so its committed offset is below the source end: the
+// cutover must count it caught up and translate it to the target end, and
+// every committed number is read exactly once across the switch.
+func TestTransactionalSource(t *testing.T) {
+	for _, iso := range []esm.Isolation{esm.ReadUncommitted, esm.ReadCommitted} {
+		t.Run(string(iso), func(t *testing.T) {
+			testTransactionalCutover(t, newRig(t, kafkalocal.SecuritySCRAMACL, 3, withIsolation(iso)), 3)
+		})
+	}
+}
+
+// testTransactionalCutover is TestTransactionalSource's body on r, whose
+// topic has partitions partitions.
+func testTransactionalCutover(t *testing.T, r *rig, partitions int32) {
+	ctx := ctxFor(t, 3*time.Minute)
+	l := newLedger()
+	src := r.pair.Source
+	// Seven numbers per transaction, every third transaction aborted. It
+	// runs as the source's admin: the app user holds no transactional-ID
+	// ACL.
+	prod, err := apps.StartTxnProducer(src, src.AdminCredentials(), l, r.topic, partitions, r.topic+"-txn", 7, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Stop)
+	cons := r.startConsumer(t, src, l)
+	time.Sleep(300 * time.Millisecond)
+	release, err := prod.Hold(ctx) // open while the mapping delivers batches
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	release()
+	time.Sleep(300 * time.Millisecond)
+
+	var mu sync.Mutex
+	var tgtProd *apps.App
+	funcs := map[string]lambda.Handler{
+		"stop-consumers":  hookFunc(func(context.Context) error { cons.Stop(); return nil }),
+		"start-consumers": hookFunc(func(context.Context) error { r.startConsumer(t, r.pair.Target, l); return nil }),
+		"start-producers": hookFunc(func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			tgtProd = r.startProducer(t, r.pair.Target, l, partitions, false)
+			return nil
+		}),
+	}
+	in := r.baseInput()
+	in["hooks"] = map[string]any{
+		"stopProducers":  map[string]any{"type": "approval"},
+		"stopConsumers":  lambdaHook("stop-consumers"),
+		"startConsumers": lambdaHook("start-consumers"),
+		"startProducers": lambdaHook("start-producers"),
+	}
+	res := r.run(ctx, in, Options{Functions: funcs, Approve: func(context.Context, cutover.ApprovalMessage) error {
+		prod.Stop() // aborts a transaction it has open
+		return nil
+	}})
+	if res.Status != "SUCCEEDED" || res.Report == nil {
+		t.Fatalf("status %s: %s: %s", res.Status, res.Error, res.Cause)
+	}
+	if err := prod.Err(); err != nil {
+		t.Fatalf("transactional producer failed before it was stopped: %v", err)
+	}
+	rep := res.Report
+	ends := map[int32]cutover.PartitionReport{}
+	for _, p := range rep.Partitions {
+		ends[p.Partition] = p
+		if p.TargetTailSource != p.SourceLast {
+			t.Errorf("partition %d not drained: %+v", p.Partition, p)
+		}
+	}
+	if len(rep.Groups) != 1 || rep.Groups[0].Status != cutover.GroupTranslated {
+		t.Fatalf("groups in report: %+v", rep.Groups)
+	}
+	behindEnd := 0
+	for _, gp := range rep.Groups[0].Partitions {
+		if gp.SourceOffset < 0 {
+			continue
+		}
+		if gp.SourceOffset < gp.SourceEnd {
+			behindEnd++ // only markers (or aborted records) follow it
+		}
+		if gp.Method != string(offsets.CaughtUp) || gp.TargetOffset != ends[gp.Partition].TargetEnd {
+			t.Errorf("partition %d: %+v, want caught-up at the target end %d", gp.Partition, gp, ends[gp.Partition].TargetEnd)
+		}
+	}
+	if behindEnd == 0 {
+		t.Error("no partition's committed offset was below its end: the test did not reach the case it is for")
+	}
+	mu.Lock()
+	p := tgtProd
+	mu.Unlock()
+	if p == nil {
+		t.Fatal("StartProducers hook did not run")
+	}
+	time.Sleep(300 * time.Millisecond)
+	p.Stop()
+	deadline := time.Now().Add(20 * time.Second)
+	var produced, missing, dup int
+	for {
+		produced, missing, dup = l.Check()
+		if missing == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("produced %d committed, consumed exactly once: missing %d, duplicated %d, uncommitted read %d", produced, missing, dup, l.Unproduced())
+	if missing != 0 || dup != 0 || produced == 0 || l.Unproduced() != 0 {
+		t.Errorf("produced %d, missing %d, duplicated %d, uncommitted numbers read %d", produced, missing, dup, l.Unproduced())
+	}
+	if errs := errors.Join(cons.Err()); errs != nil {
+		t.Errorf("source consumer: %v", errs)
+	}
+}
