@@ -26,6 +26,52 @@ func TestHappyPath(t *testing.T) {
 	testHappyPath(t, newRig(t, kafkalocal.SecuritySCRAMACL, partitions), partitions)
 }
 
+// switched moves the numbered apps to the target through lambda hooks:
+// stop-consumers runs the caller's stop, start-consumers starts a consumer
+// on the target, start-producers a numbered producer there.
+type switched struct {
+	funcs map[string]lambda.Handler
+	mu    sync.Mutex
+	prod  *apps.App
+}
+
+func (r *rig) switchApps(t *testing.T, l *ledger, partitions int32, stop func(ctx context.Context)) *switched {
+	sw := &switched{}
+	sw.funcs = map[string]lambda.Handler{
+		"stop-consumers":  hookFunc(func(ctx context.Context) error { stop(ctx); return nil }),
+		"start-consumers": hookFunc(func(context.Context) error { r.startConsumer(t, r.pair.Target, l); return nil }),
+		"start-producers": hookFunc(func(context.Context) error {
+			sw.mu.Lock()
+			defer sw.mu.Unlock()
+			sw.prod = r.startProducer(t, r.pair.Target, l, partitions, false)
+			return nil
+		}),
+	}
+	return sw
+}
+
+// hooks is the input's hooks: StopProducers by approval, the rest by the
+// functions above.
+func (sw *switched) hooks() map[string]any {
+	return map[string]any{
+		"stopProducers":  map[string]any{"type": "approval"},
+		"stopConsumers":  lambdaHook("stop-consumers"),
+		"startConsumers": lambdaHook("start-consumers"),
+		"startProducers": lambdaHook("start-producers"),
+	}
+}
+
+// producer is the target producer StartProducers started.
+func (sw *switched) producer(t *testing.T) *apps.App {
+	t.Helper()
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.prod == nil {
+		t.Fatal("StartProducers hook did not run")
+	}
+	return sw.prod
+}
+
 // testHappyPath is TestHappyPath's body on r, whose topic has partitions
 // partitions (embedded or real brokers).
 func testHappyPath(t *testing.T, r *rig, partitions int32) {
@@ -39,39 +85,20 @@ func testHappyPath(t *testing.T, r *rig, partitions int32) {
 	var (
 		mu                 sync.Mutex
 		fencedErr, readErr error
-		tgtProd            *apps.App
 		stopProducersCalls int
 	)
-	funcs := map[string]lambda.Handler{
-		"stop-consumers": hookFunc(func(ctx context.Context) error {
-			// The source is fenced here: the application user must be
-			// refused.
-			err := r.appWrite(ctx)
-			rerr := r.appRead(ctx) // readers keep reading while fenced
-			mu.Lock()
-			fencedErr, readErr = err, rerr
-			mu.Unlock()
-			srcCons.Stop()
-			return nil
-		}),
-		"start-consumers": hookFunc(func(ctx context.Context) error {
-			r.startConsumer(t, r.pair.Target, l)
-			return nil
-		}),
-		"start-producers": hookFunc(func(ctx context.Context) error {
-			mu.Lock()
-			defer mu.Unlock()
-			tgtProd = r.startProducer(t, r.pair.Target, l, partitions, false)
-			return nil
-		}),
-	}
-	in := r.baseInput()
-	in["hooks"] = map[string]any{
-		"stopProducers":  map[string]any{"type": "approval"},
-		"stopConsumers":  lambdaHook("stop-consumers"),
-		"startConsumers": lambdaHook("start-consumers"),
-		"startProducers": lambdaHook("start-producers"),
-	}
+	sw := r.switchApps(t, l, partitions, func(ctx context.Context) {
+		// The source is fenced here: the application user's writes must
+		// be refused, its reads not.
+		err := r.appWrite(ctx)
+		rerr := r.appRead(ctx)
+		mu.Lock()
+		fencedErr, readErr = err, rerr
+		mu.Unlock()
+		srcCons.Stop()
+	})
+	funcs, in := sw.funcs, r.baseInput()
+	in["hooks"] = sw.hooks()
 	res := r.run(ctx, in, Options{
 		Functions: funcs,
 		Approve: func(ctx context.Context, m cutover.ApprovalMessage) error {
@@ -101,8 +128,8 @@ func testHappyPath(t *testing.T, r *rig, partitions int32) {
 	if stopProducersCalls != 1 || len(res.Approvals) != 1 {
 		t.Errorf("approvals: %d calls, %d requests", stopProducersCalls, len(res.Approvals))
 	}
-	p := tgtProd
 	mu.Unlock()
+	p := sw.producer(t)
 	// Let the target run a little, then stop producing and let the
 	// consumer finish.
 	time.Sleep(300 * time.Millisecond)

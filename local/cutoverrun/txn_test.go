@@ -3,11 +3,8 @@ package cutoverrun
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/apps"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
@@ -55,25 +52,9 @@ func testTransactionalCutover(t *testing.T, r *rig, partitions int32) {
 	release()
 	time.Sleep(300 * time.Millisecond)
 
-	var mu sync.Mutex
-	var tgtProd *apps.App
-	funcs := map[string]lambda.Handler{
-		"stop-consumers":  hookFunc(func(context.Context) error { cons.Stop(); return nil }),
-		"start-consumers": hookFunc(func(context.Context) error { r.startConsumer(t, r.pair.Target, l); return nil }),
-		"start-producers": hookFunc(func(context.Context) error {
-			mu.Lock()
-			defer mu.Unlock()
-			tgtProd = r.startProducer(t, r.pair.Target, l, partitions, false)
-			return nil
-		}),
-	}
-	in := r.baseInput()
-	in["hooks"] = map[string]any{
-		"stopProducers":  map[string]any{"type": "approval"},
-		"stopConsumers":  lambdaHook("stop-consumers"),
-		"startConsumers": lambdaHook("start-consumers"),
-		"startProducers": lambdaHook("start-producers"),
-	}
+	sw := r.switchApps(t, l, partitions, func(context.Context) { cons.Stop() })
+	funcs, in := sw.funcs, r.baseInput()
+	in["hooks"] = sw.hooks()
 	res := r.run(ctx, in, Options{Functions: funcs, Approve: func(context.Context, cutover.ApprovalMessage) error {
 		prod.Stop() // aborts a transaction it has open
 		return nil
@@ -110,12 +91,7 @@ func testTransactionalCutover(t *testing.T, r *rig, partitions int32) {
 	if behindEnd == 0 {
 		t.Error("no partition's committed offset was below its end: the test did not reach the case it is for")
 	}
-	mu.Lock()
-	p := tgtProd
-	mu.Unlock()
-	if p == nil {
-		t.Fatal("StartProducers hook did not run")
-	}
+	p := sw.producer(t)
 	time.Sleep(300 * time.Millisecond)
 	p.Stop()
 	deadline := time.Now().Add(20 * time.Second)

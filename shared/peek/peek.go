@@ -189,23 +189,57 @@ func (r *Reader) Last(ctx context.Context, topic string, partition int32, logSta
 
 // meta returns the partition's leader and the topic's ID.
 func (r *Reader) meta(ctx context.Context, topic string, partition int32) (int32, [16]byte, error) {
+	t, err := Metadata(ctx, r.cl, topic)
+	if err != nil {
+		return 0, [16]byte{}, err
+	}
+	l, err := t.Leader(partition)
+	return l, t.ID, err
+}
+
+// Topic is one topic's metadata as a raw request needs it: its ID (Fetch
+// v13+ names topics by ID) and each partition's leader (-1 if none).
+type Topic struct {
+	Name    string
+	ID      [16]byte
+	Leaders map[int32]int32
+}
+
+// Leader returns partition's leader, or an error wrapping
+// kerr.UnknownTopicOrPartition or kerr.LeaderNotAvailable.
+func (t *Topic) Leader(partition int32) (int32, error) {
+	l, ok := t.Leaders[partition]
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("peek: %s has no partition %d: %w", t.Name, partition, kerr.UnknownTopicOrPartition)
+	case l < 0:
+		return 0, fmt.Errorf("peek: %s/%d has no leader: %w", t.Name, partition, kerr.LeaderNotAvailable)
+	}
+	return l, nil
+}
+
+// Metadata reads topic's metadata with one Metadata request through cl.
+func Metadata(ctx context.Context, cl *kgo.Client, topic string) (*Topic, error) {
 	req := kmsg.NewPtrMetadataRequest()
 	rt := kmsg.NewMetadataRequestTopic()
 	rt.Topic = kmsg.StringPtr(topic)
 	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, r.cl)
+	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return 0, [16]byte{}, fmt.Errorf("peek: metadata for %s: %w", topic, err)
+		return nil, fmt.Errorf("peek: metadata of %s: %w", topic, err)
 	}
 	for _, t := range resp.Topics {
+		if t.Topic == nil || *t.Topic != topic {
+			continue
+		}
 		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
-			return 0, [16]byte{}, fmt.Errorf("peek: metadata for %s: %w", topic, err)
+			return nil, fmt.Errorf("peek: metadata of %s: %w", topic, err)
 		}
+		out := &Topic{Name: topic, ID: t.TopicID, Leaders: make(map[int32]int32, len(t.Partitions))}
 		for _, p := range t.Partitions {
-			if p.Partition == partition {
-				return p.Leader, t.TopicID, nil
-			}
+			out.Leaders[p.Partition] = p.Leader
 		}
+		return out, nil
 	}
-	return 0, [16]byte{}, fmt.Errorf("peek: %s has no partition %d: %w", topic, partition, kerr.UnknownTopicOrPartition)
+	return nil, fmt.Errorf("peek: metadata of %s: %w", topic, kerr.UnknownTopicOrPartition)
 }

@@ -45,6 +45,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
 )
 
 // Verdict is what a read_committed consumer makes of one offset.
@@ -441,36 +443,14 @@ func (r *Reader) leader(ctx context.Context, topic string, partition int32, refr
 			}
 		}
 	}
-	req := kmsg.NewPtrMetadataRequest()
-	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr(topic)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, r.cl)
+	t, err := peek.Metadata(ctx, r.cl, topic)
 	if err != nil {
-		return 0, [16]byte{}, fmt.Errorf("txnstate: metadata of %s: %w", topic, err)
+		return 0, [16]byte{}, err
 	}
-	for _, t := range resp.Topics {
-		if t.Topic == nil || *t.Topic != topic {
-			continue
-		}
-		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
-			return 0, [16]byte{}, fmt.Errorf("txnstate: metadata of %s: %w", topic, err)
-		}
-		m := &topicMeta{id: t.TopicID, leaders: make(map[int32]int32, len(t.Partitions))}
-		for _, p := range t.Partitions {
-			m.leaders[p.Partition] = p.Leader
-		}
-		r.mu.Lock()
-		r.meta[topic] = m
-		r.mu.Unlock()
-		l, ok := m.leaders[partition]
-		if !ok {
-			return 0, [16]byte{}, fmt.Errorf("txnstate: %s has no partition %d: %w", topic, partition, kerr.UnknownTopicOrPartition)
-		}
-		if l < 0 {
-			return 0, [16]byte{}, fmt.Errorf("txnstate: %s/%d has no leader: %w", topic, partition, kerr.LeaderNotAvailable)
-		}
-		return l, m.id, nil
-	}
-	return 0, [16]byte{}, fmt.Errorf("txnstate: metadata of %s: %w", topic, kerr.UnknownTopicOrPartition)
+	m := &topicMeta{id: t.ID, leaders: t.Leaders}
+	r.mu.Lock()
+	r.meta[topic] = m
+	r.mu.Unlock()
+	l, err := t.Leader(partition)
+	return l, t.ID, err
 }
