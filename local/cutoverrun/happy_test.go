@@ -72,6 +72,24 @@ func (sw *switched) producer(t *testing.T) *apps.App {
 	return sw.prod
 }
 
+// finish lets the target producer run a little, stops it, and waits (up
+// to 20 s) for the consumer to read every number; it returns the ledger's
+// counts.
+func (sw *switched) finish(t *testing.T, l *ledger) (produced, missing, dup int) {
+	t.Helper()
+	p := sw.producer(t)
+	time.Sleep(300 * time.Millisecond)
+	p.Stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		produced, missing, dup = l.Check()
+		if missing == 0 || time.Now().After(deadline) {
+			return produced, missing, dup
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // testHappyPath is TestHappyPath's body on r, whose topic has partitions
 // partitions (embedded or real brokers).
 func testHappyPath(t *testing.T, r *rig, partitions int32) {
@@ -129,20 +147,7 @@ func testHappyPath(t *testing.T, r *rig, partitions int32) {
 		t.Errorf("approvals: %d calls, %d requests", stopProducersCalls, len(res.Approvals))
 	}
 	mu.Unlock()
-	p := sw.producer(t)
-	// Let the target run a little, then stop producing and let the
-	// consumer finish.
-	time.Sleep(300 * time.Millisecond)
-	p.Stop()
-	deadline := time.Now().Add(20 * time.Second)
-	var produced, missing, dup int
-	for {
-		produced, missing, dup = l.Check()
-		if missing == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	produced, missing, dup := sw.finish(t, l)
 	t.Logf("produced %d, consumed exactly once: missing %d, duplicated %d", produced, missing, dup)
 	if missing != 0 || dup != 0 || produced == 0 {
 		t.Errorf("produced %d, missing %d, duplicated %d", produced, missing, dup)

@@ -91,18 +91,7 @@ func testTransactionalCutover(t *testing.T, r *rig, partitions int32) {
 	if behindEnd == 0 {
 		t.Error("no partition's committed offset was below its end: the test did not reach the case it is for")
 	}
-	p := sw.producer(t)
-	time.Sleep(300 * time.Millisecond)
-	p.Stop()
-	deadline := time.Now().Add(20 * time.Second)
-	var produced, missing, dup int
-	for {
-		produced, missing, dup = l.Check()
-		if missing == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	produced, missing, dup := sw.finish(t, l)
 	t.Logf("produced %d committed, consumed exactly once: missing %d, duplicated %d, uncommitted read %d", produced, missing, dup, l.Unproduced())
 	if missing != 0 || dup != 0 || produced == 0 || l.Unproduced() != 0 {
 		t.Errorf("produced %d, missing %d, duplicated %d, uncommitted numbers read %d", produced, missing, dup, l.Unproduced())
