@@ -9,7 +9,7 @@ import (
 
 var functions = []string{"ReplicatorFunction", "CutoverFunction", "ProvisionerFunction"}
 
-// TestTemplateShape pins what issue 4 and the Makefile rely on: logical
+// TestTemplateShape pins what the deploy steps and the Makefile rely on: logical
 // IDs, the makefile build, runtime, tracing, JSON logs to an explicit log
 // group with retention, the state machine, one mapping per topic with an
 // explicit consumer group, the provisioner ordering, alarms and outputs.

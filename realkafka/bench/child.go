@@ -221,7 +221,13 @@ func runFunction(ctx context.Context, env Env, socket, compression string) (Chil
 				return
 			}
 			defer src.Close()
-			r, err := replicate.New(cfg, cl, src, replicate.WithLogger(log), replicate.WithMetricsWriter(nil))
+			opts := []replicate.Option{replicate.WithLogger(log), replicate.WithMetricsWriter(nil)}
+			// KMIG_BENCH_NO_TXN_CHECK=1 measures the replicator without
+			// its transaction check, to price the check; never deployed.
+			if os.Getenv("KMIG_BENCH_NO_TXN_CHECK") == "1" {
+				opts = append(opts, replicate.WithoutTransactionCheck())
+			}
+			r, err := replicate.New(cfg, cl, src, opts...)
 			if err != nil {
 				first.set(err)
 				return

@@ -243,8 +243,9 @@ type FenceRecord struct {
 	// PolicyDocument is the iam fence's policy, the same on every role.
 	// Rollback deletes a policy only while it still reads this document.
 	PolicyDocument string `json:"policyDocument,omitempty"`
-	// Remains says what a successful run leaves on the source: the
-	// fence stays, so nothing writes to the old cluster by mistake.
+	// Remains, set in the final report only, says what a successful run
+	// leaves on the source: the fence stays, so nothing writes to the old
+	// cluster by mistake.
 	Remains []string `json:"remains,omitempty"`
 	Note    string   `json:"note,omitempty"`
 }

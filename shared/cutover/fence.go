@@ -308,7 +308,6 @@ func (h *Handler) fenceSource(ctx context.Context, st *State) error {
 		return undo(err)
 	}
 	f.Created, f.Existing, f.Applied = created, plan.existing, true
-	f.Remains = fenceRemains(created)
 	for _, t := range plan.closed {
 		st.Run.Warnings = append(st.Run.Warnings, fmt.Sprintf(
 			"no ACL matches topic %s and the source denies by default, so only super users use it; ACLs do not bind super users, so the fence does not stop them", t))
@@ -316,15 +315,20 @@ func (h *Handler) fenceSource(ctx context.Context, st *State) error {
 	return nil
 }
 
-// fenceRemains says what a successful run leaves on the source.
-func fenceRemains(created []FenceACL) []string {
+// remains says what a successful run leaves on the source: every ACL and
+// policy the fence added. The report computes it, so the execution state
+// does not carry it twice.
+func (f FenceRecord) remains() []string {
 	var out []string
-	for _, a := range created {
+	for _, a := range f.Created {
 		s := a.String()
 		if a.Permission == permAllow {
 			s += " (keeps every other operation open while the DENY stands; remove it with the DENY)"
 		}
 		out = append(out, s)
+	}
+	for _, p := range f.Policies {
+		out = append(out, p.String()+" (denies kafka-cluster:WriteData on the migrated topics)")
 	}
 	return out
 }

@@ -119,8 +119,5 @@ func (h *Handler) fenceIAM(ctx context.Context, st *State) error {
 	if len(created) > 0 {
 		f.PolicyDocument = doc
 	}
-	for _, p := range f.Policies {
-		f.Remains = append(f.Remains, p.String()+" (denies kafka-cluster:WriteData on the migrated topics)")
-	}
 	return nil
 }

@@ -168,7 +168,7 @@ func (h *Handler) rollback(ctx context.Context, st *State) (*State, error) {
 	r.Cause = fmt.Sprintf("cutover failed in step %s: %s. Rolled back: %s. The source accepts writes and replication resumes.",
 		step, strings.TrimSpace(causeText(f)), strings.Join(undone, "; "))
 	st.Rollback = r
-	st.Run.Fence.Applied, st.Run.Fence.Remains = false, nil
+	st.Run.Fence.Applied = false
 	st.Steps[StepRollback] = &StepTime{StartedAt: h.now(), EndedAt: h.now()}
 	return st, nil
 }
@@ -341,6 +341,8 @@ func (h *Handler) report(st *State) *Report {
 	}
 	if !st.Run.Fence.Applied {
 		r.Warnings = append(r.Warnings, "the source was not fenced: "+st.Run.Fence.Note)
+	} else {
+		r.Fence.Remains = st.Run.Fence.remains()
 	}
 	return r
 }
