@@ -91,6 +91,12 @@ func consume(t *testing.T, cl *kgo.Client, want int) []*kgo.Record {
 			t.Fatalf("consumed %d of %d records before timeout", len(got), want)
 		}
 		for _, e := range fs.Errors() {
+			// A broker just started answers NOT_COORDINATOR while it
+			// creates __consumer_offsets; the client retries that.
+			if kerr.IsRetriable(e.Err) {
+				t.Logf("retrying after %s/%d: %v", e.Topic, e.Partition, e.Err)
+				continue
+			}
 			t.Fatalf("fetch error on %s/%d: %v", e.Topic, e.Partition, e.Err)
 		}
 		got = append(got, fs.Records()...)
