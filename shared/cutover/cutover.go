@@ -232,12 +232,14 @@ type FenceRecord struct {
 	// Created lists exactly the ACLs this run created (not identical
 	// ones that existed before); Rollback deletes exactly these.
 	Created []FenceACL `json:"created,omitempty"`
-	// Existing lists fence ACLs that were already present and are left
-	// alone.
+	// Planned lists the ACLs Validate found missing, which FenceSource
+	// adds; it is cleared once they are Created. Existing lists fence ACLs
+	// that were already present at Validate and are left alone.
+	Planned  []FenceACL `json:"planned,omitempty"`
 	Existing []FenceACL `json:"existing,omitempty"`
 	// Policies lists exactly the iam fence's inline policies this run
 	// put; Rollback deletes exactly these. ExistingPolicies were there
-	// already (identical) and are left alone.
+	// already at Validate (identical) and are left alone.
 	Policies         []FencePolicy `json:"policies,omitempty"`
 	ExistingPolicies []FencePolicy `json:"existingPolicies,omitempty"`
 	// PolicyDocument is the iam fence's policy, the same on every role.

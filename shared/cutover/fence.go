@@ -2,7 +2,6 @@ package cutover
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -266,14 +265,11 @@ func (h *Handler) fenceSource(ctx context.Context, st *State) error {
 	case FenceKindIAM:
 		return h.fenceIAM(ctx, st)
 	}
-	plan, err := h.planACLFence(ctx, st.Config.Topics, st.Config.AllowEveryoneIfNoAclFound)
-	if err != nil {
-		var ie *InvalidInputError
-		if errors.As(err, &ie) {
-			return ie
-		}
-		return &FenceFailedError{Err: err}
-	}
+	// Validate planned the fence: Planned are the ACLs that were missing
+	// then, Existing those already there. Every planned ACL present now
+	// is this run's, also when an earlier attempt of this task created it
+	// before its answer was lost and Step Functions retried the task.
+	plan := aclFence{toCreate: f.Planned, existing: f.Existing}
 	var created []FenceACL
 	undo := func(cause error) error {
 		if rest := h.deleteACLs(ctx, st.Config.Topics, created); len(rest) > 0 {
@@ -281,37 +277,43 @@ func (h *Handler) fenceSource(ctx context.Context, st *State) error {
 		}
 		return cause
 	}
+	present, err := h.presentACLs(ctx, st.Config.Topics, plan.toCreate)
+	if err != nil {
+		return &FenceFailedError{Err: err}
+	}
 	// Every ALLOW lands before any DENY, so no reader is refused in
 	// between.
 	for _, perm := range []string{permAllow, permDeny} {
-		var batch []FenceACL
+		var batch, missing []FenceACL
 		for _, a := range plan.toCreate {
-			if a.Permission == perm {
-				batch = append(batch, a)
+			switch {
+			case a.Permission != perm:
+			case present[a]:
+				batch, created = append(batch, a), append(created, a)
+			default:
+				batch, missing = append(batch, a), append(missing, a)
+			}
+		}
+		if len(missing) > 0 {
+			made, err := h.createACLs(ctx, st.Config.Topics, missing)
+			created = append(created, made...)
+			if err != nil {
+				return undo(&FenceFailedError{Err: err})
 			}
 		}
 		if len(batch) == 0 {
 			continue
 		}
-		made, err := h.createACLs(ctx, st.Config.Topics, batch)
-		created = append(created, made...)
-		if err != nil {
+		if differ, err := h.awaitACLs(ctx, st.Config.Topics, batch, true); err != nil {
 			return undo(&FenceFailedError{Err: err})
-		}
-		if missing, err := h.awaitACLs(ctx, st.Config.Topics, batch, true); err != nil {
-			return undo(&FenceFailedError{Err: err})
-		} else if len(missing) > 0 {
-			return undo(&FenceFailedError{Err: fmt.Errorf("%s did not read back within %v", missing[0], fenceReadBackAttempts*fenceReadBackInterval)})
+		} else if len(differ) > 0 {
+			return undo(&FenceFailedError{Err: fmt.Errorf("%s did not read back within %v", differ[0], fenceReadBackAttempts*fenceReadBackInterval)})
 		}
 	}
 	if err := h.fault(StepFenceSource); err != nil {
 		return undo(err)
 	}
-	f.Created, f.Existing, f.Applied = created, plan.existing, true
-	for _, t := range plan.closed {
-		st.Run.Warnings = append(st.Run.Warnings, fmt.Sprintf(
-			"no ACL matches topic %s and the source denies by default, so only super users use it; ACLs do not bind super users, so the fence does not stop them", t))
-	}
+	f.Created, f.Planned, f.Applied = created, nil, true
 	return nil
 }
 

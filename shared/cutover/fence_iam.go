@@ -109,14 +109,23 @@ func (h *Handler) fenceIAM(ctx context.Context, st *State) error {
 		}
 		return &FenceFailedError{Err: err}
 	}
+	// A policy Validate did not find is this run's, also when an earlier
+	// attempt of this task put it before its answer was lost and Step
+	// Functions retried the task.
+	ours := created
+	for _, p := range existing {
+		if !slices.ContainsFunc(f.ExistingPolicies, func(e FencePolicy) bool { return e.Role == p.Role }) {
+			ours = append(ours, p)
+		}
+	}
 	if err := h.fault(StepFenceSource); err != nil {
-		if rest := iamfence.Remove(ctx, h.d.IAM, created); len(rest) > 0 {
+		if rest := iamfence.Remove(ctx, h.d.IAM, ours); len(rest) > 0 {
 			return &RollbackIncompleteError{Remaining: append(rest, "after: "+err.Error())}
 		}
 		return err
 	}
-	f.Policies, f.ExistingPolicies, f.Applied = fencePolicies(created), fencePolicies(existing), true
-	if len(created) > 0 {
+	f.Policies, f.Applied = fencePolicies(ours), true
+	if len(ours) > 0 {
 		f.PolicyDocument = doc
 	}
 	return nil

@@ -43,13 +43,13 @@ func (h *Handler) validate(ctx context.Context, raw []byte) (*State, error) {
 	if len(uncovered) > 0 {
 		return nil, &ReplicationNotFoundError{Function: h.d.ReplicatorFunction, Topics: uncovered}
 	}
-	fence, err := h.validateFence(ctx, cfg)
+	fence, warnings, err := h.validateFence(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	st := &State{
 		Config: cfg,
-		Run:    Run{StartedAt: start, Mappings: maps, Fence: fence},
+		Run:    Run{StartedAt: start, Mappings: maps, Fence: fence, Warnings: warnings},
 		Steps:  map[string]*StepTime{StepValidate: {StartedAt: start, EndedAt: h.now()}},
 	}
 	return st, nil
@@ -117,24 +117,28 @@ func (h *Handler) mappings(ctx context.Context, topics []string) ([]Mapping, err
 }
 
 // validateFence refuses a fence kind that cannot work on this source, and
-// names the kind that would. It only reads.
-func (h *Handler) validateFence(ctx context.Context, cfg Config) (FenceRecord, error) {
+// names the kind that would. For acl and iam it plans the fence: what is
+// missing now is what FenceSource adds and Rollback removes, and what is
+// there already is left alone, however often FenceSource runs. It only
+// reads.
+func (h *Handler) validateFence(ctx context.Context, cfg Config) (FenceRecord, []string, error) {
 	f := FenceRecord{Kind: cfg.Fence}
 	if h.d.SourceAuth == kafkaconn.AuthIAM {
 		switch cfg.Fence {
 		case FenceKindACL:
-			return f, &FenceUnavailableError{Kind: FenceKindACL, Use: FenceKindIAM,
+			return f, nil, &FenceUnavailableError{Kind: FenceKindACL, Use: FenceKindIAM,
 				Reason: "the source authenticates with IAM (SOURCE_AUTH=iam), and Kafka ACLs bind no IAM principal"}
 		case FenceKindNone:
 			f.Note = "unfenced: input fence=none"
-			return f, nil
+			return f, nil, nil
 		}
-		_, _, err := h.planIAMFence(ctx, cfg)
-		return f, err
+		_, existing, err := h.planIAMFence(ctx, cfg)
+		f.ExistingPolicies = fencePolicies(existing)
+		return f, nil, err
 	}
 	reason, err := h.authorizerProblem(ctx, cfg.Topics)
 	if err != nil {
-		return f, err
+		return f, nil, err
 	}
 	switch cfg.Fence {
 	case FenceKindIAM:
@@ -142,28 +146,34 @@ func (h *Handler) validateFence(ctx context.Context, cfg Config) (FenceRecord, e
 		if reason != "" {
 			use = FenceKindNone
 		}
-		return f, &FenceUnavailableError{Kind: FenceKindIAM, Use: use,
+		return f, nil, &FenceUnavailableError{Kind: FenceKindIAM, Use: use,
 			Reason: fmt.Sprintf("the source does not authenticate with IAM (SOURCE_AUTH=%q), so IAM policies bind none of its producers", h.d.SourceAuth)}
 	case FenceKindACL:
 		if reason != "" {
-			return f, &FenceUnavailableError{Kind: FenceKindACL, Use: FenceKindNone, Reason: reason}
+			return f, nil, &FenceUnavailableError{Kind: FenceKindACL, Use: FenceKindNone, Reason: reason}
 		}
-		// Whether a topic needs an ALLOW beside its DENY must be
-		// decidable now, not at FenceSource.
-		if _, err := h.planACLFence(ctx, cfg.Topics, cfg.AllowEveryoneIfNoAclFound); err != nil {
+		plan, err := h.planACLFence(ctx, cfg.Topics, cfg.AllowEveryoneIfNoAclFound)
+		if err != nil {
 			var ie *InvalidInputError
 			if errors.As(err, &ie) {
-				return f, ie
+				return f, nil, ie
 			}
-			return f, &ClusterError{Op: "planning the ACL fence", Err: err}
+			return f, nil, &ClusterError{Op: "planning the ACL fence", Err: err}
 		}
+		f.Planned, f.Existing = plan.toCreate, plan.existing
+		var warnings []string
+		for _, t := range plan.closed {
+			warnings = append(warnings, fmt.Sprintf(
+				"no ACL matches topic %s and the source denies by default, so only super users use it; ACLs do not bind super users, so the fence does not stop them", t))
+		}
+		return f, warnings, nil
 	case FenceKindNone:
 		f.Note = "unfenced: input fence=none"
 		if reason != "" {
 			f.Note = "unfenced: input fence=none, and the source could not be fenced with ACLs anyway (" + reason + ")"
 		}
 	}
-	return f, nil
+	return f, nil, nil
 }
 
 // authorizerProblem returns "" when the source accepts ACL administration,
