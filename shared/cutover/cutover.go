@@ -1,6 +1,7 @@
 // Package cutover holds the logic of every step of the cutover state
 // machine (statemachine/cutover.asl.json): validation, the source quiet
-// check, the ACL fence, the drain wait, pausing replication, waiting for
+// check, the fence (Kafka ACLs, or IAM deny policies for IAM-authenticated
+// MSK sources), the drain wait, pausing replication, waiting for
 // source consumers to leave, exact offset translation, hooks, target
 // verification, the report, and rollback.
 //
@@ -8,14 +9,16 @@
 // dispatches on Request.Step. Each step receives the whole execution state
 // and returns it updated, so every decision the procedure made (which ACLs
 // it created, which mappings it disabled, deadlines) travels in the state
-// and Rollback can undo exactly those things.
+// and Rollback can undo exactly those things. The drain and offset
+// translation treat transaction markers and aborted records as nothing to
+// read (offsets.Consumed).
 //
 // Guarantees: Validate and Plan (dry run) change nothing on either cluster
 // or on any event source mapping; a step that fails after a partial change
 // undoes its own change before returning; errors returned at the boundary
 // are the typed errors in errors.go, whose type names are the names the
-// state machine catches. It never deletes an ACL it did not create and
-// never enables a mapping it did not disable.
+// state machine catches. It never deletes an ACL or IAM policy it did not
+// create and never enables a mapping it did not disable.
 package cutover
 
 import (

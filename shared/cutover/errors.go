@@ -76,8 +76,8 @@ func (e *SourceNotQuietError) Error() string {
 	return "source still receiving writes on " + strings.Join(e.Partitions, ", ")
 }
 
-// FenceFailedError says creating or verifying the fence ACLs failed. Any
-// ACL this step created has been removed again.
+// FenceFailedError says creating or verifying the fence (ACLs or IAM
+// policies) failed. Whatever this step added has been removed again.
 type FenceFailedError struct {
 	Err error
 }
