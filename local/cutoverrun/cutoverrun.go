@@ -174,6 +174,69 @@ func Root() (string, error) {
 	}
 }
 
+// function is the cutover function as a local run deploys it: the local
+// Lambda endpoint (which also serves the mappings' API), the function's
+// clients and its handler, built from o as Run builds them.
+type function struct {
+	ep      *lambdaendpoint.Server
+	url     string
+	h       *cutover.Handler
+	closers []func()
+}
+
+// startFunction starts the endpoint and builds the handler. sns, when not
+// nil, makes the approval publisher from the endpoint. close undoes it all.
+func startFunction(o Options, log *slog.Logger, sns func(*lambdaendpoint.Server) cutover.Publisher) (*function, error) {
+	if o.ReplicatorFunction == "" {
+		o.ReplicatorFunction = DefaultReplicatorFunction
+	}
+	if o.SourceAuth == "" {
+		o.SourceAuth = kafkaconn.AuthSCRAM512
+		if o.Source.Security() == kafkalocal.SecurityPlaintext {
+			o.SourceAuth = kafkaconn.AuthPlaintext
+		}
+	}
+	f := &function{ep: lambdaendpoint.New(o.Mappings)}
+	url, err := f.ep.Start("127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	f.url = url
+	f.closers = append(f.closers, func() { _ = f.ep.Close() })
+	var cls []*kgo.Client
+	for _, c := range []*kafkalocal.Cluster{o.Source, o.Target} {
+		cl, err := c.NewClient(kgo.RetryTimeout(10 * time.Second))
+		if err != nil {
+			f.close()
+			return nil, err
+		}
+		f.closers = append(f.closers, cl.Close)
+		cls = append(cls, cl)
+	}
+	lc := awslambda.New(awslambda.Options{
+		Region:       lambdaendpoint.Region,
+		BaseEndpoint: aws.String(url),
+		Credentials:  aws.AnonymousCredentials{},
+	})
+	d := cutover.Deps{
+		Source: cls[0], Target: cls[1], Lambda: lc,
+		ReplicatorFunction: o.ReplicatorFunction, ApprovalTopicArn: ApprovalTopicArn,
+		Log: log, Fault: o.Fault, MappingSettle: o.MappingSettle,
+		SourceAuth: o.SourceAuth, IAM: o.IAM, SourceClusterArn: o.SourceClusterArn, ProducerRoleArns: o.ProducerRoleArns,
+	}
+	if sns != nil {
+		d.SNS = sns(f.ep)
+	}
+	f.h = cutover.New(d)
+	return f, nil
+}
+
+func (f *function) close() {
+	for i := len(f.closers) - 1; i >= 0; i-- {
+		f.closers[i]()
+	}
+}
+
 // Run executes the state machine once and returns its outcome. An error
 // means the run could not be carried out (tools missing, endpoint or
 // interpreter failure); a failed execution is a Result with Status FAILED.
@@ -205,43 +268,17 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 
-	ep := lambdaendpoint.New(o.Mappings)
-	url, err := ep.Start("127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	defer ep.Close()
-
-	src, err := o.Source.NewClient(kgo.RetryTimeout(10 * time.Second))
-	if err != nil {
-		return nil, err
-	}
-	defer src.Close()
-	tgt, err := o.Target.NewClient(kgo.RetryTimeout(10 * time.Second))
-	if err != nil {
-		return nil, err
-	}
-	defer tgt.Close()
-
-	lc := awslambda.New(awslambda.Options{
-		Region:       lambdaendpoint.Region,
-		BaseEndpoint: aws.String(url),
-		Credentials:  aws.AnonymousCredentials{},
-	})
-	if o.SourceAuth == "" {
-		o.SourceAuth = kafkaconn.AuthSCRAM512
-		if o.Source.Security() == kafkalocal.SecurityPlaintext {
-			o.SourceAuth = kafkaconn.AuthPlaintext
-		}
-	}
 	res := &Result{}
-	approver := &approver{ep: ep, approve: o.Approve, res: res, ctx: ctx}
-	h := cutover.New(cutover.Deps{
-		Source: src, Target: tgt, Lambda: lc, SNS: approver,
-		ReplicatorFunction: o.ReplicatorFunction, ApprovalTopicArn: ApprovalTopicArn,
-		Log: log, Fault: o.Fault, MappingSettle: o.MappingSettle,
-		SourceAuth: o.SourceAuth, IAM: o.IAM, SourceClusterArn: o.SourceClusterArn, ProducerRoleArns: o.ProducerRoleArns,
+	var appr *approver
+	fn, err := startFunction(o, log, func(ep *lambdaendpoint.Server) cutover.Publisher {
+		appr = &approver{ep: ep, approve: o.Approve, res: res, ctx: ctx}
+		return appr
 	})
+	if err != nil {
+		return nil, err
+	}
+	defer fn.close()
+	ep, url, h := fn.ep, fn.url, fn.h
 	ep.Register(CutoverFunction, lambda.NewHandler(h.Handle))
 	if o.Replicator != nil {
 		ep.Register(o.ReplicatorFunction, o.Replicator)
@@ -308,7 +345,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			res.Report = &rep
 		}
 	}
-	approver.wait()
+	appr.wait()
 	return res, nil
 }
 

@@ -6,42 +6,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
-	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/lambdaendpoint"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/realkafka"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/cutover"
 )
 
 // handler is the cutover function's handler on the rig's clusters and
-// mappings, called directly rather than through the state machine.
-func (r *rig) handler(t *testing.T, with ...func(*cutover.Deps)) *cutover.Handler {
+// mappings, as Run builds it, called directly rather than through the
+// state machine.
+func (r *rig) handler(t *testing.T, o Options) *cutover.Handler {
 	t.Helper()
-	ep := lambdaendpoint.New(r.reg)
-	url, err := ep.Start("127.0.0.1:0")
+	o.Source, o.Target, o.Mappings, o.MappingSettle = r.pair.Source, r.pair.Target, r.reg, 10*time.Second
+	fn, err := startFunction(o, r.log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = ep.Close() })
-	var cls []*kgo.Client
-	for _, c := range []*kafkalocal.Cluster{r.pair.Source, r.pair.Target} {
-		cl, err := c.NewClient(kgo.RetryTimeout(10 * time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		cls = append(cls, cl)
-	}
-	lc := awslambda.New(awslambda.Options{Region: lambdaendpoint.Region, BaseEndpoint: aws.String(url), Credentials: aws.AnonymousCredentials{}})
-	d := cutover.Deps{Source: cls[0], Target: cls[1], Lambda: lc, ReplicatorFunction: DefaultReplicatorFunction,
-		Log: r.log, MappingSettle: 10 * time.Second}
-	for _, w := range with {
-		w(&d)
-	}
-	return cutover.New(d)
+	t.Cleanup(fn.close)
+	return fn.h
 }
 
 // TestFenceSourceRetried: Step Functions runs a task again when its answer
@@ -49,13 +30,13 @@ func (r *rig) handler(t *testing.T, with ...func(*cutover.Deps)) *cutover.Handle
 // working). FenceSource run twice on the same state must still record
 // every ACL the run added, so that Rollback removes exactly those.
 func TestFenceSourceRetried(t *testing.T) {
-	testFenceSourceRetried(t, newRig(t, kafkalocal.SecuritySCRAMACL, 1), 1)
+	testFenceSourceRetried(t, newRig(t, kafkalocal.SecuritySCRAMACL, 1), 1, Options{})
 }
 
 // TestRealKafkaOpenSourceFenceRetried: the same on the open source, where
 // the fence's own ALLOW makes the topic look as if it had ACLs of its own.
 func TestRealKafkaOpenSourceFenceRetried(t *testing.T) {
-	testFenceSourceRetried(t, newRealProfileRig(t, realkafka.ProfileOpen, 1), 2)
+	testFenceSourceRetried(t, newRealProfileRig(t, realkafka.ProfileOpen, 1), 2, Options{})
 }
 
 // TestIAMFenceRetried: the same for the iam fence, whose first attempt's
@@ -64,17 +45,14 @@ func TestIAMFenceRetried(t *testing.T) {
 	ir := newIAMRig(t)
 	r := newRig(t, kafkalocal.SecuritySCRAMACL, 1)
 	r.input = map[string]any{"fence": "iam", "producerRoles": []string{"orders-producer", "billing-producer"}}
-	testFenceSourceRetried(t, r, 0, func(d *cutover.Deps) {
-		o := ir.options()
-		d.SourceAuth, d.IAM, d.SourceClusterArn, d.ProducerRoleArns = o.SourceAuth, o.IAM, o.SourceClusterArn, o.ProducerRoleArns
-	})
+	testFenceSourceRetried(t, r, 0, ir.options())
 	ir.wantFence(t) // rollback removed both policies
 }
 
-func testFenceSourceRetried(t *testing.T, r *rig, wantACLs int, with ...func(*cutover.Deps)) {
+func testFenceSourceRetried(t *testing.T, r *rig, wantACLs int, o Options) {
 	ctx := ctxFor(t, time.Minute)
 	before := r.snapshot(ctx)
-	h := r.handler(t, with...)
+	h := r.handler(t, o)
 	in, _ := json.Marshal(r.baseInput())
 	out, err := h.Handle(ctx, cutover.Request{Step: cutover.StepValidate, Input: in})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamfence"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 )
 
@@ -66,8 +67,8 @@ func LoadConfig(env config.Env) (FunctionConfig, error) {
 		if a = strings.TrimSpace(a); a == "" {
 			continue
 		}
-		if !strings.HasPrefix(a, "arn:") || !strings.Contains(a, ":role/") {
-			return c, &config.Error{Variable: EnvProducerRoleArns, Problem: fmt.Sprintf("%q is not an IAM role ARN", a)}
+		if _, err := iamfence.RoleName(a); err != nil || !strings.HasPrefix(a, "arn:") {
+			return c, &config.Error{Variable: EnvProducerRoleArns, Problem: fmt.Sprintf("%q is not an IAM role ARN", a), Err: err}
 		}
 		c.ProducerRoleArns = append(c.ProducerRoleArns, a)
 	}

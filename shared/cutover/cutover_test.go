@@ -170,12 +170,12 @@ func TestLoadConfigReadsExactly(t *testing.T) {
 		"REPLICATOR_FUNCTION_NAME": "kmig-replicator",
 		"APPROVAL_TOPIC_ARN":       "arn:aws:sns:us-east-1:1:t",
 		"SOURCE_CLUSTER_ARN":       "arn:aws:kafka:us-east-1:1:cluster/src/uuid-1",
-		"PRODUCER_ROLE_ARNS":       "arn:aws:iam::1:role/a, arn:aws:iam::1:role/team/b",
+		"PRODUCER_ROLE_ARNS":       "arn:aws:iam::123456789012:role/a, arn:aws:iam::123456789012:role/team/b",
 	}, seen))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ReplicatorFunction != "kmig-replicator" || c.ApprovalTopicArn == "" || len(c.ProducerRoleArns) != 2 || c.ProducerRoleArns[1] != "arn:aws:iam::1:role/team/b" {
+	if c.ReplicatorFunction != "kmig-replicator" || c.ApprovalTopicArn == "" || len(c.ProducerRoleArns) != 2 || c.ProducerRoleArns[1] != "arn:aws:iam::123456789012:role/team/b" {
 		t.Errorf("config %+v", c)
 	}
 	want := []string{"SOURCE_BOOTSTRAP_SERVERS", "SOURCE_AUTH", "SOURCE_SECRET_ARN", "TARGET_BOOTSTRAP_SERVERS", "TARGET_AUTH",

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/topicsync"
 )
 
 // The ACL fence changes nothing on the source but writes. Kafka's authorizer
@@ -24,8 +26,8 @@ import (
 
 // ACL fields of a FenceACL, as Kafka names them.
 const (
-	fencePrincipal = "User:*"
-	fenceHost      = "*"
+	fencePrincipal = topicsync.FencePrincipal
+	fenceHost      = topicsync.FenceHost
 	opWrite        = "WRITE"
 	opAll          = "ALL"
 	permDeny       = "DENY"

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamfence"
 )
 
 // Hook types.
@@ -304,23 +306,10 @@ func names(field string, in []string, check func(string) string) ([]string, erro
 	return out, nil
 }
 
-// validRole accepts an IAM role name or role ARN.
+// validRole accepts an IAM role name or role ARN (iamfence.RoleName).
 func validRole(s string) string {
-	name := s
-	if strings.HasPrefix(s, "arn:") {
-		i := strings.Index(s, ":role/")
-		if i < 0 || strings.Count(s[:i], ":") != 4 {
-			return fmt.Sprintf("%q is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", s)
-		}
-		name = s[strings.LastIndex(s, "/")+1:]
-	}
-	if name == "" || len(name) > 64 {
-		return fmt.Sprintf("%q is not an IAM role name", s)
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("+=,.@_-", r)) {
-			return fmt.Sprintf("%q is not an IAM role name", s)
-		}
+	if _, err := iamfence.RoleName(s); err != nil {
+		return err.Error()
 	}
 	return ""
 }

@@ -31,12 +31,20 @@ func TranslateACL(a ACL) (out ACL, ok bool) {
 	return a, true
 }
 
+// The cutover's fence binds every principal on every host: DENY WRITE, and
+// on a topic of an open source ALLOW ALL beside it (package cutover adds
+// them). ACL copy leaves both out.
+const (
+	FencePrincipal = "User:*"
+	FenceHost      = "*"
+)
+
 // fencedTopics returns the topics carrying the cutover's fence, DENY WRITE
 // for User:* on every host.
 func fencedTopics(acls []ACL) map[string]bool {
 	out := map[string]bool{}
 	for _, a := range acls {
-		if a.Principal == "User:*" && a.Host == "*" && a.Operation == kadm.OpWrite && a.Permission == kmsg.ACLPermissionTypeDeny {
+		if a.Principal == FencePrincipal && a.Host == FenceHost && a.Operation == kadm.OpWrite && a.Permission == kmsg.ACLPermissionTypeDeny {
 			out[a.Topic] = true
 		}
 	}
@@ -46,7 +54,7 @@ func fencedTopics(acls []ACL) map[string]bool {
 // isFenceAllow reports whether a is the ALLOW ALL for User:* that the
 // cutover's fence puts beside its DENY on a topic of an open source.
 func isFenceAllow(a ACL) bool {
-	return a.Principal == "User:*" && a.Host == "*" && a.Operation == kadm.OpAll && a.Permission == kmsg.ACLPermissionTypeAllow
+	return a.Principal == FencePrincipal && a.Host == FenceHost && a.Operation == kadm.OpAll && a.Permission == kmsg.ACLPermissionTypeAllow
 }
 
 func describeTopicACLs(ctx context.Context, cl *kadm.Client, topics []string) ([]ACL, error) {
