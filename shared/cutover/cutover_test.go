@@ -144,6 +144,7 @@ func TestErrorNamesMatchDefinition(t *testing.T) {
 		"ProvenanceMissingError": &ProvenanceMissingError{}, "OffsetCommitError": &OffsetCommitError{Err: errors.New("x")},
 		"TargetNotVerifiedError": &TargetNotVerifiedError{}, "RollbackIncompleteError": &RollbackIncompleteError{},
 		"InjectedFaultError": &InjectedFaultError{}, "ClusterError": &ClusterError{Err: errors.New("x")},
+		"StateTooLargeError": &StateTooLargeError{},
 	}
 	for name, e := range types {
 		if got := reflect.TypeOf(e).Elem().Name(); got != name {
