@@ -106,7 +106,8 @@ func (e *PauseFailedError) Error() string {
 }
 
 // HookFailedError says a lambda hook returned an error or could not be
-// invoked, or an approval could not be requested.
+// invoked, or an approval could not be requested. The message quotes at
+// most 4 KiB of the hook's own error message.
 type HookFailedError struct {
 	Hook      string // StopProducers, StopConsumers, StartConsumers, StartProducers
 	Function  string
@@ -115,10 +116,11 @@ type HookFailedError struct {
 }
 
 func (e *HookFailedError) Error() string {
+	msg := clip(e.Message, maxMessageBytes)
 	if e.ErrorType != "" {
-		return fmt.Sprintf("%s hook %s failed: %s: %s", e.Hook, e.Function, e.ErrorType, e.Message)
+		return fmt.Sprintf("%s hook %s failed: %s: %s", e.Hook, e.Function, clip(e.ErrorType, 256), msg)
 	}
-	return fmt.Sprintf("%s hook %s failed: %s", e.Hook, e.Function, e.Message)
+	return fmt.Sprintf("%s hook %s failed: %s", e.Hook, e.Function, msg)
 }
 
 // ConsumersActiveError says listed groups still had members on the source

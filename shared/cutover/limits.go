@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/rundetails"
 )
@@ -25,6 +26,23 @@ const ReportInlineBytes = 128 * 1024
 // maxListed bounds how many items an error message or a rollback cause
 // lists; the rest are counted.
 const maxListed = 20
+
+// maxMessageBytes bounds what an error message quotes from elsewhere (a
+// hook function's error message).
+const maxMessageBytes = 4 * 1024
+
+// clip returns s cut to at most n bytes (on a UTF-8 boundary), saying how
+// much was left out.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("… (%d more bytes)", len(s)-cut)
+}
 
 // listed joins items for a message, at most maxListed of them.
 func listed(items []string, sep string) string {

@@ -293,10 +293,11 @@ func (h *Handler) verifyTarget(ctx context.Context, st *State, first bool) (bool
 			g.Verified = true
 		}
 	}
-	st.Run.Groups = groupSummaries(groups)
 	if len(pending) == 0 {
-		return true, nil
+		// The details topic keeps the verified groups.
+		return true, h.saveGroups(ctx, st, groups)
 	}
+	st.Run.Groups = groupSummaries(groups)
 	sort.Strings(pending)
 	if !now.Before(st.Loop.Deadline) {
 		return false, &TargetNotVerifiedError{Groups: pending}
