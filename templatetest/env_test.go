@@ -36,6 +36,7 @@ var sampleValues = map[string]string{
 	"REPLICATOR_FUNCTION_NAME": "kmig-ReplicatorFunction-AbCdEf",
 	"APPROVAL_TOPIC_ARN":       "arn:aws:sns:eu-west-1:123456789012:kmig-ApprovalTopic-AbCdEf",
 	"SOURCE_CLUSTER_ARN":       "arn:aws:kafka:eu-west-1:123456789012:cluster/source/abcd1234-ab12-cd34-ef56-abcdef123456-1",
+	"CUTOVER_DETAILS_TOPIC":    "kmig.cutover-details",
 	"PRODUCER_ROLE_ARNS":       "arn:aws:iam::123456789012:role/orders-producer,arn:aws:iam::123456789012:role/apps/billing",
 }
 

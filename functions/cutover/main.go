@@ -53,6 +53,7 @@ func main() {
 		IAM:                iam.NewFromConfig(awsCfg),
 		SourceClusterArn:   cfg.SourceClusterArn,
 		ProducerRoleArns:   cfg.ProducerRoleArns,
+		DetailsTopic:       cfg.DetailsTopic,
 		Log:                log,
 	})
 	lambda.StartWithOptions(h.Handle, lambda.WithEnableSIGTERM(func() { closeAll(src, tgt) }))

@@ -122,6 +122,17 @@ type Result struct {
 	Duration time.Duration
 	// Approvals lists the approval requests answered, in order.
 	Approvals []cutover.ApprovalMessage
+	// LargestState is the largest task input, task result or state
+	// output of the run, in bytes of JSON. The interpreter fails the run
+	// with States.DataLimitExceeded past cutover.StateLimitBytes, as Step
+	// Functions does.
+	LargestState StateSize
+}
+
+// StateSize names a state and the size of its largest input or output.
+type StateSize struct {
+	State string `json:"state"`
+	Bytes int    `json:"bytes"`
 }
 
 // Entered returns the names of states entered, in order.
@@ -294,21 +305,41 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if !json.Valid(input) {
 		return nil, errors.New("cutoverrun: Input is not valid JSON")
 	}
+	def := filepath.Join(root, "statemachine", "cutover.asl.json")
+	subs := map[string]string{"CutoverFunctionArn": lambdaendpoint.FunctionArn(CutoverFunction)}
+	if err := interpret(ctx, node, dir, def, subs, input, url, res); err != nil {
+		return nil, err
+	}
+	if res.Status == "SUCCEEDED" {
+		var rep cutover.Report
+		if err := json.Unmarshal(res.Output, &rep); err == nil {
+			res.Report = &rep
+		}
+	}
+	appr.wait()
+	return res, nil
+}
+
+// interpret runs the definition at path (with substitutions applied) on
+// input under aws-local-stepfunctions (statemachine/local/run.mjs), its
+// Lambda tasks invoking the endpoint at url, and fills res's Status,
+// Output, Error, Cause, Events, LargestState and Duration.
+func interpret(ctx context.Context, node, dir, path string, subs map[string]string, input json.RawMessage, url string, res *Result) error {
 	cfg, _ := json.Marshal(map[string]any{
-		"definition":    filepath.Join(root, "statemachine", "cutover.asl.json"),
-		"substitutions": map[string]string{"CutoverFunctionArn": lambdaendpoint.FunctionArn(CutoverFunction)},
+		"definition":    path,
+		"substitutions": subs,
 		"input":         input,
 		"endpoint":      url,
 		"executionName": fmt.Sprintf("local-%d", time.Now().UnixNano()),
 	})
 	f, err := os.CreateTemp("", "kmig-cutover-*.json")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer os.Remove(f.Name())
 	if _, err := f.Write(cfg); err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
 	f.Close()
 
@@ -326,27 +357,21 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	err = cmd.Run()
 	res.Duration = time.Since(start)
 	if err != nil {
-		return nil, fmt.Errorf("cutoverrun: interpreter failed: %w: %s", err, tail(stderr.String()))
+		return fmt.Errorf("cutoverrun: interpreter failed: %w: %s", err, tail(stderr.String()))
 	}
 	var out struct {
-		Status string          `json:"status"`
-		Output json.RawMessage `json:"output"`
-		Error  string          `json:"error"`
-		Cause  string          `json:"cause"`
-		Events []Event         `json:"events"`
+		Status       string          `json:"status"`
+		Output       json.RawMessage `json:"output"`
+		Error        string          `json:"error"`
+		Cause        string          `json:"cause"`
+		Events       []Event         `json:"events"`
+		LargestState StateSize       `json:"largestState"`
 	}
 	if err := json.Unmarshal(lastLine(stdout.Bytes()), &out); err != nil {
-		return nil, fmt.Errorf("cutoverrun: reading interpreter output: %w: %s %s", err, tail(stdout.String()), tail(stderr.String()))
+		return fmt.Errorf("cutoverrun: reading interpreter output: %w: %s %s", err, tail(stdout.String()), tail(stderr.String()))
 	}
-	res.Status, res.Output, res.Error, res.Cause, res.Events = out.Status, out.Output, out.Error, out.Cause, out.Events
-	if res.Status == "SUCCEEDED" {
-		var rep cutover.Report
-		if err := json.Unmarshal(out.Output, &rep); err == nil {
-			res.Report = &rep
-		}
-	}
-	appr.wait()
-	return res, nil
+	res.Status, res.Output, res.Error, res.Cause, res.Events, res.LargestState = out.Status, out.Output, out.Error, out.Cause, out.Events, out.LargestState
+	return nil
 }
 
 func cleanEnv() []string {

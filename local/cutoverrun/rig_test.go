@@ -160,25 +160,8 @@ func (r *rig) setup() {
 		}
 		return rep.Invoke(ctx, payload)
 	})
-	mk := func(tp string, disabled bool) *esm.Mapping {
-		m, err := r.reg.Create(esm.Config{
-			FunctionName:          DefaultReplicatorFunction,
-			Topics:                []string{tp},
-			ConsumerGroupID:       "kmig-replicator-" + tp,
-			BootstrapServers:      pair.Source.Bootstrap(),
-			ClientOptions:         pair.Source.ClientOpts(pair.Source.AppCredentials()),
-			MaximumBatchingWindow: 20 * time.Millisecond,
-			RetryBackoff:          20 * time.Millisecond,
-			StartDisabled:         disabled,
-			Isolation:             r.isolation,
-		}, r.repl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
-	r.mapping = mk(r.topic, false)
-	r.idleMap = mk(r.idle, true)
+	r.mapping = r.addMapping(r.topic, false)
+	r.idleMap = r.addMapping(r.idle, true)
 	if r.srcAdm, err = pair.Source.AdminClient(); err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +170,27 @@ func (r *rig) setup() {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.tgtAdm.Close)
+}
+
+// addMapping creates the replicator's mapping for topic tp, Disabled if
+// disabled.
+func (r *rig) addMapping(tp string, disabled bool) *esm.Mapping {
+	r.t.Helper()
+	m, err := r.reg.Create(esm.Config{
+		FunctionName:          DefaultReplicatorFunction,
+		Topics:                []string{tp},
+		ConsumerGroupID:       "kmig-replicator-" + tp,
+		BootstrapServers:      r.pair.Source.Bootstrap(),
+		ClientOptions:         r.pair.Source.ClientOpts(r.pair.Source.AppCredentials()),
+		MaximumBatchingWindow: 20 * time.Millisecond,
+		RetryBackoff:          20 * time.Millisecond,
+		StartDisabled:         disabled,
+		Isolation:             r.isolation,
+	}, r.repl)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return m
 }
 
 // run executes the state machine with input.

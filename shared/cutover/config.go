@@ -7,6 +7,7 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamfence"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/rundetails"
 )
 
 // Environment variables the cutover function reads, besides the SOURCE_*
@@ -16,6 +17,7 @@ const (
 	EnvApprovalTopicArn   = "APPROVAL_TOPIC_ARN"
 	EnvSourceClusterArn   = "SOURCE_CLUSTER_ARN"
 	EnvProducerRoleArns   = "PRODUCER_ROLE_ARNS"
+	EnvDetailsTopic       = "CUTOVER_DETAILS_TOPIC"
 )
 
 // FunctionConfig is the cutover function's configuration.
@@ -34,12 +36,16 @@ type FunctionConfig struct {
 	// ProducerRoleArns are the roles the iam fence may put its policy
 	// on (the stack grants IAM rights on these only).
 	ProducerRoleArns []string
+	// DetailsTopic is the target topic that keeps runs' details
+	// (rundetails.DefaultTopic when unset).
+	DetailsTopic string
 }
 
 // LoadConfig reads SOURCE_BOOTSTRAP_SERVERS, SOURCE_AUTH, SOURCE_SECRET_ARN,
 // TARGET_BOOTSTRAP_SERVERS, TARGET_AUTH, TARGET_SECRET_ARN,
 // REPLICATOR_FUNCTION_NAME (required), APPROVAL_TOPIC_ARN, SOURCE_CLUSTER_ARN
-// and PRODUCER_ROLE_ARNS (comma-separated; all three optional).
+// PRODUCER_ROLE_ARNS (comma-separated) and CUTOVER_DETAILS_TOPIC (all four
+// optional).
 // The log level is the function's logging configuration. kafkaconn also reads
 // AWS_REGION for IAM auth. Every problem is a *config.Error naming the
 // variable.
@@ -71,6 +77,10 @@ func LoadConfig(env config.Env) (FunctionConfig, error) {
 			return c, &config.Error{Variable: EnvProducerRoleArns, Problem: fmt.Sprintf("%q is not an IAM role ARN", a), Err: err}
 		}
 		c.ProducerRoleArns = append(c.ProducerRoleArns, a)
+	}
+	c.DetailsTopic = env.String(EnvDetailsTopic, rundetails.DefaultTopic)
+	if c.DetailsTopic == "" || validTopic(c.DetailsTopic) != "" {
+		return c, &config.Error{Variable: EnvDetailsTopic, Problem: fmt.Sprintf("%q is not a valid Kafka topic name", c.DetailsTopic)}
 	}
 	return c, nil
 }

@@ -9,7 +9,13 @@
 // dispatches on Request.Step. Each step receives the whole execution state
 // and returns it updated, so every decision the procedure made (which ACLs
 // it created, which mappings it disabled, deadlines) travels in the state
-// and Rollback can undo exactly those things. The drain and offset
+// and Rollback can undo exactly those things, without reading anything but
+// the state. Details whose size grows with partitions times groups (each
+// partition's drain report, each group's translated offsets, the quiet
+// window's end offsets) go to the details topic on the target
+// (shared/rundetails); the state carries references to them. Validate
+// refuses a run whose state could exceed Step Functions' 256 KiB limit
+// (StateLimitBytes), which no Catch can handle. The drain and offset
 // translation treat transaction markers and aborted records as nothing to
 // read (offsets.Consumed).
 //
@@ -36,6 +42,7 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamfence"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/rundetails"
 )
 
 // Step names, as sent by the state machine in Request.Step. Hook steps use
@@ -114,6 +121,9 @@ type Deps struct {
 	// MappingSettle bounds how long PauseReplication and Rollback wait for
 	// a mapping to read back Disabled/Enabled; default 45s.
 	MappingSettle time.Duration
+	// DetailsTopic is the topic on the target that keeps the run's
+	// details (rundetails.DefaultTopic if empty).
+	DetailsTopic string
 }
 
 // Handler runs steps. It is safe for concurrent use.
@@ -124,6 +134,8 @@ type Handler struct {
 	srcPk  *peek.Reader
 	tgtPk  *peek.Reader
 	settle time.Duration
+	// details keeps what the state only references (nil without Target).
+	details *rundetails.Store
 }
 
 // New returns a Handler. It does not contact anything.
@@ -145,6 +157,7 @@ func New(d Deps) *Handler {
 	if d.Target != nil {
 		h.tgt = kadm.NewClient(d.Target)
 		h.tgtPk = peek.New(d.Target)
+		h.details = rundetails.New(d.Target, d.DetailsTopic)
 	}
 	return h
 }
@@ -159,6 +172,8 @@ type Request struct {
 	// Hook and TaskToken are set for RequestApproval.
 	Hook      string `json:"hook,omitempty"`
 	TaskToken string `json:"taskToken,omitempty"`
+	// Execution names the execution ($$.Execution.Name for Validate, which
+	// makes it the run's ID; $$.Execution.Id for RequestApproval).
 	Execution string `json:"execution,omitempty"`
 }
 
@@ -202,8 +217,13 @@ type StepTime struct {
 	Note    string `json:"note,omitempty"`
 }
 
-// Run is everything the run decided and changed.
+// Run is everything the run decided and changed. Its size grows with the
+// topics, groups and mappings of the input, never with partitions times
+// groups: those details are in the details topic, referenced here.
 type Run struct {
+	// ID names the run in the details topic: the execution's name, or a
+	// generated one when the caller gave none.
+	ID        string    `json:"id"`
 	StartedAt time.Time `json:"startedAt"`
 	// Mappings are the replicator's event source mappings reading the
 	// migrated topics, as found by Validate.
@@ -212,12 +232,26 @@ type Run struct {
 	// were Enabled before); Rollback re-enables exactly these.
 	Disabled []string    `json:"disabled,omitempty"`
 	Fence    FenceRecord `json:"fence"`
-	// Quiet holds the end offsets at the start of the current quiet
-	// window, keyed topic/partition.
-	Quiet      map[string]int64  `json:"quiet,omitempty"`
-	Partitions []PartitionReport `json:"partitions,omitempty"`
-	Groups     []GroupReport     `json:"groups,omitempty"`
-	Warnings   []string          `json:"warnings,omitempty"`
+	// Quiet references the end offsets at the start of the current quiet
+	// window (map topic/partition → offset) in the details topic.
+	Quiet *rundetails.Ref `json:"quiet,omitempty"`
+	// Drain summarises the last drain status; its partitions are in the
+	// details topic.
+	Drain *DrainSummary `json:"drain,omitempty"`
+	// Groups are the groups' translations without their partitions;
+	// GroupDetails references the complete []GroupReport.
+	Groups       []GroupReport   `json:"groups,omitempty"`
+	GroupDetails *rundetails.Ref `json:"groupDetails,omitempty"`
+	Warnings     []string        `json:"warnings,omitempty"`
+}
+
+// DrainSummary is the drain status carried in the state.
+type DrainSummary struct {
+	Partitions        int   `json:"partitions"`
+	Lagging           int   `json:"lagging"`
+	RecordsReplicated int64 `json:"recordsReplicated"`
+	// Details references the []PartitionReport.
+	Details rundetails.Ref `json:"details"`
 }
 
 // Mapping is a replicator event source mapping.
@@ -263,7 +297,7 @@ func (h *Handler) now() time.Time { return h.d.Now().UTC().Truncate(time.Millise
 func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
 	log := h.d.Log.With("step", req.Step)
 	if req.Step == StepValidate {
-		st, err := h.validate(ctx, req.Input)
+		st, err := h.validate(ctx, req.Input, req.Execution)
 		return ret(log, st, err)
 	}
 	if req.Step == StepRequestApproval {
@@ -304,7 +338,7 @@ func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
 	case StepVerifyTarget:
 		out, err = h.loop(ctx, st, StepVerifyTarget, h.verifyTarget)
 	case StepReport:
-		out, err = h.report(st), nil
+		out, err = h.report(ctx, st)
 	case StepRollback:
 		out, err = h.rollback(ctx, st)
 	default:

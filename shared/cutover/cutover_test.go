@@ -144,6 +144,7 @@ func TestErrorNamesMatchDefinition(t *testing.T) {
 		"ProvenanceMissingError": &ProvenanceMissingError{}, "OffsetCommitError": &OffsetCommitError{Err: errors.New("x")},
 		"TargetNotVerifiedError": &TargetNotVerifiedError{}, "RollbackIncompleteError": &RollbackIncompleteError{},
 		"InjectedFaultError": &InjectedFaultError{}, "ClusterError": &ClusterError{Err: errors.New("x")},
+		"StateTooLargeError": &StateTooLargeError{},
 	}
 	for name, e := range types {
 		if got := reflect.TypeOf(e).Elem().Name(); got != name {
@@ -171,15 +172,16 @@ func TestLoadConfigReadsExactly(t *testing.T) {
 		"APPROVAL_TOPIC_ARN":       "arn:aws:sns:us-east-1:1:t",
 		"SOURCE_CLUSTER_ARN":       "arn:aws:kafka:us-east-1:1:cluster/src/uuid-1",
 		"PRODUCER_ROLE_ARNS":       "arn:aws:iam::123456789012:role/a, arn:aws:iam::123456789012:role/team/b",
+		"CUTOVER_DETAILS_TOPIC":    "ops.cutover-details",
 	}, seen))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ReplicatorFunction != "kmig-replicator" || c.ApprovalTopicArn == "" || len(c.ProducerRoleArns) != 2 || c.ProducerRoleArns[1] != "arn:aws:iam::123456789012:role/team/b" {
+	if c.ReplicatorFunction != "kmig-replicator" || c.ApprovalTopicArn == "" || c.DetailsTopic != "ops.cutover-details" || len(c.ProducerRoleArns) != 2 || c.ProducerRoleArns[1] != "arn:aws:iam::123456789012:role/team/b" {
 		t.Errorf("config %+v", c)
 	}
 	want := []string{"SOURCE_BOOTSTRAP_SERVERS", "SOURCE_AUTH", "SOURCE_SECRET_ARN", "TARGET_BOOTSTRAP_SERVERS", "TARGET_AUTH",
-		"TARGET_SECRET_ARN", "REPLICATOR_FUNCTION_NAME", "APPROVAL_TOPIC_ARN", "SOURCE_CLUSTER_ARN", "PRODUCER_ROLE_ARNS", "AWS_REGION"}
+		"TARGET_SECRET_ARN", "REPLICATOR_FUNCTION_NAME", "APPROVAL_TOPIC_ARN", "SOURCE_CLUSTER_ARN", "PRODUCER_ROLE_ARNS", "CUTOVER_DETAILS_TOPIC", "AWS_REGION"}
 	for _, w := range want {
 		if !seen[w] {
 			t.Errorf("%s not read", w)

@@ -3,7 +3,6 @@ package cutover
 import (
 	"fmt"
 	"sort"
-	"strings"
 )
 
 // The errors below are the cutover's domain errors. Each Go type name is the
@@ -32,7 +31,7 @@ type TopicMismatchError struct {
 }
 
 func (e *TopicMismatchError) Error() string {
-	return "topics do not match between source and target: " + strings.Join(e.Problems, "; ")
+	return "topics do not match between source and target: " + listed(e.Problems, "; ")
 }
 
 // FenceUnavailableError says the input's fence kind cannot work on this
@@ -62,7 +61,7 @@ type ReplicationNotFoundError struct {
 }
 
 func (e *ReplicationNotFoundError) Error() string {
-	return fmt.Sprintf("no event source mapping of %s reads topic(s) %s", e.Function, strings.Join(e.Topics, ", "))
+	return fmt.Sprintf("no event source mapping of %s reads topic(s) %s", e.Function, listed(e.Topics, ", "))
 }
 
 // SourceNotQuietError says source end offsets kept moving after the
@@ -73,7 +72,7 @@ type SourceNotQuietError struct {
 }
 
 func (e *SourceNotQuietError) Error() string {
-	return "source still receiving writes on " + strings.Join(e.Partitions, ", ")
+	return "source still receiving writes on " + listed(e.Partitions, ", ")
 }
 
 // FenceFailedError says creating or verifying the fence (ACLs or IAM
@@ -92,7 +91,7 @@ type DrainTimeoutError struct {
 }
 
 func (e *DrainTimeoutError) Error() string {
-	return "drain timed out; still lagging: " + strings.Join(e.Lagging, "; ")
+	return "drain timed out; still lagging: " + listed(e.Lagging, "; ")
 }
 
 // PauseFailedError says an event source mapping could not be disabled or
@@ -103,11 +102,12 @@ type PauseFailedError struct {
 }
 
 func (e *PauseFailedError) Error() string {
-	return "pausing replication: " + strings.Join(e.Mappings, "; ")
+	return "pausing replication: " + listed(e.Mappings, "; ")
 }
 
 // HookFailedError says a lambda hook returned an error or could not be
-// invoked, or an approval could not be requested.
+// invoked, or an approval could not be requested. The message quotes at
+// most 4 KiB of the hook's own error message.
 type HookFailedError struct {
 	Hook      string // StopProducers, StopConsumers, StartConsumers, StartProducers
 	Function  string
@@ -116,10 +116,11 @@ type HookFailedError struct {
 }
 
 func (e *HookFailedError) Error() string {
+	msg := clip(e.Message, maxMessageBytes)
 	if e.ErrorType != "" {
-		return fmt.Sprintf("%s hook %s failed: %s: %s", e.Hook, e.Function, e.ErrorType, e.Message)
+		return fmt.Sprintf("%s hook %s failed: %s: %s", e.Hook, e.Function, clip(e.ErrorType, 256), msg)
 	}
-	return fmt.Sprintf("%s hook %s failed: %s", e.Hook, e.Function, e.Message)
+	return fmt.Sprintf("%s hook %s failed: %s", e.Hook, e.Function, msg)
 }
 
 // ConsumersActiveError says listed groups still had members on the source
@@ -129,7 +130,7 @@ type ConsumersActiveError struct {
 }
 
 func (e *ConsumersActiveError) Error() string {
-	return "consumer groups still active on the source: " + strings.Join(e.Groups, ", ")
+	return "consumer groups still active on the source: " + listed(e.Groups, ", ")
 }
 
 // LaggingGroupError says a group had not read everything on the source and
@@ -140,7 +141,7 @@ type LaggingGroupError struct {
 }
 
 func (e *LaggingGroupError) Error() string {
-	return fmt.Sprintf("group %s is behind on the source (%s); set allowLaggingGroups to translate it exactly", e.Group, strings.Join(e.Partitions, ", "))
+	return fmt.Sprintf("group %s is behind on the source (%s); set allowLaggingGroups to translate it exactly", e.Group, listed(e.Partitions, ", "))
 }
 
 // GroupActiveOnTargetError says a group already has members on the target,
@@ -185,17 +186,32 @@ type TargetNotVerifiedError struct {
 }
 
 func (e *TargetNotVerifiedError) Error() string {
-	return "target consumers not verified: " + strings.Join(e.Groups, "; ")
+	return "target consumers not verified: " + listed(e.Groups, "; ")
+}
+
+// StateTooLargeError says the run's execution state could grow past Step
+// Functions' 256 KiB limit, where the execution would fail with
+// States.DataLimitExceeded and no rollback. Validate refuses such a run
+// before changing anything; split the topics (or groups) over several
+// cutovers.
+type StateTooLargeError struct {
+	Bound string // the computed size and what it is made of
+	Limit int
+}
+
+func (e *StateTooLargeError) Error() string {
+	return fmt.Sprintf("the execution state could reach %s, over Step Functions' %d KiB limit; cut over fewer topics or groups per run", e.Bound, e.Limit/1024)
 }
 
 // RollbackIncompleteError says the rollback could not undo everything;
-// Remaining lists what is still in place and must be undone by hand.
+// Remaining lists what is still in place and must be undone by hand (the
+// message lists the first 20; the function's log lists them all).
 type RollbackIncompleteError struct {
 	Remaining []string
 }
 
 func (e *RollbackIncompleteError) Error() string {
-	return "rollback incomplete, undo by hand: " + strings.Join(e.Remaining, "; ")
+	return "rollback incomplete, undo by hand: " + listed(e.Remaining, "; ")
 }
 
 // InjectedFaultError is returned where a test or rehearsal injected a fault

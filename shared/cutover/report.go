@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamfence"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/rundetails"
 )
 
 // ---- hooks ----
@@ -139,6 +140,7 @@ func (h *Handler) rollback(ctx context.Context, st *State) (*State, error) {
 	}
 	remaining = append(remaining, h.enableMappings(ctx, st.Run.Disabled)...)
 	if len(remaining) > 0 {
+		h.d.Log.Error("rollback incomplete: undo by hand", "remaining", remaining)
 		return nil, &RollbackIncompleteError{Remaining: remaining}
 	}
 	r := &RollbackResult{FailedStep: step, Error: f.Error, RemovedACLs: st.Run.Fence.Created,
@@ -166,7 +168,7 @@ func (h *Handler) rollback(ctx context.Context, st *State) (*State, error) {
 		undone = append(undone, "nothing had been changed")
 	}
 	r.Cause = fmt.Sprintf("cutover failed in step %s: %s. Rolled back: %s. The source accepts writes and replication resumes.",
-		step, strings.TrimSpace(causeText(f)), strings.Join(undone, "; "))
+		step, strings.TrimSpace(causeText(f)), listed(undone, "; "))
 	st.Rollback = r
 	st.Run.Fence.Applied = false
 	st.Steps[StepRollback] = &StepTime{StartedAt: h.now(), EndedAt: h.now()}
@@ -209,8 +211,14 @@ type Report struct {
 	Fence      FenceRecord       `json:"fence"`
 	Mappings   []Mapping         `json:"mappings"`
 	Paused     []string          `json:"pausedMappings,omitempty"`
+	// Partitions and Groups list every partition and every group's
+	// offsets when the report stays under ReportInlineBytes. A larger
+	// report leaves Partitions empty and Groups without their partitions;
+	// Details then says where the complete lists are.
 	Partitions []PartitionReport `json:"partitions"`
 	Groups     []GroupReport     `json:"groups"`
+	Drain      *DrainSummary     `json:"drain,omitempty"`
+	Details    *ReportDetails    `json:"details,omitempty"`
 	Steps      []StepSummary     `json:"steps"`
 	// Cutover is the time from the start of StopProducers to the end of
 	// VerifyTarget, and Waiting the part of it spent in polling loops and
@@ -219,6 +227,17 @@ type Report struct {
 	WaitingMs int64    `json:"waitingMs,omitempty"`
 	Plan      *Plan    `json:"plan,omitempty"`
 	Warnings  []string `json:"warnings,omitempty"`
+}
+
+// ReportDetails says where a run's complete details are: records of the
+// details topic on the target (shared/rundetails), one JSON value each,
+// split over consecutive records' values when large. Inline is true when
+// the report itself lists them all.
+type ReportDetails struct {
+	Inline     bool            `json:"inline"`
+	RunID      string          `json:"runId"`
+	Partitions *rundetails.Ref `json:"partitions,omitempty"`
+	Groups     *rundetails.Ref `json:"groups,omitempty"`
 }
 
 // Plan is what a dry run would do.
@@ -236,8 +255,9 @@ type Plan struct {
 	// MappingsToDisable are the Enabled mappings a real run would pause.
 	MappingsToDisable []string `json:"mappingsToDisable"`
 	// Lagging lists partitions not drained right now (expected while
-	// producers run).
-	Lagging []string `json:"lagging"`
+	// producers run), the first 20 of LaggingPartitions.
+	Lagging           []string `json:"lagging"`
+	LaggingPartitions int      `json:"laggingPartitions"`
 }
 
 func (h *Handler) plan(ctx context.Context, st *State) (*Report, error) {
@@ -274,27 +294,82 @@ func (h *Handler) plan(ctx context.Context, st *State) (*Report, error) {
 		return nil, err
 	}
 	for _, pr := range parts {
+		if len(pr.Lag) > 0 {
+			p.LaggingPartitions++
+		}
 		for _, l := range pr.Lag {
-			p.Lagging = append(p.Lagging, tp(pr.Topic, pr.Partition)+": "+l)
+			if len(p.Lagging) < maxListed {
+				p.Lagging = append(p.Lagging, tp(pr.Topic, pr.Partition)+": "+l)
+			}
 		}
 	}
 	groups, err := h.planGroups(ctx, st, true)
 	if err != nil {
 		return nil, err
 	}
-	st.Run.Partitions, st.Run.Groups = parts, groups
+	if err := h.saveDrain(ctx, st, parts); err != nil {
+		return nil, err
+	}
+	if err := h.saveGroups(ctx, st, groups); err != nil {
+		return nil, err
+	}
 	st.Steps[StepPlan] = &StepTime{StartedAt: start, EndedAt: h.now()}
-	r := h.report(st)
+	r, err := h.reportWith(st, parts, groups)
+	if err != nil {
+		return nil, err
+	}
 	r.Outcome, r.DryRun, r.Plan = "dry-run", true, p
-	return r, nil
+	return r, h.fitReport(r, parts, groups)
 }
 
-func (h *Handler) report(st *State) *Report {
+// report builds the final report, with the details read back from the
+// details topic.
+func (h *Handler) report(ctx context.Context, st *State) (*Report, error) {
+	var parts []PartitionReport
+	if st.Run.Drain != nil {
+		if err := h.getDetails(ctx, st.Run.Drain.Details, &parts); err != nil {
+			return nil, err
+		}
+	}
+	groups, err := h.loadGroups(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	r, err := h.reportWith(st, parts, groups)
+	if err != nil {
+		return nil, err
+	}
+	return r, h.fitReport(r, parts, groups)
+}
+
+// fitReport keeps the report under ReportInlineBytes: past it, the
+// partitions and the groups' partitions stay in the details topic only.
+func (h *Handler) fitReport(r *Report, parts []PartitionReport, groups []GroupReport) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if len(b) <= ReportInlineBytes {
+		return nil
+	}
+	r.Details.Inline = false
+	r.Partitions, r.Groups = []PartitionReport{}, groupSummaries(groups)
+	r.Warnings = append(r.Warnings, fmt.Sprintf("the report lists summaries only (%d partitions, %d groups): the complete lists are in topic %s on the target, see details",
+		len(parts), len(groups), h.details.Topic()))
+	return nil
+}
+
+// reportWith builds the report of st with the given details inline.
+func (h *Handler) reportWith(st *State, parts []PartitionReport, groups []GroupReport) (*Report, error) {
 	end := h.now()
 	r := &Report{
 		Outcome: "succeeded", Topics: st.Config.Topics, StartedAt: st.Run.StartedAt, EndedAt: end,
 		Fence: st.Run.Fence, Mappings: st.Run.Mappings, Paused: st.Run.Disabled,
-		Partitions: st.Run.Partitions, Groups: st.Run.Groups, Warnings: st.Run.Warnings,
+		Partitions: parts, Groups: groups, Drain: st.Run.Drain, Warnings: st.Run.Warnings,
+		Details: &ReportDetails{Inline: true, RunID: st.Run.ID, Groups: st.Run.GroupDetails},
+	}
+	if st.Run.Drain != nil {
+		r.Details.Partitions = &st.Run.Drain.Details
 	}
 	if r.Partitions == nil {
 		r.Partitions = []PartitionReport{}
@@ -304,7 +379,7 @@ func (h *Handler) report(st *State) *Report {
 	}
 	if st.Config.DryRun {
 		r.Steps = append(r.Steps, stepReport(StepValidate, st.Steps[StepValidate]), stepReport(StepPlan, st.Steps[StepPlan]))
-		return r
+		return r, nil
 	}
 	order := StepOrder[:len(StepOrder)-1]
 	var prevEnd time.Time
@@ -344,7 +419,7 @@ func (h *Handler) report(st *State) *Report {
 	} else {
 		r.Fence.Remains = st.Run.Fence.remains()
 	}
-	return r
+	return r, nil
 }
 
 func (r *Report) stepAt(name string) *StepSummary {

@@ -32,14 +32,20 @@ func (h *Handler) verifySourceQuiet(ctx context.Context, st *State, first bool) 
 			return false, err
 		}
 		st.Loop.Deadline = now.Add(3*q + time.Duration(st.Config.PollSeconds)*time.Second)
-		st.Run.Quiet = ends
 		st.Loop.Next = now.Add(q)
-		return false, nil
+		return false, h.saveQuiet(ctx, st, ends)
+	}
+	var before map[string]int64
+	if st.Run.Quiet == nil {
+		return false, &ClusterError{Op: "reading the quiet window's start", Err: errors.New("no reference in the state")}
+	}
+	if err := h.getDetails(ctx, *st.Run.Quiet, &before); err != nil {
+		return false, err
 	}
 	var moved []string
 	for _, k := range sortedKeys(ends) {
-		if ends[k] != st.Run.Quiet[k] {
-			moved = append(moved, fmt.Sprintf("%s (%d→%d)", k, st.Run.Quiet[k], ends[k]))
+		if ends[k] != before[k] {
+			moved = append(moved, fmt.Sprintf("%s (%d→%d)", k, before[k], ends[k]))
 		}
 	}
 	if len(moved) == 0 {
@@ -49,9 +55,18 @@ func (h *Handler) verifySourceQuiet(ctx context.Context, st *State, first bool) 
 	if !now.Before(st.Loop.Deadline) {
 		return false, &SourceNotQuietError{Partitions: moved}
 	}
-	st.Run.Quiet = ends
 	st.Loop.Next = now.Add(q)
-	return false, nil
+	return false, h.saveQuiet(ctx, st, ends)
+}
+
+// saveQuiet keeps the end offsets at the start of a quiet window.
+func (h *Handler) saveQuiet(ctx context.Context, st *State, ends map[string]int64) error {
+	ref, err := h.putDetails(ctx, st, "quiet", ends)
+	if err != nil {
+		return err
+	}
+	st.Run.Quiet = &ref
+	return nil
 }
 
 func (h *Handler) endOffsets(ctx context.Context, adm *kadm.Client, side string, topics []string) (map[string]int64, error) {
@@ -102,11 +117,18 @@ func (h *Handler) waitForDrain(ctx context.Context, st *State, first bool) (bool
 	if err != nil {
 		return false, err
 	}
-	st.Run.Partitions = parts
 	var lagging []string
 	for _, p := range parts {
 		for _, l := range p.Lag {
 			lagging = append(lagging, tp(p.Topic, p.Partition)+": "+l)
+		}
+	}
+	timedOut := !now.Before(st.Loop.Deadline)
+	if len(lagging) == 0 || timedOut {
+		// The partitions go to the report, or to the operator who reads
+		// why the drain timed out.
+		if err := h.saveDrain(ctx, st, parts); err != nil {
+			return false, err
 		}
 	}
 	if len(lagging) == 0 {
@@ -119,10 +141,28 @@ func (h *Handler) waitForDrain(ctx context.Context, st *State, first bool) (bool
 			return false, err
 		}
 	}
-	if !now.Before(st.Loop.Deadline) {
+	if timedOut {
 		return false, &DrainTimeoutError{Lagging: lagging}
 	}
 	return false, nil
+}
+
+// saveDrain puts the partitions' drain reports in the details topic and
+// their summary in the state.
+func (h *Handler) saveDrain(ctx context.Context, st *State, parts []PartitionReport) error {
+	ref, err := h.putDetails(ctx, st, "partitions", parts)
+	if err != nil {
+		return err
+	}
+	sum := &DrainSummary{Partitions: len(parts), Details: ref}
+	for _, p := range parts {
+		sum.RecordsReplicated += p.RecordsReplicated
+		if len(p.Lag) > 0 {
+			sum.Lagging++
+		}
+	}
+	st.Run.Drain = sum
+	return nil
 }
 
 func (h *Handler) idleLaggingGroup(ctx context.Context, st *State, parts []PartitionReport) error {

@@ -98,8 +98,49 @@ func (h *Handler) translateOffsets(ctx context.Context, st *State) error {
 	if err := h.fault(StepTranslateOffsets); err != nil {
 		return err
 	}
-	st.Run.Groups = groups
+	return h.saveGroups(ctx, st, groups)
+}
+
+// saveGroups puts the groups' translations in the details topic and keeps
+// them in the state without their partitions.
+func (h *Handler) saveGroups(ctx context.Context, st *State, groups []GroupReport) error {
+	ref, err := h.putDetails(ctx, st, "groups", groups)
+	if err != nil {
+		return err
+	}
+	st.Run.Groups, st.Run.GroupDetails = groupSummaries(groups), &ref
 	return nil
+}
+
+// groupSummaries returns groups without their partitions.
+func groupSummaries(groups []GroupReport) []GroupReport {
+	out := make([]GroupReport, len(groups))
+	for i, g := range groups {
+		g.Partitions = nil
+		out[i] = g
+	}
+	return out
+}
+
+// loadGroups returns the run's groups with their partitions, as
+// TranslateOffsets saved them, and with the state's later changes
+// (TargetState, Verified).
+func (h *Handler) loadGroups(ctx context.Context, st *State) ([]GroupReport, error) {
+	if st.Run.GroupDetails == nil {
+		return st.Run.Groups, nil
+	}
+	var full []GroupReport
+	if err := h.getDetails(ctx, *st.Run.GroupDetails, &full); err != nil {
+		return nil, err
+	}
+	for i := range full {
+		for _, s := range st.Run.Groups {
+			if s.Group == full[i].Group {
+				full[i].TargetState, full[i].Verified = s.TargetState, s.Verified
+			}
+		}
+	}
+	return full, nil
 }
 
 // planGroups computes every group's translation without committing. With
@@ -208,9 +249,13 @@ func (h *Handler) verifyTarget(ctx context.Context, st *State, first bool) (bool
 			return false, err
 		}
 	}
+	groups, err := h.loadGroups(ctx, st)
+	if err != nil {
+		return false, err
+	}
 	var pending []string
-	for i := range st.Run.Groups {
-		g := &st.Run.Groups[i]
+	for i := range groups {
+		g := &groups[i]
 		if g.Status != GroupTranslated || g.Verified {
 			continue
 		}
@@ -249,8 +294,10 @@ func (h *Handler) verifyTarget(ctx context.Context, st *State, first bool) (bool
 		}
 	}
 	if len(pending) == 0 {
-		return true, nil
+		// The details topic keeps the verified groups.
+		return true, h.saveGroups(ctx, st, groups)
 	}
+	st.Run.Groups = groupSummaries(groups)
 	sort.Strings(pending)
 	if !now.Before(st.Loop.Deadline) {
 		return false, &TargetNotVerifiedError{Groups: pending}

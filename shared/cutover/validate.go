@@ -16,9 +16,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// validate parses the input and checks the clusters and mappings. It only
-// reads.
-func (h *Handler) validate(ctx context.Context, raw []byte) (*State, error) {
+// validate parses the input and checks the clusters and mappings, and
+// refuses a run whose state could outgrow StateLimitBytes. It changes
+// nothing but creating the details topic on the target when it is missing.
+func (h *Handler) validate(ctx context.Context, raw []byte, execution string) (*State, error) {
 	start := h.now()
 	if len(raw) == 0 {
 		return nil, &InvalidInputError{Field: "$", Problem: "missing execution input"}
@@ -49,8 +50,18 @@ func (h *Handler) validate(ctx context.Context, raw []byte) (*State, error) {
 	}
 	st := &State{
 		Config: cfg,
-		Run:    Run{StartedAt: start, Mappings: maps, Fence: fence, Warnings: warnings},
+		Run:    Run{ID: newRunID(execution), StartedAt: start, Mappings: maps, Fence: fence, Warnings: warnings},
 		Steps:  map[string]*StepTime{StepValidate: {StartedAt: start, EndedAt: h.now()}},
+	}
+	bound, err := boundState(st)
+	if err != nil {
+		return nil, err
+	}
+	if bound.Total > StateLimitBytes {
+		return nil, &StateTooLargeError{Bound: bound.String(), Limit: StateLimitBytes}
+	}
+	if err := h.details.Ensure(ctx); err != nil {
+		return nil, &ClusterError{Op: "preparing the details topic on the target", Err: err}
 	}
 	return st, nil
 }

@@ -9,7 +9,15 @@
 // named in Parameters.FunctionName with Parameters.Payload, $$.Task.Token
 // replaced by a fresh token, then waits until the local run resolves that
 // token at the endpoint (SendTaskSuccess / SendTaskFailure).
-// Prints one JSON line: {status, output | error, cause, events}.
+// Every other Lambda task is run by an override too, which invokes the
+// function at the endpoint the way the Lambda integration does, so that it
+// can enforce Step Functions' payload limit: a task input (after
+// Parameters), a task result or a state output over 256 KiB of UTF-8 JSON
+// fails the execution with States.DataLimitExceeded, which no Catch or
+// Retry handles (not even States.ALL). The function is never invoked with
+// an input over the limit, and nothing runs after the failing state.
+// Prints one JSON line: {status, output | error, cause, events,
+// largestState: {state, bytes}}.
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { StateMachine } from 'aws-local-stepfunctions';
@@ -25,6 +33,56 @@ function named(name, message) {
   const e = new Error(message ?? name);
   e.name = name || 'States.TaskFailed';
   return e;
+}
+
+// Step Functions' maximum input or output size for a task, state or
+// execution.
+const LIMIT = 256 * 1024;
+const bytes = (v) => Buffer.byteLength(JSON.stringify(v ?? null), 'utf8');
+let dataLimit = null;
+let largest = { state: '', bytes: 0 };
+let execution;
+
+function measure(state, n) {
+  if (n > largest.bytes) largest = { state, bytes: n };
+}
+
+// overLimit ends the run with States.DataLimitExceeded: it aborts the
+// interpreter and never settles, so the state that exceeded the limit
+// neither fails into a Catch nor continues.
+function overLimit(state, what, n) {
+  if (!dataLimit) {
+    dataLimit = { state, cause: `The ${what} of state ${state} is ${n} bytes, over the ${LIMIT}-byte limit (256 KiB).` };
+  }
+  execution?.abort();
+  return new Promise(() => {});
+}
+
+function checked(stateName, f) {
+  return async (input) => {
+    const n = bytes(input);
+    measure(stateName, n);
+    if (n > LIMIT) return overLimit(stateName, 'task input', n);
+    const out = await f(input);
+    const m = bytes(out);
+    measure(stateName, m);
+    if (m > LIMIT) return overLimit(stateName, 'task result', m);
+    return out;
+  };
+}
+
+function lambdaOverride(resource) {
+  return async (input) => {
+    const fn = encodeURIComponent(resource);
+    const r = await fetch(`${endpoint}/2015-03-31/functions/${fn}/invocations`, { method: 'POST', body: JSON.stringify(input) });
+    const body = await r.text();
+    if (!r.ok) throw named(`Lambda.${r.headers.get('x-amzn-errortype') ?? 'ServiceException'}`, body);
+    if (r.headers.get('x-amz-function-error')) {
+      const e = JSON.parse(body);
+      throw named(e.errorType, `${e.errorType}: ${e.errorMessage}`);
+    }
+    return body === '' ? null : JSON.parse(body);
+  };
 }
 
 function approvalOverride(stateName) {
@@ -51,13 +109,20 @@ function approvalOverride(stateName) {
 
 const taskResourceLocalHandlers = {};
 for (const [name, st] of Object.entries(definition.States)) {
-  if (st.Type === 'Task' && String(st.Resource).endsWith('.waitForTaskToken')) {
-    taskResourceLocalHandlers[name] = approvalOverride(name);
+  if (st.Type !== 'Task') continue;
+  if (String(st.Resource).endsWith('.waitForTaskToken')) {
+    taskResourceLocalHandlers[name] = checked(name, approvalOverride(name));
+  } else if (String(st.Resource).startsWith('arn:aws:lambda:')) {
+    taskResourceLocalHandlers[name] = checked(name, lambdaOverride(st.Resource));
   }
 }
 
 const sm = new StateMachine(definition);
-const execution = sm.run(cfg.input, {
+if (bytes(cfg.input) > LIMIT) {
+  process.stdout.write(JSON.stringify({ status: 'FAILED', error: 'States.DataLimitExceeded', cause: 'the execution input is over 256 KiB', events: [] }) + '\n', () => process.exit(0));
+  await new Promise(() => {});
+}
+execution = sm.run(cfg.input, {
   overrides: { taskResourceLocalHandlers },
   context: {
     Execution: { Id: `arn:aws:states:us-east-1:000000000000:execution:kmig-cutover:${execName}`, Name: execName },
@@ -71,6 +136,20 @@ const collecting = (async () => {
     const e = { type: ev.type, timestamp: ev.timestamp };
     if (ev.state) { e.state = ev.state.name; e.stateType = ev.state.type; }
     if (ev.Error !== undefined) { e.error = ev.Error; e.cause = typeof ev.Cause === 'string' ? ev.Cause : JSON.stringify(ev.Cause); }
+    if (ev.type === 'StateExited' && ev.state) {
+      // A state's output (after ResultSelector, ResultPath and
+      // OutputPath, or a Catch's ResultPath) is limited too.
+      const n = bytes(ev.state.output);
+      measure(ev.state.name, n);
+      if (n > LIMIT && !dataLimit) {
+        overLimit(ev.state.name, 'output', n);
+        // On AWS nothing follows the state whose output is over the
+        // limit; here the interpreter may have moved on before the abort
+        // (only into states without side effects: every task checks its
+        // own input), so its later events are dropped.
+        dataLimit.events = events.length + 1;
+      }
+    }
     events.push(e);
   }
 })();
@@ -86,5 +165,11 @@ try {
 await Promise.race([collecting, new Promise((r) => setTimeout(r, 1000))]);
 const failed = events.find((e) => e.type === 'ExecutionFailed');
 if (failed) { out.error = failed.error; out.cause = failed.cause; }
+if (dataLimit) {
+  if (dataLimit.events !== undefined) events.length = dataLimit.events;
+  out = { status: 'FAILED', error: 'States.DataLimitExceeded', cause: dataLimit.cause };
+  events.push({ type: 'ExecutionFailed', timestamp: Date.now(), state: dataLimit.state, error: out.error, cause: out.cause });
+}
 out.events = events;
+out.largestState = largest;
 process.stdout.write(JSON.stringify(out) + '\n', () => process.exit(0));
