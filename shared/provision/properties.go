@@ -14,7 +14,11 @@ import (
 
 // Property names of the custom resource (Custom::TargetTopics).
 const (
-	PropServiceToken         = "ServiceToken" // set by CloudFormation; ignored
+	PropServiceToken = "ServiceToken" // set by CloudFormation; ignored
+	// PropServiceTimeout is how long CloudFormation waits for the answer.
+	// AWS does not say whether CloudFormation passes it on with the other
+	// properties; it is accepted and ignored.
+	PropServiceTimeout       = "ServiceTimeout"
 	PropTopics               = "Topics"
 	PropCopyAcls             = "CopyAcls"
 	PropTopicConfigOverrides = "TopicConfigOverrides"
@@ -66,7 +70,7 @@ func (e *PropertyError) Error() string {
 // silently.
 func ParseProperties(raw map[string]any) (Properties, error) {
 	p := Properties{ReplicationFactor: -1}
-	known := map[string]bool{PropServiceToken: true, PropTopics: true, PropCopyAcls: true,
+	known := map[string]bool{PropServiceToken: true, PropServiceTimeout: true, PropTopics: true, PropCopyAcls: true,
 		PropTopicConfigOverrides: true, PropReplicationFactor: true, PropDeadLetterTopic: true, PropTopicPolicies: true,
 		PropConsumerGroupIDPrefix: true}
 	var unknown []string

@@ -455,3 +455,23 @@ func TestProvisionerRefusesLongConsumerGroupIDBeforeCreating(t *testing.T) {
 		t.Errorf("%d partitions on the target, want 2", n)
 	}
 }
+
+// TestServiceTimeoutPropertyIsAccepted: the template sets ServiceTimeout
+// on the custom resource, and AWS does not document whether CloudFormation
+// passes it to the function with the other properties. Either way the
+// create must go through.
+func TestServiceTimeoutPropertyIsAccepted(t *testing.T) {
+	r := newRig(t)
+	topicsynctest.CreateTopic(t, r.src, "orders", 1, nil)
+	for _, timeout := range []any{nil, "900", 900.0} {
+		resp := r.invoke(t, r.event(t, "custom-resource-create.json", func(p map[string]any) {
+			p["Topics"] = []any{"orders"}
+			if timeout != nil {
+				p["ServiceTimeout"] = timeout
+			}
+		}))
+		if resp.Status != cfn.StatusSuccess {
+			t.Errorf("ServiceTimeout %v: %s %q", timeout, resp.Status, resp.Reason)
+		}
+	}
+}
