@@ -14,8 +14,8 @@ var lambdaSeverity = map[string]int{"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3
 
 // lambdaKeeps models Lambda's application log-level filtering of one line
 // written to stdout by a function with LoggingConfig LogFormat JSON and
-// ApplicationLogLevel appLevel, as documented in "Log-level filtering"
-// (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html):
+// ApplicationLogLevel appLevel, as the Lambda Developer Guide documents it
+// in "Log-level filtering":
 //
 //	"your function code must output log events to stdout or stderr as JSON
 //	formatted objects that contain a key value pair with the key "level"."
