@@ -1,6 +1,8 @@
 package templatetest
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -181,5 +183,29 @@ func TestApprovalPublisherMayUseTheKey(t *testing.T) {
 	sort.Strings(got)
 	if want := []string{"CutoverRole kms:Decrypt", "CutoverRole kms:GenerateDataKey"}; !slices.Equal(got, want) {
 		t.Errorf("KMS grants on NotificationKey: %v, want %v", got, want)
+	}
+}
+
+// TestOnlyTheCutoverPublishesApprovals: the cutover function publishes the
+// approval requests; the state machine only invokes it (its definition has
+// no SNS task). So only the cutover role may publish to the approval
+// topic, and only it may use the topic's key for that.
+func TestOnlyTheCutoverPublishesApprovals(t *testing.T) {
+	asl, err := os.ReadFile(filepath.Join(repoRoot(t), "statemachine", "cutover.asl.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(strings.ToLower(string(asl)), ":sns:publish") {
+		t.Fatal("the state machine publishes to SNS itself: its role then needs sns:Publish on the topic and kms:GenerateDataKey/kms:Decrypt on NotificationKey")
+	}
+	_, stmts := collectStatements(loadTemplate(t))
+	var publishers []string
+	for _, s := range stmts {
+		if s.Effect == "Allow" && slices.Contains(s.Actions, "sns:Publish") && strings.Contains(flatten(s.Node), "ApprovalTopic") {
+			publishers = append(publishers, strings.Fields(s.Where)[0])
+		}
+	}
+	if !slices.Equal(publishers, []string{"CutoverRole"}) {
+		t.Errorf("roles that may publish to ApprovalTopic: %v, want [CutoverRole]", publishers)
 	}
 }
