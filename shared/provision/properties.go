@@ -3,21 +3,30 @@ package provision
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/topicsync"
 )
 
 // Property names of the custom resource (Custom::TargetTopics).
 const (
-	PropServiceToken         = "ServiceToken" // set by CloudFormation; ignored
+	PropServiceToken = "ServiceToken" // set by CloudFormation; ignored
+	// PropServiceTimeout is how long CloudFormation waits for the answer.
+	// AWS does not say whether CloudFormation passes it on with the other
+	// properties; it is accepted and ignored.
+	PropServiceTimeout       = "ServiceTimeout"
 	PropTopics               = "Topics"
 	PropCopyAcls             = "CopyAcls"
 	PropTopicConfigOverrides = "TopicConfigOverrides"
 	PropReplicationFactor    = "ReplicationFactor"
 	PropDeadLetterTopic      = "DeadLetterTopic"
+	// PropConsumerGroupIDPrefix is the event source mappings' consumer
+	// group prefix: each mapping's group is this prefix + its topic.
+	PropConsumerGroupIDPrefix = "ConsumerGroupIdPrefix"
 	// PropTopicPolicies only references the per-topic IAM policies in
 	// template.yaml so CloudFormation attaches them first; ignored.
 	PropTopicPolicies = "TopicPolicies"
@@ -36,6 +45,12 @@ type Properties struct {
 	ReplicationFactor int16
 	// DeadLetterTopic, when not empty, is created on the target if missing.
 	DeadLetterTopic string
+	// ConsumerGroupIDPrefix is the prefix of the mappings' consumer group
+	// IDs. When the property is present, ParseProperties has checked every
+	// prefix + topic against Lambda's ConsumerGroupId limits. A resource
+	// created by an earlier template has no such property, so it is
+	// optional: a rollback to that template must still succeed.
+	ConsumerGroupIDPrefix string
 }
 
 // PropertyError is an invalid custom resource property. The resource
@@ -55,8 +70,9 @@ func (e *PropertyError) Error() string {
 // silently.
 func ParseProperties(raw map[string]any) (Properties, error) {
 	p := Properties{ReplicationFactor: -1}
-	known := map[string]bool{PropServiceToken: true, PropTopics: true, PropCopyAcls: true,
-		PropTopicConfigOverrides: true, PropReplicationFactor: true, PropDeadLetterTopic: true, PropTopicPolicies: true}
+	known := map[string]bool{PropServiceToken: true, PropServiceTimeout: true, PropTopics: true, PropCopyAcls: true,
+		PropTopicConfigOverrides: true, PropReplicationFactor: true, PropDeadLetterTopic: true, PropTopicPolicies: true,
+		PropConsumerGroupIDPrefix: true}
 	var unknown []string
 	for k := range raw {
 		if !known[k] {
@@ -65,7 +81,7 @@ func ParseProperties(raw map[string]any) (Properties, error) {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return p, &PropertyError{Property: strings.Join(unknown, ", "), Problem: "unknown property (known: Topics, CopyAcls, TopicConfigOverrides, ReplicationFactor, DeadLetterTopic)"}
+		return p, &PropertyError{Property: strings.Join(unknown, ", "), Problem: "unknown property (known: Topics, CopyAcls, TopicConfigOverrides, ReplicationFactor, DeadLetterTopic, ConsumerGroupIdPrefix)"}
 	}
 
 	switch v := raw[PropTopics].(type) {
@@ -160,6 +176,19 @@ func ParseProperties(raw map[string]any) (Properties, error) {
 		return p, &PropertyError{Property: PropDeadLetterTopic, Problem: fmt.Sprintf("is %T, not a string", v)}
 	}
 
+	switch v := raw[PropConsumerGroupIDPrefix].(type) {
+	case nil:
+	case string:
+		p.ConsumerGroupIDPrefix = v
+		for _, t := range p.Topics {
+			if err := CheckConsumerGroupID(t, v+t); err != nil {
+				return p, err
+			}
+		}
+	default:
+		return p, &PropertyError{Property: PropConsumerGroupIDPrefix, Problem: fmt.Sprintf("is %T, not a string", v)}
+	}
+
 	if err := p.Options().Validate(); err != nil {
 		if oe, ok := err.(*topicsync.OptionsError); ok {
 			return p, &PropertyError{Property: propertyFor(oe.Field), Problem: oe.Problem}
@@ -206,4 +235,58 @@ func (p Properties) Options() topicsync.Options {
 		o.TargetOnlyTopics = []string{p.DeadLetterTopic}
 	}
 	return o
+}
+
+// MaxConsumerGroupIDLength is Lambda's limit on an event source mapping's
+// ConsumerGroupId (AmazonManagedKafkaEventSourceConfig and
+// SelfManagedKafkaEventSourceConfig: "Maximum length of 200").
+const MaxConsumerGroupIDLength = 200
+
+// consumerGroupIDPattern is Lambda's documented pattern for ConsumerGroupId,
+// [a-zA-Z0-9-\/*:_+=.@-]*, anchored.
+var consumerGroupIDPattern = regexp.MustCompile(`^[a-zA-Z0-9\-/*:_+=.@]*$`)
+
+// ConsumerGroupIDError is a mapping consumer group ID (ConsumerGroupIdPrefix
+// + topic) that Lambda would refuse when CloudFormation creates the
+// mapping: longer than MaxConsumerGroupIDLength, or with a character
+// outside Lambda's pattern. The custom resource fails with it before it
+// changes anything, so no mapping and no target topic is created.
+type ConsumerGroupIDError struct {
+	Topic   string
+	GroupID string
+	// Length is GroupID's length in characters.
+	Length int
+	// Limit is MaxConsumerGroupIDLength.
+	Limit int
+	// BadChar is the first character Lambda does not allow; 0 when the
+	// ID is only too long.
+	BadChar rune
+}
+
+func (e *ConsumerGroupIDError) Error() string {
+	if e.BadChar != 0 {
+		return fmt.Sprintf("invalid property %s: the consumer group ID %q of topic %q contains %q, which Lambda does not allow in a ConsumerGroupId (allowed: letters, digits and - / * : _ + = . @)",
+			PropConsumerGroupIDPrefix, e.GroupID, e.Topic, e.BadChar)
+	}
+	return fmt.Sprintf("invalid property %s: the consumer group ID of topic %q (prefix + topic) is %d characters, over Lambda's ConsumerGroupId limit of %d; use a shorter %s",
+		PropConsumerGroupIDPrefix, e.Topic, e.Length, e.Limit, PropConsumerGroupIDPrefix)
+}
+
+// CheckConsumerGroupID returns a *ConsumerGroupIDError when id, the
+// consumer group ID of topic's mapping, breaks Lambda's limits.
+func CheckConsumerGroupID(topic, id string) error {
+	if n := utf8.RuneCountInString(id); n > MaxConsumerGroupIDLength {
+		return &ConsumerGroupIDError{Topic: topic, GroupID: id, Length: n, Limit: MaxConsumerGroupIDLength}
+	}
+	if !consumerGroupIDPattern.MatchString(id) {
+		e := &ConsumerGroupIDError{Topic: topic, GroupID: id, Length: utf8.RuneCountInString(id), Limit: MaxConsumerGroupIDLength}
+		for _, r := range id {
+			if !consumerGroupIDPattern.MatchString(string(r)) {
+				e.BadChar = r
+				break
+			}
+		}
+		return e
+	}
+	return nil
 }

@@ -4,6 +4,12 @@
 // SUCCESS only when the target is verified in sync; on Delete it answers
 // SUCCESS and leaves every target topic alone.
 //
+// Before it connects to either cluster, it checks each mapping's consumer
+// group ID (ConsumerGroupIdPrefix + topic) against Lambda's ConsumerGroupId
+// limits, which CloudFormation cannot compute: a group ID Lambda would
+// refuse fails the resource with a *ConsumerGroupIDError, before any
+// topic or mapping is created.
+//
 // It never changes the source cluster, never deletes anything on the
 // target, and always answers CloudFormation (bad properties, bad
 // configuration and unreachable clusters are FAILED with a reason, sent

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/topicsync/topicsynctest"
 	"io"
 	"net/http"
@@ -345,6 +346,132 @@ func TestSampleEventsRoundTrip(t *testing.T) {
 		}
 		if ev.RequestType != cfn.RequestCreate && PhysicalID(ev) != "kmig-target-topics/kmig/TargetTopics" {
 			t.Errorf("%s: physical id %q differs from what Create returns", name, PhysicalID(ev))
+		}
+	}
+}
+
+// TestConsumerGroupIDLimits: each mapping's consumer group is
+// ConsumerGroupIdPrefix + topic, and Lambda refuses a ConsumerGroupId over
+// 200 characters or outside [a-zA-Z0-9-\/*:_+=.@-]* (API reference,
+// AmazonManagedKafkaEventSourceConfig and SelfManagedKafkaEventSourceConfig).
+func TestConsumerGroupIDLimits(t *testing.T) {
+	props := func(prefix string, topics ...string) map[string]any {
+		l := make([]any, len(topics))
+		for i, tp := range topics {
+			l[i] = tp
+		}
+		return map[string]any{"Topics": l, "ConsumerGroupIdPrefix": prefix}
+	}
+	fits := strings.Repeat("t", 195) // "kmig-" + 195 = 200
+	tooLong := strings.Repeat("u", 196)
+	for _, tc := range []struct {
+		name    string
+		raw     map[string]any
+		topic   string
+		length  int
+		badChar rune
+	}{
+		{name: "200 characters", raw: props("kmig-", "orders", fits)},
+		{name: "every allowed character", raw: props("a-Z/0*9:_+=.@", "orders")},
+		{name: "empty prefix", raw: props("", "orders")},
+		{name: "no prefix property", raw: map[string]any{"Topics": []any{tooLong}}},
+		{name: "201 characters", raw: props("kmig-", "orders", tooLong), topic: tooLong, length: 201},
+		{name: "longest topic name", raw: props("k", strings.Repeat("v", 249)), topic: strings.Repeat("v", 249), length: 250},
+		{name: "space", raw: props("kmig ", "orders"), topic: "orders", length: 11, badChar: ' '},
+		{name: "hash", raw: props("kmig#", "orders"), topic: "orders", length: 11, badChar: '#'},
+		{name: "non-ASCII", raw: props("kmig-é-", "orders"), topic: "orders", length: 13, badChar: 'é'},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParseProperties(tc.raw)
+			if tc.topic == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if want, _ := tc.raw["ConsumerGroupIdPrefix"].(string); p.ConsumerGroupIDPrefix != want {
+					t.Errorf("prefix %q, want %q", p.ConsumerGroupIDPrefix, want)
+				}
+				return
+			}
+			var ge *ConsumerGroupIDError
+			if !errors.As(err, &ge) {
+				t.Fatalf("error %v (%T) is not a *ConsumerGroupIDError", err, err)
+			}
+			if ge.Topic != tc.topic || ge.Length != tc.length || ge.Limit != 200 || ge.BadChar != tc.badChar ||
+				ge.GroupID != tc.raw["ConsumerGroupIdPrefix"].(string)+tc.topic {
+				t.Errorf("got %+v, want topic %q, length %d, limit 200, bad char %q", *ge, tc.topic, tc.length, tc.badChar)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, "ConsumerGroupIdPrefix") || !strings.Contains(msg, tc.topic) {
+				t.Errorf("message does not name the property and the topic: %s", msg)
+			}
+			if tc.badChar == 0 && (!strings.Contains(msg, fmt.Sprintf("is %d characters", tc.length)) || !strings.Contains(msg, "limit of 200")) {
+				t.Errorf("message does not give the length and the limit: %s", msg)
+			}
+			if tc.badChar != 0 && !strings.Contains(msg, fmt.Sprintf("%q", tc.badChar)) {
+				t.Errorf("message does not name the character: %s", msg)
+			}
+		})
+	}
+	if _, err := ParseProperties(map[string]any{"Topics": []any{"orders"}, "ConsumerGroupIdPrefix": 5.0}); err == nil || !strings.Contains(err.Error(), "invalid property ConsumerGroupIdPrefix: is float64") {
+		t.Errorf("numeric prefix: %v", err)
+	}
+}
+
+// TestProvisionerRefusesLongConsumerGroupIDBeforeCreating: a Create whose
+// prefix + topic is over Lambda's limit fails, names the topic, the
+// length and the limit, and creates no target topic, not even for the
+// topics whose IDs fit.
+func TestProvisionerRefusesLongConsumerGroupIDBeforeCreating(t *testing.T) {
+	r := newRig(t)
+	long := strings.Repeat("x", 200)
+	for _, tp := range []string{"orders", long} {
+		topicsynctest.CreateTopic(t, r.src, tp, 2, nil)
+	}
+	resp := r.invoke(t, r.event(t, "custom-resource-create.json", func(p map[string]any) {
+		p["Topics"] = []any{"orders", long}
+	}))
+	if resp.Status != cfn.StatusFailed {
+		t.Fatalf("status %s, want FAILED", resp.Status)
+	}
+	for _, want := range []string{long, "is 205 characters", "limit of 200", "ConsumerGroupIdPrefix"} {
+		if !strings.Contains(resp.Reason, want) {
+			t.Errorf("reason %q does not contain %q", resp.Reason, want)
+		}
+	}
+	for _, tp := range []string{"orders", long, "kmig.dead-letter"} {
+		if n := topicsynctest.Partitions(t, r.tgt, tp); n != 0 {
+			t.Errorf("the refused create made %s on the target (%d partitions)", tp, n)
+		}
+	}
+	// The same topics with a prefix that fits are provisioned.
+	resp = r.invoke(t, r.event(t, "custom-resource-create.json", func(p map[string]any) {
+		p["Topics"] = []any{"orders", long}
+		p["ConsumerGroupIdPrefix"] = ""
+	}))
+	if resp.Status != cfn.StatusSuccess {
+		t.Fatalf("with an empty prefix: %s %q", resp.Status, resp.Reason)
+	}
+	if n := topicsynctest.Partitions(t, r.tgt, long); n != 2 {
+		t.Errorf("%d partitions on the target, want 2", n)
+	}
+}
+
+// TestServiceTimeoutPropertyIsAccepted: the template sets ServiceTimeout
+// on the custom resource, and AWS does not document whether CloudFormation
+// passes it to the function with the other properties. Either way the
+// create must go through.
+func TestServiceTimeoutPropertyIsAccepted(t *testing.T) {
+	r := newRig(t)
+	topicsynctest.CreateTopic(t, r.src, "orders", 1, nil)
+	for _, timeout := range []any{nil, "900", 900.0} {
+		resp := r.invoke(t, r.event(t, "custom-resource-create.json", func(p map[string]any) {
+			p["Topics"] = []any{"orders"}
+			if timeout != nil {
+				p["ServiceTimeout"] = timeout
+			}
+		}))
+		if resp.Status != cfn.StatusSuccess {
+			t.Errorf("ServiceTimeout %v: %s %q", timeout, resp.Status, resp.Reason)
 		}
 	}
 }

@@ -3,7 +3,9 @@ package telemetry
 import (
 	"encoding/json"
 	"io"
+	"os"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -52,6 +54,12 @@ func (m *BatchMetrics) Add(o BatchMetrics) {
 
 // WriteEMF writes one Embedded Metric Format line to w (stdout in Lambda,
 // where CloudWatch turns it into metrics without an API call).
+//
+// The line survives Lambda's application log-level filtering at every
+// level: it carries a "level" (EMFLevel of the function's
+// AWS_LAMBDA_LOG_LEVEL) and an RFC 3339 "timestamp". Lambda treats a JSON
+// line without a valid level or timestamp as INFO, and drops INFO lines
+// when the function's log level is WARN or ERROR.
 func (m BatchMetrics) WriteEMF(w io.Writer, namespace, functionName string, now time.Time) error {
 	type metric struct {
 		Name string `json:"Name"`
@@ -75,6 +83,8 @@ func (m BatchMetrics) WriteEMF(w io.Writer, namespace, functionName string, now 
 		{MetricRecordsFiltered, "Count"}, {MetricRecordsDeadLettered, "Count"}, {MetricRecordsAborted, "Count"},
 	}
 	doc := map[string]any{
+		"level":     EMFLevel(os.Getenv(LogLevelEnv)),
+		"timestamp": now.UTC().Format(time.RFC3339Nano),
 		"_aws": map[string]any{
 			"Timestamp": now.UnixMilli(),
 			"CloudWatchMetrics": []any{map[string]any{
@@ -104,4 +114,22 @@ func (m BatchMetrics) WriteEMF(w io.Writer, namespace, functionName string, now 
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
+}
+
+// LogLevelEnv is the variable in which Lambda gives a function the
+// application log level of its logging configuration.
+const LogLevelEnv = "AWS_LAMBDA_LOG_LEVEL"
+
+// EMFLevel is the "level" of a metrics line for a function whose
+// application log level is appLevel: INFO, or appLevel itself when that
+// is more severe (WARN, ERROR, FATAL). Lambda sends a line to CloudWatch
+// Logs when its level is at or above the function's log level, so a
+// metrics line is never filtered out, and it is labelled INFO whenever
+// INFO lines are kept. An empty or unknown appLevel gives INFO.
+func EMFLevel(appLevel string) string {
+	switch l := strings.ToUpper(strings.TrimSpace(appLevel)); l {
+	case "WARN", "ERROR", "FATAL":
+		return l
+	}
+	return "INFO"
 }
