@@ -20,7 +20,8 @@
 // read (offsets.Consumed).
 //
 // Guarantees: Validate and Plan (dry run) change nothing on either cluster
-// or on any event source mapping; a step that fails after a partial change
+// or on any event source mapping, but for writing the run's details to the
+// details topic (created on first use); a step that fails after a partial change
 // undoes its own change before returning; errors returned at the boundary
 // are the typed errors in errors.go, whose type names are the names the
 // state machine catches. It never deletes an ACL or IAM policy it did not
