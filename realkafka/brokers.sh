@@ -19,9 +19,9 @@
 #                       (SCRAM over TLS, SASL_SSL, no authorizer, with the certificate and key a caller
 #                       wrote to $RUN_DIR/private-ca.tls: see start-profile below). Needs the brokers
 #                       started. Prints the profile source's host:port on stdout.
-#   brokers.sh stop-broker NAME [--kill]   stop one broker (source, target, spare, open or no-authorizer)
-#                       by recorded PID, keeping its config and data (SIGTERM, 30 s, then SIGKILL; --kill:
-#                       SIGKILL at once)
+#   brokers.sh stop-broker NAME [--kill]   stop one broker (source, target, spare, open, no-authorizer or
+#                       private-ca) by recorded PID, keeping its config and data (SIGTERM, 30 s, then
+#                       SIGKILL; --kill: SIGKILL at once)
 #   brokers.sh start-broker NAME           start it again with the same config and data dir, wait until
 #                       ready. Stopping the shared source or target breaks other users of the brokers.
 #   brokers.sh status   print what runs; exit 0 if both brokers run, 3 if not
@@ -267,7 +267,7 @@ EOF
   echo "log.dirs=$RUN_DIR/$name/data"
 }
 
-# The private-ca profile's certificate material, written by its caller (realkafka.PrivateCASource makes a
+# The private-ca profile's certificate material, written by its caller (realkafka.StartPrivateCA makes a
 # CA at run time with Go's crypto/x509): ca.pem, the CA certificate (the truststore of the broker's own
 # inter-broker client), and broker.pem, the broker's unencrypted PKCS#8 private key followed by its
 # certificate chain (the PEM key store). They outlive the broker, so a restart keeps its certificate.
@@ -614,7 +614,7 @@ cmd_start_profile() {
   port="$(state "$key" || true)"
   if [[ "$profile" == private-ca ]]; then
     [[ -s "$PRIVATE_CA_TLS_DIR/ca.pem" && -s "$PRIVATE_CA_TLS_DIR/broker.pem" ]] \
-      || die "profile private-ca needs ca.pem and broker.pem in $PRIVATE_CA_TLS_DIR (realkafka.PrivateCASource writes them)"
+      || die "profile private-ca needs ca.pem and broker.pem in $PRIVATE_CA_TLS_DIR (realkafka.StartPrivateCA writes them)"
   fi
   if pid_alive "$name" && [[ -f "$RUN_DIR/$name/ready" && -n "$port" ]] \
       && ! [[ "$profile" == private-ca && "$PRIVATE_CA_TLS_DIR/broker.pem" -nt "$RUN_DIR/$name/ready" ]]; then
@@ -649,7 +649,7 @@ broker_name() { # broker_name NAME: validate
     *) die "unknown broker '${1:-}' (source, target, spare, open, no-authorizer or private-ca)" ;;
   esac
   external_mode && die "external brokers (KMIG_REAL_*_BOOTSTRAP) are in use: not ours to stop or start"
-  [[ -f "$RUN_DIR/$1/server.properties" ]] || die "no $1 broker in $RUN_DIR (run: $0 start, and for spare: $0 start-spare, for open or no-authorizer: $0 start-profile NAME)"
+  [[ -f "$RUN_DIR/$1/server.properties" ]] || die "no $1 broker in $RUN_DIR (run: $0 start, and for spare: $0 start-spare, for open, no-authorizer or private-ca: $0 start-profile NAME)"
   return 0
 }
 

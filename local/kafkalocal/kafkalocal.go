@@ -363,9 +363,10 @@ func (c *Cluster) Close() {
 
 // ClientOpts returns the options a franz-go client needs to reach this
 // cluster as the given user: seed brokers, TLS when the cluster was joined
-// with it, SASL when the cluster requires it, and a short metadata min age so that tests do not wait out the 5 s
-// default. Credentials are ignored on a plaintext cluster; with none given
-// on a SASL cluster the superuser is used.
+// with it, SASL when the cluster requires it, and a short metadata min age
+// so that tests do not wait out the 5 s default. Credentials are ignored on
+// a plaintext cluster; with none given on a SASL cluster the superuser is
+// used.
 func (c *Cluster) ClientOpts(as ...Credentials) []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.addrs...),
