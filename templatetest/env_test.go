@@ -23,6 +23,8 @@ var sampleValues = map[string]string{
 	"SOURCE_BOOTSTRAP_SERVERS": "kafka-1.example.internal:9096,kafka-2.example.internal:9096",
 	"SOURCE_AUTH":              "scram-sha-512",
 	"SOURCE_SECRET_ARN":        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:AmazonMSK_source-AbCdEf",
+	"SOURCE_CA_SECRET_ARN":     "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kmig-source-ca-AbCdEf",
+	"TARGET_CA_SECRET_ARN":     "",
 	"TARGET_BOOTSTRAP_SERVERS": "b-1.target.abc123.c2.kafka.eu-west-1.amazonaws.com:9098",
 	"TARGET_AUTH":              "iam",
 	"TARGET_SECRET_ARN":        "",

@@ -2,12 +2,16 @@ package esm
 
 import (
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 )
 
 // StartingPosition is where a mapping whose consumer group has no committed
@@ -71,9 +75,20 @@ type Config struct {
 	// EventSourceArn, when set, makes this an MSK mapping: events carry
 	// eventSource "aws:kafka" and this ARN. Empty means self-managed Kafka.
 	EventSourceArn string
+	// ServerRootCACertificate, when set, is the PEM root CA (one or more
+	// certificates) that signed the brokers' TLS certificates, as a
+	// self-managed Kafka mapping's SERVER_ROOT_CA_CERTIFICATE source access
+	// configuration names it (the "certificate" of its secret): the
+	// mapping's clients then connect with TLS and verify the brokers
+	// against it, besides the system roots. AWS offers it for self-managed
+	// Kafka only, so it is refused with EventSourceArn.
+	ServerRootCACertificate string
 	// ClientOptions are applied last to the consumer client, for
 	// authentication and tuning (for example SASL, MetadataMinAge).
 	ClientOptions []kgo.Opt
+
+	// rootCAs is ServerRootCACertificate parsed (with the system roots).
+	rootCAs *x509.CertPool
 
 	// BatchSize is the most records per invocation: 0 means 100; at most
 	// 10000.
@@ -137,6 +152,15 @@ func (c Config) normalize() (Config, error) {
 	}
 	c.BootstrapServers = append([]string(nil), c.BootstrapServers...)
 	c.ClientOptions = append([]kgo.Opt(nil), c.ClientOptions...)
+	if c.ServerRootCACertificate != "" {
+		if c.EventSourceArn != "" {
+			bad("ServerRootCACertificate", "SERVER_ROOT_CA_CERTIFICATE is for self-managed Kafka only, and EventSourceArn makes this an MSK mapping")
+		} else if pool, err := kafkaconn.RootCAs(c.ServerRootCACertificate); err != nil {
+			bad("ServerRootCACertificate", "not a PEM certificate bundle: %v", err)
+		} else {
+			c.rootCAs = pool
+		}
+	}
 	switch {
 	case c.BatchSize == 0:
 		c.BatchSize = DefaultBatchSize
@@ -194,6 +218,17 @@ func (c Config) normalize() (Config, error) {
 		return c, fmt.Errorf("esm: invalid config: %w", errors.Join(errs...))
 	}
 	return c, nil
+}
+
+// connOptions are the options every client of the mapping starts with:
+// the seed brokers and, with ServerRootCACertificate, TLS verified against
+// it. ClientOptions follow them.
+func (c Config) connOptions() []kgo.Opt {
+	opts := []kgo.Opt{kgo.SeedBrokers(c.BootstrapServers...)}
+	if c.rootCAs != nil {
+		opts = append(opts, kgo.DialTLSConfig(&tls.Config{RootCAs: c.rootCAs, MinVersion: tls.VersionTLS12}))
+	}
+	return opts
 }
 
 func newUUID() string {

@@ -65,7 +65,7 @@ func (l Lags) String() string {
 
 func (m *Mapping) adminClient() (*kadm.Client, error) {
 	m.adminOnce.Do(func() {
-		opts := append([]kgo.Opt{kgo.SeedBrokers(m.cfg.BootstrapServers...)}, m.cfg.ClientOptions...)
+		opts := append(m.cfg.connOptions(), m.cfg.ClientOptions...)
 		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			m.adminErr = fmt.Errorf("esm: mapping %s: building admin client: %w", m.cfg.UUID, err)

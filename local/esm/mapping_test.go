@@ -476,6 +476,11 @@ func TestConfigValidation(t *testing.T) {
 		{"Concurrency", func(c *Config) { c.Concurrency = -2 }},
 		{"MaximumRetryAttempts", func(c *Config) { c.MaximumRetryAttempts = new(-2) }},
 		{"RetryBackoff", func(c *Config) { c.RetryBackoff = -time.Second }},
+		{"ServerRootCACertificate", func(c *Config) { c.ServerRootCACertificate = "not PEM" }},
+		{"ServerRootCACertificate", func(c *Config) {
+			c.ServerRootCACertificate = testCA(t).PEM
+			c.EventSourceArn = "arn:aws:kafka:us-east-1:123456789012:cluster/src/abcd"
+		}},
 	} {
 		t.Run(tc.field, func(t *testing.T) {
 			c := ok

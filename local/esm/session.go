@@ -76,9 +76,8 @@ func (m *Mapping) startSession() (*session, error) {
 	if m.cfg.StartingPosition == Latest {
 		reset = kgo.NewOffset().AtEnd()
 	}
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(m.cfg.BootstrapServers...),
-		kgo.ClientID("lambda-esm-" + m.cfg.UUID),
+	opts := append(m.cfg.connOptions(),
+		kgo.ClientID("lambda-esm-"+m.cfg.UUID),
 		kgo.ConsumerGroup(m.cfg.ConsumerGroupID),
 		kgo.ConsumeTopics(m.cfg.Topics...),
 		kgo.ConsumeResetOffset(reset),
@@ -86,7 +85,7 @@ func (m *Mapping) startSession() (*session, error) {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onRevoked),
-	}
+	)
 	if m.cfg.Isolation == ReadCommitted {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}

@@ -2,6 +2,7 @@ package kafkalocal
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -32,6 +33,10 @@ type ConnectOptions struct {
 	// for example {"retention.ms": "-1"} so that records with old
 	// CreateTime timestamps are not deleted by time retention mid-test.
 	TopicConfigs map[string]string
+	// TLS, when set, makes every client of the cluster speak TLS with this
+	// config (for a listener such as SASL_SSL, whose certificate it must
+	// verify); nil means no TLS.
+	TLS *tls.Config
 	// Ping, when positive, bounds a metadata request Connect makes to check
 	// the brokers answer and accept the credentials; 0 means 30 s, a
 	// negative value skips the check.
@@ -58,6 +63,9 @@ func Connect(ctx context.Context, name string, bootstrap []string, opts ConnectO
 	c := &Cluster{
 		name: name, security: opts.Security, addrs: append([]string(nil), bootstrap...),
 		admin: opts.Admin, app: opts.App, session: opts.SessionTimeout,
+	}
+	if opts.TLS != nil {
+		c.tls = opts.TLS.Clone()
 	}
 	if len(opts.TopicConfigs) > 0 {
 		c.topicConfigs = map[string]*string{}

@@ -14,6 +14,7 @@ package kafkalocal
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -160,6 +161,8 @@ type Cluster struct {
 	session  time.Duration // consumer group session timeout for test clients
 	// topicConfigs are set on topics CreateTopic creates (Connect only).
 	topicConfigs map[string]*string
+	// tls is the TLS config of every client (Connect only); nil: no TLS.
+	tls *tls.Config
 
 	mu       sync.Mutex
 	producer *kgo.Client
@@ -359,15 +362,19 @@ func (c *Cluster) Close() {
 }
 
 // ClientOpts returns the options a franz-go client needs to reach this
-// cluster as the given user: seed brokers, SASL when the cluster requires
-// it, and a short metadata min age so that tests do not wait out the 5 s
-// default. Credentials are ignored on a plaintext cluster; with none given
-// on a SASL cluster the superuser is used.
+// cluster as the given user: seed brokers, TLS when the cluster was joined
+// with it, SASL when the cluster requires it, and a short metadata min age
+// so that tests do not wait out the 5 s default. Credentials are ignored on
+// a plaintext cluster; with none given on a SASL cluster the superuser is
+// used.
 func (c *Cluster) ClientOpts(as ...Credentials) []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.addrs...),
 		kgo.MetadataMinAge(100 * time.Millisecond),
 		kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
+	}
+	if c.tls != nil {
+		opts = append(opts, kgo.DialTLSConfig(c.tls.Clone()))
 	}
 	if c.SASL() {
 		cr := c.admin

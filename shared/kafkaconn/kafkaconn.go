@@ -1,16 +1,20 @@
 // Package kafkaconn builds franz-go clients for the source and target
 // clusters from environment configuration.
 //
-// Guarantees: every auth kind except plaintext uses TLS; secrets fetched
-// from Secrets Manager are never logged and never appear in errors; a
-// configuration problem is a *config.Error naming the variable.
+// Guarantees: every auth kind except plaintext uses TLS, verified against
+// the system roots plus, when one is configured, the cluster's private CA
+// (<prefix>_CA_SECRET_ARN); secrets fetched from Secrets Manager are never
+// logged and never appear in errors; a configuration problem is a
+// *config.Error naming the variable.
 package kafkaconn
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -51,6 +55,17 @@ type Config struct {
 	// SecretARN names the Secrets Manager secret for SCRAM
 	// ({"username","password"}) or mTLS ({"certificate","privateKey"}, PEM).
 	SecretARN string
+	// CASecretARN names the Secrets Manager secret {"certificate": PEM}
+	// holding the root CA (one or more certificates) that signed the
+	// brokers' TLS certificates, for a cluster whose certificates a private
+	// CA issued: the secret of a SERVER_ROOT_CA_CERTIFICATE source access
+	// configuration. Clients trust it besides the system roots, so a
+	// cluster with publicly trusted certificates still verifies.
+	CASecretARN string
+	// CAPEM is a PEM CA bundle trusted as CASecretARN's is, given by code
+	// in local runs and tests instead of a secret (never from the
+	// environment). Both may be set; both are trusted.
+	CAPEM string
 	// Region is the AWS region for MSK IAM signing (AWS_REGION).
 	Region string
 	// Username and Password may be given directly for SCRAM in local runs
@@ -62,9 +77,10 @@ type Config struct {
 	WrapConn func(net.Conn) net.Conn
 }
 
-// FromEnv reads <prefix>_BOOTSTRAP_SERVERS, <prefix>_AUTH (default iam) and
-// <prefix>_SECRET_ARN. It checks that the auth kind is known and that SCRAM
-// and mTLS name a secret.
+// FromEnv reads <prefix>_BOOTSTRAP_SERVERS, <prefix>_AUTH (default iam),
+// <prefix>_SECRET_ARN and <prefix>_CA_SECRET_ARN. It checks that the auth
+// kind is known, that SCRAM and mTLS name a secret, and that a CA is given
+// only with TLS.
 func FromEnv(env config.Env, prefix string) (Config, error) {
 	c := Config{Prefix: prefix, Region: env.String("AWS_REGION", "")}
 	bs := prefix + "_BOOTSTRAP_SERVERS"
@@ -88,10 +104,14 @@ func FromEnv(env config.Env, prefix string) (Config, error) {
 	}
 	c.Auth = Auth(a)
 	c.SecretARN = env.String(prefix+"_SECRET_ARN", "")
+	c.CASecretARN = env.String(prefix+"_CA_SECRET_ARN", "")
 	return c, c.validate()
 }
 
 func (c Config) validate() error {
+	if c.Auth == AuthPlaintext && (c.CASecretARN != "" || c.CAPEM != "") {
+		return &config.Error{Variable: c.Prefix + "_CA_SECRET_ARN", Problem: "a CA is used only with TLS, and " + c.Prefix + "_AUTH is plaintext"}
+	}
 	switch c.Auth {
 	case AuthSCRAM512, AuthSCRAM256, AuthMTLS:
 		if c.SecretARN == "" && (c.Username == "" || c.Auth == AuthMTLS) {
@@ -116,7 +136,9 @@ var ErrNoSecrets = errors.New("kafkaconn: a secret is needed but no secrets sour
 
 // Options returns the kgo options that connect and authenticate to the
 // cluster: seed brokers, TLS dialer and SASL. Callers add their own
-// producer or consumer options.
+// producer or consumer options. It reads the secrets the config names
+// (credentials, client certificate, CA), so a bad secret fails here, before
+// any connection, with a *config.Error naming the variable.
 func (c Config) Options(ctx context.Context, secrets Secrets) ([]kgo.Opt, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
@@ -125,6 +147,13 @@ func (c Config) Options(ctx context.Context, secrets Secrets) ([]kgo.Opt, error)
 	var tc *tls.Config
 	if c.Auth != AuthPlaintext {
 		tc = &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.CASecretARN != "" || c.CAPEM != "" {
+			roots, err := c.rootCAs(ctx, secrets)
+			if err != nil {
+				return nil, err
+			}
+			tc.RootCAs = roots
+		}
 		if c.Auth == AuthMTLS {
 			cert, err := c.clientCert(ctx, secrets)
 			if err != nil {
@@ -199,14 +228,85 @@ func (c Config) NewClient(ctx context.Context, secrets Secrets, extra ...kgo.Opt
 }
 
 func (c Config) secret(ctx context.Context, secrets Secrets) (string, error) {
+	return secretAt(ctx, secrets, c.Prefix+"_SECRET_ARN", c.SecretARN)
+}
+
+// secretAt reads the secret arn, named by the variable v.
+func secretAt(ctx context.Context, secrets Secrets, v, arn string) (string, error) {
 	if secrets == nil {
 		return "", ErrNoSecrets
 	}
-	s, err := secrets.SecretString(ctx, c.SecretARN)
+	s, err := secrets.SecretString(ctx, arn)
 	if err != nil {
-		return "", fmt.Errorf("reading %s_SECRET_ARN: %w", c.Prefix, err)
+		return "", fmt.Errorf("reading %s: %w", v, err)
 	}
 	return s, nil
+}
+
+// rootCAs is the pool a client verifies the brokers with: the system
+// roots, plus the CA of CASecretARN and CAPEM.
+func (c Config) rootCAs(ctx context.Context, secrets Secrets) (*x509.CertPool, error) {
+	v := c.Prefix + "_CA_SECRET_ARN"
+	bundle := c.CAPEM
+	if c.CASecretARN != "" {
+		s, err := secretAt(ctx, secrets, v, c.CASecretARN)
+		if err != nil {
+			return nil, err
+		}
+		var sv struct {
+			Certificate string `json:"certificate"`
+		}
+		if json.Unmarshal([]byte(s), &sv) != nil || strings.TrimSpace(sv.Certificate) == "" {
+			// The secret's content is deliberately not echoed.
+			return nil, &config.Error{Variable: v, Problem: `secret must be JSON {"certificate": PEM} (the root CA of the brokers' certificates)`}
+		}
+		bundle += "\n" + sv.Certificate
+	}
+	pool, err := RootCAs(bundle)
+	if err != nil {
+		return nil, &config.Error{Variable: v, Problem: "the CA is not a PEM certificate bundle", Err: err}
+	}
+	return pool, nil
+}
+
+// ErrNoCACertificate says a CA bundle holds no certificate.
+var ErrNoCACertificate = errors.New("no PEM certificate found")
+
+// RootCAs returns the system roots with every certificate of the PEM bundle
+// added: a client verifying with it trusts the bundle's CAs and every
+// publicly trusted CA. The bundle must hold at least one certificate and
+// nothing but certificates (a private key there is refused, not ignored);
+// errors name the block by position, never by content.
+func RootCAs(bundle string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		return nil, fmt.Errorf("loading the system roots: %w", err)
+	}
+	rest := []byte(bundle)
+	n := 0
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		n++
+		if b.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("PEM block %d is a %q, not a CERTIFICATE", n, b.Type)
+		}
+		cert, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("PEM block %d: %w", n, err)
+		}
+		pool.AddCert(cert)
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return nil, fmt.Errorf("text that is not PEM after %d certificate(s)", n)
+	}
+	if n == 0 {
+		return nil, ErrNoCACertificate
+	}
+	return pool, nil
 }
 
 func (c Config) scramCreds(ctx context.Context, secrets Secrets) (string, string, error) {

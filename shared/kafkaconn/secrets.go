@@ -2,6 +2,7 @@ package kafkaconn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -41,4 +42,21 @@ func (s *SecretsManager) SecretString(ctx context.Context, arn string) (string, 
 	s.cache[arn] = *out.SecretString
 	s.mu.Unlock()
 	return *out.SecretString, nil
+}
+
+// ErrSecretNotFound is returned by SecretsMap for an ARN it does not hold.
+var ErrSecretNotFound = errors.New("kafkaconn: no such secret")
+
+// SecretsMap is a Secrets answering from a map of ARN to secret string,
+// for local runs and tests: the clients are then built by the same path as
+// with Secrets Manager.
+type SecretsMap map[string]string
+
+// SecretString returns the secret stored under arn.
+func (m SecretsMap) SecretString(_ context.Context, arn string) (string, error) {
+	v, ok := m[arn]
+	if !ok {
+		return "", fmt.Errorf("secret %s: %w", arn, ErrSecretNotFound)
+	}
+	return v, nil
 }

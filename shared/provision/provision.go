@@ -36,8 +36,8 @@ import (
 
 // Config is the provisioner function's configuration.
 type Config struct {
-	Source kafkaconn.Config // SOURCE_BOOTSTRAP_SERVERS, SOURCE_AUTH, SOURCE_SECRET_ARN
-	Target kafkaconn.Config // TARGET_BOOTSTRAP_SERVERS, TARGET_AUTH, TARGET_SECRET_ARN
+	Source kafkaconn.Config // SOURCE_BOOTSTRAP_SERVERS, SOURCE_AUTH, SOURCE_SECRET_ARN, SOURCE_CA_SECRET_ARN
+	Target kafkaconn.Config // TARGET_BOOTSTRAP_SERVERS, TARGET_AUTH, TARGET_SECRET_ARN, TARGET_CA_SECRET_ARN
 }
 
 // LoadConfig reads the provisioner's environment. Every problem is a
