@@ -180,8 +180,8 @@ func TestLoadConfigReadsExactly(t *testing.T) {
 	if c.ReplicatorFunction != "kmig-replicator" || c.ApprovalTopicArn == "" || c.DetailsTopic != "ops.cutover-details" || len(c.ProducerRoleArns) != 2 || c.ProducerRoleArns[1] != "arn:aws:iam::123456789012:role/team/b" {
 		t.Errorf("config %+v", c)
 	}
-	want := []string{"SOURCE_BOOTSTRAP_SERVERS", "SOURCE_AUTH", "SOURCE_SECRET_ARN", "TARGET_BOOTSTRAP_SERVERS", "TARGET_AUTH",
-		"TARGET_SECRET_ARN", "REPLICATOR_FUNCTION_NAME", "APPROVAL_TOPIC_ARN", "SOURCE_CLUSTER_ARN", "PRODUCER_ROLE_ARNS", "CUTOVER_DETAILS_TOPIC", "AWS_REGION"}
+	want := []string{"SOURCE_BOOTSTRAP_SERVERS", "SOURCE_AUTH", "SOURCE_SECRET_ARN", "SOURCE_CA_SECRET_ARN", "TARGET_BOOTSTRAP_SERVERS", "TARGET_AUTH",
+		"TARGET_SECRET_ARN", "TARGET_CA_SECRET_ARN", "REPLICATOR_FUNCTION_NAME", "APPROVAL_TOPIC_ARN", "SOURCE_CLUSTER_ARN", "PRODUCER_ROLE_ARNS", "CUTOVER_DETAILS_TOPIC", "AWS_REGION"}
 	for _, w := range want {
 		if !seen[w] {
 			t.Errorf("%s not read", w)
