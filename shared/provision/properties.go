@@ -32,6 +32,9 @@ const (
 	// PropTopicPolicies only references the per-topic IAM policies in
 	// template.yaml so CloudFormation attaches them first; ignored.
 	PropTopicPolicies = "TopicPolicies"
+	// PropRenamedTopicPolicies likewise references the renamed topics'
+	// IAM policies; ignored.
+	PropRenamedTopicPolicies = "RenamedTopicPolicies"
 )
 
 // Properties are the custom resource's validated properties.
@@ -80,7 +83,7 @@ func ParseProperties(raw map[string]any) (Properties, error) {
 	p := Properties{ReplicationFactor: -1}
 	known := map[string]bool{PropServiceToken: true, PropServiceTimeout: true, PropTopics: true, PropCopyAcls: true,
 		PropTopicConfigOverrides: true, PropReplicationFactor: true, PropDeadLetterTopic: true, PropTopicPolicies: true,
-		PropConsumerGroupIDPrefix: true, PropRenamedTopics: true}
+		PropConsumerGroupIDPrefix: true, PropRenamedTopics: true, PropRenamedTopicPolicies: true}
 	var unknown []string
 	for k := range raw {
 		if !known[k] {
