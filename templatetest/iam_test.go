@@ -282,6 +282,12 @@ func TestIAMGrantsWhatTheCodeNeeds(t *testing.T) {
 		{"CutoverTopicPolicy", "kafka-cluster:ReadData", "SourceClusterArn", "drain and translation read source records"},
 		{"ReplicatorRole", "kafka-cluster:Connect", "SourceClusterArn", "the replicator's transaction check connects to the source"},
 		{"ReplicatorTopicPolicy", "kafka-cluster:ReadData", "SourceClusterArn", "the replicator's transaction check fetches the batch's range from the source"},
+		{"ReplicatorRenamedTopicPolicy", "kafka-cluster:WriteData", "RenamedTopic", "the replicator writes a renamed topic under its target name"},
+		{"ReplicatorRenamedTopicPolicy", "kafka-cluster:ReadData", "RenamedTopic", "dedup reads the renamed target topic's tail"},
+		{"CutoverRenamedTopicPolicy", "kafka-cluster:ReadData", "RenamedTopic", "drain and translation read the renamed target topic"},
+		{"CutoverRenamedTopicPolicy", "kafka-cluster:DescribeTopicDynamicConfiguration", "RenamedTopic", "Validate compares configs with the renamed target topic"},
+		{"ProvisionerRenamedTopicPolicy", "kafka-cluster:CreateTopic", "RenamedTopic", "the provisioner creates the renamed target topic"},
+		{"ProvisionerRenamedTopicPolicy", "kafka-cluster:AlterTopicDynamicConfiguration", "RenamedTopic", "the provisioner sets the renamed target topic's configs"},
 	} {
 		found := false
 		for _, s := range stmts {

@@ -54,6 +54,7 @@ func main() {
 		SourceClusterArn:   cfg.SourceClusterArn,
 		ProducerRoleArns:   cfg.ProducerRoleArns,
 		DetailsTopic:       cfg.DetailsTopic,
+		Renames:            cfg.Renames,
 		Log:                log,
 	})
 	lambda.StartWithOptions(h.Handle, lambda.WithEnableSIGTERM(func() { closeAll(src, tgt) }))

@@ -36,6 +36,7 @@ func main() {
 	p := &provision.Provisioner{
 		Connect:   provision.Connect(cfg, secrets),
 		ConfigErr: cfgErr,
+		Renames:   cfg.Renames,
 		Logger:    logger,
 	}
 	lambda.Start(p.Handler())

@@ -20,7 +20,11 @@ func (r *rig) startProducer(t *testing.T, c *kafkalocal.Cluster, l *ledger, part
 	if app {
 		as = c.AppCredentials()
 	}
-	p, err := apps.StartProducer(c, as, l, r.topic, partitions)
+	topic := r.topic
+	if c == r.pair.Target {
+		topic = r.tgtTopic()
+	}
+	p, err := apps.StartProducer(c, as, l, topic, partitions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +34,11 @@ func (r *rig) startProducer(t *testing.T, c *kafkalocal.Cluster, l *ledger, part
 
 func (r *rig) startConsumer(t *testing.T, c *kafkalocal.Cluster, l *ledger) *apps.App {
 	t.Helper()
-	a, err := apps.StartConsumer(c, c.AppCredentials(), l, r.topic, r.group)
+	topic := r.topic
+	if c == r.pair.Target {
+		topic = r.tgtTopic()
+	}
+	a, err := apps.StartConsumer(c, c.AppCredentials(), l, topic, r.group)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/cutover"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamfence"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
 )
 
 // Names used by a local run.
@@ -91,6 +92,9 @@ type Options struct {
 	IAM              iamfence.API
 	SourceClusterArn string
 	ProducerRoleArns []string
+	// Renames are the replicator's renames, as the cutover function reads
+	// them from TRANSFORMS (cutover.Deps.Renames).
+	Renames transform.TopicMap
 }
 
 // Event is one entry of the interpreter's execution log.
@@ -234,6 +238,7 @@ func startFunction(o Options, log *slog.Logger, sns func(*lambdaendpoint.Server)
 		ReplicatorFunction: o.ReplicatorFunction, ApprovalTopicArn: ApprovalTopicArn,
 		Log: log, Fault: o.Fault, MappingSettle: o.MappingSettle,
 		SourceAuth: o.SourceAuth, IAM: o.IAM, SourceClusterArn: o.SourceClusterArn, ProducerRoleArns: o.ProducerRoleArns,
+		Renames: o.Renames,
 	}
 	if sns != nil {
 		d.SNS = sns(f.ep)

@@ -42,13 +42,16 @@ func newRealProfileRig(t *testing.T, p realkafka.Profile, partitions int32, opts
 		idle:  realkafka.UniqueName(prefix + ".payments"),
 		group: realkafka.UniqueName(prefix + ".billing"),
 	}
-	topics := []kafkalocal.Topic{{Name: r.topic, Partitions: partitions}, {Name: r.idle, Partitions: 1}}
+	for _, o := range opts {
+		o(r)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for _, c := range []*kafkalocal.Cluster{pair.Source, pair.Target} {
-		if err := c.CreateTopics(ctx, topics...); err != nil {
-			t.Fatal(err)
-		}
+	if err := pair.Source.CreateTopics(ctx, kafkalocal.Topic{Name: r.topic, Partitions: partitions}, kafkalocal.Topic{Name: r.idle, Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pair.Target.CreateTopics(ctx, kafkalocal.Topic{Name: r.tgtTopic(), Partitions: partitions}, kafkalocal.Topic{Name: r.idle, Partitions: 1}); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -57,11 +60,8 @@ func newRealProfileRig(t *testing.T, p realkafka.Profile, partitions int32, opts
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_, _ = r.srcAdm.DeleteTopics(ctx, r.topic, r.idle)
-		_, _ = r.tgtAdm.DeleteTopics(ctx, r.topic, r.idle)
+		_, _ = r.tgtAdm.DeleteTopics(ctx, r.tgtTopic(), r.idle)
 	})
-	for _, o := range opts {
-		o(r)
-	}
 	r.setup()
 	return r
 }

@@ -140,9 +140,9 @@ func testLaggingGroup(t *testing.T, r *rig) {
 func (r *rig) waitTargetEnd(ctx context.Context, want int64) {
 	r.t.Helper()
 	for {
-		l, err := r.tgtAdm.ListEndOffsets(ctx, r.topic)
+		l, err := r.tgtAdm.ListEndOffsets(ctx, r.tgtTopic())
 		if err == nil {
-			if o, ok := l.Lookup(r.topic, 0); ok && o.Offset >= want {
+			if o, ok := l.Lookup(r.tgtTopic(), 0); ok && o.Offset >= want {
 				return
 			}
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/lambdaendpoint"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/replicate"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
 )
 
 // The rig's names on embedded clusters. On real brokers (newRealRig) each
@@ -73,15 +74,22 @@ type rig struct {
 	topic     string
 	idle      string
 	group     string
-	pair      *kafkalocal.Pair
-	reg       *esm.Registry
-	mapping   *esm.Mapping
-	idleMap   *esm.Mapping
-	repl      lambda.Handler
-	fail      *failSwitch
-	srcAdm    *kadm.Client
-	tgtAdm    *kadm.Client
-	log       *slog.Logger
+	// target is topic's name on the target when the replicator renames
+	// it (withRename); "" when it keeps its name.
+	target string
+	// transforms is the replicator's TRANSFORMS; renames its renames, as
+	// the cutover function reads them.
+	transforms string
+	renames    transform.TopicMap
+	pair       *kafkalocal.Pair
+	reg        *esm.Registry
+	mapping    *esm.Mapping
+	idleMap    *esm.Mapping
+	repl       lambda.Handler
+	fail       *failSwitch
+	srcAdm     *kadm.Client
+	tgtAdm     *kadm.Client
+	log        *slog.Logger
 }
 
 // failSwitch makes the replicator fail while on.
@@ -103,21 +111,39 @@ type rigOption func(*rig)
 // withIsolation makes the emulated poller read at isolation level iso.
 func withIsolation(iso esm.Isolation) rigOption { return func(r *rig) { r.isolation = iso } }
 
+// withRename makes the migrated topic legacy.<topic> on the source, which
+// the replicator's rename transform writes to <topic> on the target.
+func withRename() rigOption {
+	return func(r *rig) {
+		r.target, r.topic = r.topic, "legacy."+r.topic
+		r.transforms = fmt.Sprintf(`[{"type":"rename","topics":{%q:%q}}]`, r.topic, r.target)
+	}
+}
+
+// tgtTopic is the migrated topic's name on the target.
+func (r *rig) tgtTopic() string {
+	if r.target != "" {
+		return r.target
+	}
+	return r.topic
+}
+
 func newRig(t *testing.T, sec kafkalocal.Security, partitions int32, opts ...rigOption) *rig {
 	t.Helper()
 	root := requireTools(t)
+	r := &rig{t: t, root: root, topic: defaultTopic, idle: defaultIdle, group: defaultGroup}
+	for _, o := range opts {
+		o(r)
+	}
 	pair, err := kafkalocal.StartPair(kafkalocal.PairOptions{
-		Source: kafkalocal.ClusterOptions{Security: sec, Topics: []kafkalocal.Topic{{Name: defaultTopic, Partitions: partitions}, {Name: defaultIdle, Partitions: 1}}},
-		Target: kafkalocal.ClusterOptions{Topics: []kafkalocal.Topic{{Name: defaultTopic, Partitions: partitions}, {Name: defaultIdle, Partitions: 1}}},
+		Source: kafkalocal.ClusterOptions{Security: sec, Topics: []kafkalocal.Topic{{Name: r.topic, Partitions: partitions}, {Name: r.idle, Partitions: 1}}},
+		Target: kafkalocal.ClusterOptions{Topics: []kafkalocal.Topic{{Name: r.tgtTopic(), Partitions: partitions}, {Name: r.idle, Partitions: 1}}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pair.Close)
-	r := &rig{t: t, root: root, pair: pair, topic: defaultTopic, idle: defaultIdle, group: defaultGroup}
-	for _, o := range opts {
-		o(r)
-	}
+	r.pair = pair
 	r.setup()
 	return r
 }
@@ -139,6 +165,10 @@ func (r *rig) setup() {
 		Compression: "none", MaxMessageBytes: replicate.DefaultMaxMessageBytes,
 		OnRecordError: replicate.FailBatch, Provenance: true,
 	}
+	if rcfg.Transforms, err = transform.Parse([]byte(r.transforms)); err != nil {
+		t.Fatal(err)
+	}
+	r.renames = rcfg.Transforms.TopicMap()
 	tcl, err := replicate.NewTargetClient(context.Background(), rcfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +229,9 @@ func (r *rig) run(ctx context.Context, input map[string]any, o Options) *Result 
 	b, _ := json.Marshal(input)
 	o.Source, o.Target, o.Mappings, o.Root, o.Input = r.pair.Source, r.pair.Target, r.reg, r.root, b
 	o.Replicator = r.repl
+	if o.Renames == nil {
+		o.Renames = r.renames
+	}
 	if o.Log == nil {
 		o.Log = r.log
 	}
@@ -250,11 +283,11 @@ func (r *rig) waitReplicated(ctx context.Context) {
 	}()
 	for {
 		s, err1 := r.srcAdm.ListEndOffsets(ctx, r.topic)
-		d, err2 := r.tgtAdm.ListEndOffsets(ctx, r.topic)
+		d, err2 := r.tgtAdm.ListEndOffsets(ctx, r.tgtTopic())
 		if err1 == nil && err2 == nil {
 			same := true
 			s.Each(func(o kadm.ListedOffset) {
-				if x, ok := d.Lookup(o.Topic, o.Partition); !ok || x.Offset != o.Offset {
+				if x, ok := d.Lookup(r.tgtTopic(), o.Partition); !ok || x.Offset != o.Offset {
 					same = false
 				}
 			})

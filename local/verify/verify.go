@@ -20,7 +20,7 @@ import (
 )
 
 // ReadAll returns every record of topic a read_committed consumer reads,
-// by partition, in offset order, up to the end offsets at the time of the
+// by partition, in offset order from the log start, up to the end offsets at the time of the
 // call: records of aborted transactions, and of transactions still open,
 // are left out.
 func ReadAll(ctx context.Context, c *kafkalocal.Cluster, topic string) (map[int32][]*kgo.Record, error) {
@@ -29,12 +29,22 @@ func ReadAll(ctx context.Context, c *kafkalocal.Cluster, topic string) (map[int3
 		return nil, err
 	}
 	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("end offsets of %s on %s: %w", topic, c.Name(), err)
+	}
+	// Scans start at the log start: retention or DeleteRecords may have
+	// removed the first offsets.
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start offsets of %s on %s: %w", topic, c.Name(), err)
 	}
 	out := map[int32][]*kgo.Record{}
 	var (
@@ -54,7 +64,8 @@ func ReadAll(ctx context.Context, c *kafkalocal.Cluster, topic string) (map[int3
 		}
 		wg.Go(func() {
 			var recs []*kgo.Record
-			err := r.Scan(ctx, topic, o.Partition, 0, o.Offset, func(rec *kgo.Record) bool {
+			from, _ := starts.Lookup(topic, o.Partition)
+			err := r.Scan(ctx, topic, o.Partition, from.Offset, o.Offset, func(rec *kgo.Record) bool {
 				recs = append(recs, rec)
 				return true
 			})

@@ -8,6 +8,7 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamfence"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/rundetails"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
 )
 
 // Environment variables the cutover function reads, besides the SOURCE_*
@@ -18,6 +19,9 @@ const (
 	EnvSourceClusterArn   = "SOURCE_CLUSTER_ARN"
 	EnvProducerRoleArns   = "PRODUCER_ROLE_ARNS"
 	EnvDetailsTopic       = "CUTOVER_DETAILS_TOPIC"
+	// EnvTransforms is the replicator's TRANSFORMS: the cutover reads the
+	// target names of renamed topics from its rename transforms.
+	EnvTransforms = "TRANSFORMS"
 )
 
 // FunctionConfig is the cutover function's configuration.
@@ -39,14 +43,17 @@ type FunctionConfig struct {
 	// DetailsTopic is the target topic that keeps runs' details
 	// (rundetails.DefaultTopic when unset).
 	DetailsTopic string
+	// Renames are the rename transforms of TRANSFORMS: the target name of
+	// each renamed topic.
+	Renames transform.TopicMap
 }
 
 // LoadConfig reads SOURCE_BOOTSTRAP_SERVERS, SOURCE_AUTH, SOURCE_SECRET_ARN,
 // SOURCE_CA_SECRET_ARN, TARGET_BOOTSTRAP_SERVERS, TARGET_AUTH,
 // TARGET_SECRET_ARN, TARGET_CA_SECRET_ARN,
 // REPLICATOR_FUNCTION_NAME (required), APPROVAL_TOPIC_ARN, SOURCE_CLUSTER_ARN
-// PRODUCER_ROLE_ARNS (comma-separated) and CUTOVER_DETAILS_TOPIC (all four
-// optional).
+// PRODUCER_ROLE_ARNS (comma-separated), CUTOVER_DETAILS_TOPIC and TRANSFORMS
+// (the replicator's, for its renames) (all five optional).
 // The log level is the function's logging configuration. kafkaconn also reads
 // AWS_REGION for IAM auth. Every problem is a *config.Error naming the
 // variable.
@@ -82,6 +89,10 @@ func LoadConfig(env config.Env) (FunctionConfig, error) {
 	c.DetailsTopic = env.String(EnvDetailsTopic, rundetails.DefaultTopic)
 	if c.DetailsTopic == "" || validTopic(c.DetailsTopic) != "" {
 		return c, &config.Error{Variable: EnvDetailsTopic, Problem: fmt.Sprintf("%q is not a valid Kafka topic name", c.DetailsTopic)}
+	}
+	raw, _ := env.Lookup(EnvTransforms)
+	if c.Renames, err = transform.ParseTopicMap([]byte(raw)); err != nil {
+		return c, &config.Error{Variable: EnvTransforms, Problem: "invalid transforms", Err: err}
 	}
 	return c, nil
 }

@@ -44,6 +44,7 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/rundetails"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
 )
 
 // Step names, as sent by the state machine in Request.Step. Hook steps use
@@ -110,6 +111,11 @@ type Deps struct {
 	IAM              iamfence.API
 	SourceClusterArn string
 	ProducerRoleArns []string
+	// Renames are the replicator's renames (TRANSFORMS): a renamed topic
+	// is read, committed and reported on the target under its target
+	// name. Validate records the ones of the run's topics in
+	// Config.Renames, which every later step uses.
+	Renames transform.TopicMap
 	// Now defaults to time.Now.
 	Now func() time.Time
 	// Log defaults to slog.Default().

@@ -173,15 +173,17 @@ func TestLoadConfigReadsExactly(t *testing.T) {
 		"SOURCE_CLUSTER_ARN":       "arn:aws:kafka:us-east-1:1:cluster/src/uuid-1",
 		"PRODUCER_ROLE_ARNS":       "arn:aws:iam::123456789012:role/a, arn:aws:iam::123456789012:role/team/b",
 		"CUTOVER_DETAILS_TOPIC":    "ops.cutover-details",
+		"TRANSFORMS":               `[{"type":"hook","name":"only-in-the-replicator"},{"type":"rename","topics":{"legacy.orders":"orders"}}]`,
 	}, seen))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ReplicatorFunction != "kmig-replicator" || c.ApprovalTopicArn == "" || c.DetailsTopic != "ops.cutover-details" || len(c.ProducerRoleArns) != 2 || c.ProducerRoleArns[1] != "arn:aws:iam::123456789012:role/team/b" {
+	if c.ReplicatorFunction != "kmig-replicator" || c.ApprovalTopicArn == "" || c.DetailsTopic != "ops.cutover-details" || len(c.ProducerRoleArns) != 2 || c.ProducerRoleArns[1] != "arn:aws:iam::123456789012:role/team/b" ||
+		c.Renames.Target("legacy.orders") != "orders" || len(c.Renames) != 1 {
 		t.Errorf("config %+v", c)
 	}
 	want := []string{"SOURCE_BOOTSTRAP_SERVERS", "SOURCE_AUTH", "SOURCE_SECRET_ARN", "SOURCE_CA_SECRET_ARN", "TARGET_BOOTSTRAP_SERVERS", "TARGET_AUTH",
-		"TARGET_SECRET_ARN", "TARGET_CA_SECRET_ARN", "REPLICATOR_FUNCTION_NAME", "APPROVAL_TOPIC_ARN", "SOURCE_CLUSTER_ARN", "PRODUCER_ROLE_ARNS", "CUTOVER_DETAILS_TOPIC", "AWS_REGION"}
+		"TARGET_SECRET_ARN", "TARGET_CA_SECRET_ARN", "REPLICATOR_FUNCTION_NAME", "APPROVAL_TOPIC_ARN", "SOURCE_CLUSTER_ARN", "PRODUCER_ROLE_ARNS", "CUTOVER_DETAILS_TOPIC", "TRANSFORMS", "AWS_REGION"}
 	for _, w := range want {
 		if !seen[w] {
 			t.Errorf("%s not read", w)
@@ -200,5 +202,10 @@ func TestLoadConfigReadsExactly(t *testing.T) {
 		"TARGET_AUTH": "plaintext", "REPLICATOR_FUNCTION_NAME": "r", "PRODUCER_ROLE_ARNS": "orders-producer"}))
 	if !errors.As(err, &ce) || ce.Variable != "PRODUCER_ROLE_ARNS" {
 		t.Errorf("producer role not an ARN: %v", err)
+	}
+	_, err = LoadConfig(config.Map(map[string]string{"SOURCE_BOOTSTRAP_SERVERS": "s:1", "SOURCE_AUTH": "plaintext", "TARGET_BOOTSTRAP_SERVERS": "t:1",
+		"TARGET_AUTH": "plaintext", "REPLICATOR_FUNCTION_NAME": "r", "TRANSFORMS": `[{"type":"rename","topics":{"a":"b"}},{"type":"rename","topics":{"b":"c"}}]`}))
+	if !errors.As(err, &ce) || ce.Variable != "TRANSFORMS" || !strings.Contains(err.Error(), "chained") {
+		t.Errorf("chained renames: %v", err)
 	}
 }

@@ -119,6 +119,28 @@ type Config struct {
 	PollSeconds               int         `json:"pollSeconds"`
 	AllowLaggingGroups        bool        `json:"allowLaggingGroups"`
 	DryRun                    bool        `json:"dryRun"`
+	// Renames maps each renamed topic of Topics to its target name, as
+	// the replicator's rename transforms (TRANSFORMS) did when Validate
+	// ran; it is not part of the input. Every target-side read and commit
+	// uses the target name.
+	Renames map[string]string `json:"renames,omitempty"`
+}
+
+// TargetTopic returns the target name of source topic src.
+func (c Config) TargetTopic(src string) string {
+	if t, ok := c.Renames[src]; ok {
+		return t
+	}
+	return src
+}
+
+// targetTopics returns the target names of Topics, in order.
+func (c Config) targetTopics() []string {
+	out := make([]string, len(c.Topics))
+	for i, t := range c.Topics {
+		out[i] = c.TargetTopic(t)
+	}
+	return out
 }
 
 // ParseInput decodes and checks an execution input. Every problem is an

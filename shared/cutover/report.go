@@ -40,17 +40,19 @@ type HookAck struct {
 
 // HookEvent is the payload a lambda hook receives.
 type HookEvent struct {
-	Hook    string          `json:"hook"`
-	Topics  []string        `json:"topics"`
-	Groups  []string        `json:"groups"`
-	Payload json.RawMessage `json:"payload,omitempty"`
+	Hook   string   `json:"hook"`
+	Topics []string `json:"topics"`
+	// Renames maps each renamed topic to its name on the target.
+	Renames map[string]string `json:"renames,omitempty"`
+	Groups  []string          `json:"groups"`
+	Payload json.RawMessage   `json:"payload,omitempty"`
 }
 
 func (h *Handler) hook(ctx context.Context, name string, st *State) (*HookAck, error) {
 	hc := st.hookConfig(name)
 	ack := &HookAck{Hook: name, Type: hc.Type}
 	if hc.Type == HookLambda {
-		ev, _ := json.Marshal(HookEvent{Hook: name, Topics: st.Config.Topics, Groups: st.Config.Groups, Payload: hc.Payload})
+		ev, _ := json.Marshal(HookEvent{Hook: name, Topics: st.Config.Topics, Renames: st.Config.Renames, Groups: st.Config.Groups, Payload: hc.Payload})
 		out, err := h.d.Lambda.Invoke(ctx, &lambda.InvokeInput{
 			FunctionName:   aws.String(hc.FunctionArn),
 			InvocationType: types.InvocationTypeRequestResponse,
@@ -76,12 +78,14 @@ func (h *Handler) hook(ctx context.Context, name string, st *State) (*HookAck, e
 
 // ApprovalMessage is published to APPROVAL_TOPIC_ARN for an approval hook.
 type ApprovalMessage struct {
-	Hook         string   `json:"hook"`
-	Execution    string   `json:"execution,omitempty"`
-	TaskToken    string   `json:"taskToken"`
-	Topics       []string `json:"topics"`
-	Groups       []string `json:"groups"`
-	Instructions string   `json:"instructions"`
+	Hook      string   `json:"hook"`
+	Execution string   `json:"execution,omitempty"`
+	TaskToken string   `json:"taskToken"`
+	Topics    []string `json:"topics"`
+	// Renames maps each renamed topic to its name on the target.
+	Renames      map[string]string `json:"renames,omitempty"`
+	Groups       []string          `json:"groups"`
+	Instructions string            `json:"instructions"`
 }
 
 func (h *Handler) requestApproval(ctx context.Context, req Request) (*HookAck, error) {
@@ -93,7 +97,7 @@ func (h *Handler) requestApproval(ctx context.Context, req Request) (*HookAck, e
 	}
 	msg := ApprovalMessage{
 		Hook: req.Hook, Execution: req.Execution, TaskToken: req.TaskToken,
-		Topics: req.State.Config.Topics, Groups: req.State.Config.Groups,
+		Topics: req.State.Config.Topics, Renames: req.State.Config.Renames, Groups: req.State.Config.Groups,
 		Instructions: fmt.Sprintf("Perform %s, then continue with: aws stepfunctions send-task-success --task-token <taskToken> --task-output '{}' (or send-task-failure to roll back).", req.Hook),
 	}
 	b, _ := json.Marshal(msg)
@@ -203,14 +207,17 @@ type StepSummary struct {
 
 // Report is the final output of a run (and, with DryRun, of a dry run).
 type Report struct {
-	Outcome    string            `json:"outcome"` // succeeded | dry-run
-	DryRun     bool              `json:"dryRun"`
-	Topics     []string          `json:"topics"`
-	StartedAt  time.Time         `json:"startedAt"`
-	EndedAt    time.Time         `json:"endedAt"`
-	Fence      FenceRecord       `json:"fence"`
-	Mappings   []Mapping         `json:"mappings"`
-	Paused     []string          `json:"pausedMappings,omitempty"`
+	Outcome string   `json:"outcome"` // succeeded | dry-run
+	DryRun  bool     `json:"dryRun"`
+	Topics  []string `json:"topics"`
+	// Renames maps each renamed topic to its target name; partitions and
+	// groups name both.
+	Renames   map[string]string `json:"renames,omitempty"`
+	StartedAt time.Time         `json:"startedAt"`
+	EndedAt   time.Time         `json:"endedAt"`
+	Fence     FenceRecord       `json:"fence"`
+	Mappings  []Mapping         `json:"mappings"`
+	Paused    []string          `json:"pausedMappings,omitempty"`
 	// Partitions and Groups list every partition and every group's
 	// offsets when the report stays under ReportInlineBytes. A larger
 	// report leaves Partitions empty and Groups without their partitions;
@@ -363,7 +370,7 @@ func (h *Handler) fitReport(r *Report, parts []PartitionReport, groups []GroupRe
 func (h *Handler) reportWith(st *State, parts []PartitionReport, groups []GroupReport) (*Report, error) {
 	end := h.now()
 	r := &Report{
-		Outcome: "succeeded", Topics: st.Config.Topics, StartedAt: st.Run.StartedAt, EndedAt: end,
+		Outcome: "succeeded", Topics: st.Config.Topics, Renames: st.Config.Renames, StartedAt: st.Run.StartedAt, EndedAt: end,
 		Fence: st.Run.Fence, Mappings: st.Run.Mappings, Paused: st.Run.Disabled,
 		Partitions: parts, Groups: groups, Drain: st.Run.Drain, Warnings: st.Run.Warnings,
 		Details: &ReportDetails{Inline: true, RunID: st.Run.ID, Groups: st.Run.GroupDetails},

@@ -86,7 +86,10 @@ func (h *Handler) endOffsets(ctx context.Context, adm *kadm.Client, side string,
 
 // PartitionReport describes one migrated partition on both clusters.
 type PartitionReport struct {
+	// Topic is the source topic, TargetTopic its name on the target
+	// (the same unless the replicator renames it).
 	Topic       string `json:"topic"`
+	TargetTopic string `json:"targetTopic"`
 	Partition   int32  `json:"partition"`
 	SourceStart int64  `json:"sourceStart"`
 	SourceEnd   int64  `json:"sourceEnd"`
@@ -197,7 +200,7 @@ func (h *Handler) drainStatus(ctx context.Context, st *State, appGroups bool) ([
 	if err != nil {
 		return nil, err
 	}
-	tStart, tEnd, err := h.bounds(ctx, h.tgt, "target", topics)
+	tStart, tEnd, err := h.bounds(ctx, h.tgt, "target", st.Config.targetTopics())
 	if err != nil {
 		return nil, err
 	}
@@ -220,8 +223,10 @@ func (h *Handler) drainStatus(ctx context.Context, st *State, appGroups bool) ([
 	var out []PartitionReport
 	for _, k := range sortedKeys(sEnd) {
 		s := sEnd[k]
-		p := PartitionReport{Topic: s.Topic, Partition: s.Partition, SourceStart: sStart[k].Offset, SourceEnd: s.Offset,
-			SourceLast: -1, TargetTailSource: -1, TargetStart: tStart[k].Offset, TargetEnd: tEnd[k].Offset}
+		target := st.Config.TargetTopic(s.Topic)
+		tk := tp(target, s.Partition)
+		p := PartitionReport{Topic: s.Topic, TargetTopic: target, Partition: s.Partition, SourceStart: sStart[k].Offset, SourceEnd: s.Offset,
+			SourceLast: -1, TargetTailSource: -1, TargetStart: tStart[tk].Offset, TargetEnd: tEnd[tk].Offset}
 		p.RecordsReplicated = p.TargetEnd - p.TargetStart
 		src := offsets.SourcePartition{Topic: p.Topic, Partition: p.Partition, Start: p.SourceStart, End: p.SourceEnd, Stable: sStable[k]}
 		if src.Stable < src.End {
@@ -237,7 +242,7 @@ func (h *Handler) drainStatus(ctx context.Context, st *State, appGroups bool) ([
 				p.SourceLast = rec.Offset
 			}
 		}
-		tail, ok, err := offsets.TailProvenance(ctx, h.tgtPk, p.Topic, p.Partition, p.TargetStart, p.TargetEnd)
+		tail, ok, err := offsets.TailProvenance(ctx, h.tgtPk, p.TargetTopic, p.Partition, p.TargetStart, p.TargetEnd)
 		if err != nil {
 			var np *offsets.NoProvenanceError
 			if errors.As(err, &np) {

@@ -34,8 +34,11 @@ type GroupReport struct {
 
 // GroupPartition is one partition's source offset → target offset.
 type GroupPartition struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
+	// Topic is the source topic, TargetTopic its name on the target,
+	// where TargetOffset is committed.
+	Topic       string `json:"topic"`
+	TargetTopic string `json:"targetTopic"`
+	Partition   int32  `json:"partition"`
 	// SourceOffset is the committed source offset; -1 when the group has
 	// no commit for this partition (then nothing is committed on the
 	// target for it).
@@ -47,6 +50,15 @@ type GroupPartition struct {
 	TargetOffset int64  `json:"targetOffset"`
 	Method       string `json:"method"`
 	Probes       int    `json:"probes,omitempty"`
+}
+
+// target is the topic the partition is committed on: TargetTopic, or Topic
+// in a state written before TargetTopic existed.
+func (p GroupPartition) target() string {
+	if p.TargetTopic != "" {
+		return p.TargetTopic
+	}
+	return p.Topic
 }
 
 func (h *Handler) translateOffsets(ctx context.Context, st *State) error {
@@ -70,7 +82,7 @@ func (h *Handler) translateOffsets(ctx context.Context, st *State) error {
 		os := kadm.Offsets{}
 		for _, p := range g.Partitions {
 			if p.TargetOffset >= 0 {
-				os.Add(kadm.Offset{Topic: p.Topic, Partition: p.Partition, At: p.TargetOffset, LeaderEpoch: -1})
+				os.Add(kadm.Offset{Topic: p.target(), Partition: p.Partition, At: p.TargetOffset, LeaderEpoch: -1})
 			}
 		}
 		resp, err := h.tgt.CommitOffsets(ctx, g.Group, os)
@@ -88,8 +100,8 @@ func (h *Handler) translateOffsets(ctx context.Context, st *State) error {
 			if p.TargetOffset < 0 {
 				continue
 			}
-			if c, ok := committed(back, p.Topic, p.Partition); !ok || c != p.TargetOffset {
-				return &OffsetCommitError{Group: g.Group, Err: fmt.Errorf("%s reads back %s, want %d", tp(p.Topic, p.Partition), fmtCommit(c, ok), p.TargetOffset)}
+			if c, ok := committed(back, p.target(), p.Partition); !ok || c != p.TargetOffset {
+				return &OffsetCommitError{Group: g.Group, Err: fmt.Errorf("%s reads back %s, want %d", tp(p.target(), p.Partition), fmtCommit(c, ok), p.TargetOffset)}
 			}
 		}
 		g.Status = GroupTranslated
@@ -156,7 +168,7 @@ func (h *Handler) planGroups(ctx context.Context, st *State, dryRun bool) ([]Gro
 	if err != nil {
 		return nil, err
 	}
-	tStart, tEnd, err := h.bounds(ctx, h.tgt, "target", topics)
+	tStart, tEnd, err := h.bounds(ctx, h.tgt, "target", st.Config.targetTopics())
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +183,9 @@ func (h *Handler) planGroups(ctx context.Context, st *State, dryRun bool) ([]Gro
 		any := false
 		for _, k := range sortedKeys(sEnd) {
 			e := sEnd[k]
-			gp := GroupPartition{Topic: e.Topic, Partition: e.Partition, SourceOffset: -1, SourceEnd: e.Offset, TargetOffset: -1, Method: GroupNoCommit}
+			target := st.Config.TargetTopic(e.Topic)
+			tk := tp(target, e.Partition)
+			gp := GroupPartition{Topic: e.Topic, TargetTopic: target, Partition: e.Partition, SourceOffset: -1, SourceEnd: e.Offset, TargetOffset: -1, Method: GroupNoCommit}
 			c, has := committed(o, e.Topic, e.Partition)
 			if !has {
 				gr.Partitions = append(gr.Partitions, gp)
@@ -195,7 +209,7 @@ func (h *Handler) planGroups(ctx context.Context, st *State, dryRun bool) ([]Gro
 			}
 			res, err := offsets.Translate(ctx, h.tgtPk, offsets.Partition{
 				Topic: e.Topic, Partition: e.Partition, SourceEnd: e.Offset,
-				TargetTopic: e.Topic, TargetStart: tStart[k].Offset, TargetEnd: tEnd[k].Offset,
+				TargetTopic: target, TargetStart: tStart[tk].Offset, TargetEnd: tEnd[tk].Offset,
 			}, from)
 			if err != nil {
 				var np *offsets.NoProvenanceError
@@ -273,12 +287,12 @@ func (h *Handler) verifyTarget(ctx context.Context, st *State, first bool) (bool
 			if p.TargetOffset < 0 {
 				continue
 			}
-			c, ok := committed(o, p.Topic, p.Partition)
+			c, ok := committed(o, p.target(), p.Partition)
 			switch {
 			case ok && c > p.TargetOffset:
 				advanced++
 			case ok && c < p.TargetOffset:
-				behind = append(behind, fmt.Sprintf("%s at %d < translated %d", tp(p.Topic, p.Partition), c, p.TargetOffset))
+				behind = append(behind, fmt.Sprintf("%s at %d < translated %d", tp(p.target(), p.Partition), c, p.TargetOffset))
 			}
 		}
 		g.TargetState = dg.State

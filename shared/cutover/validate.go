@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -28,7 +29,11 @@ func (h *Handler) validate(ctx context.Context, raw []byte, execution string) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := h.checkTopics(ctx, cfg.Topics); err != nil {
+	if err := h.d.Renames.Check(cfg.Topics, transform.CheckOptions{}); err != nil {
+		return nil, &InvalidInputError{Field: "topics", Problem: "with the replicator's TRANSFORMS: " + err.Error()}
+	}
+	cfg.Renames = h.d.Renames.For(cfg.Topics)
+	if err := h.checkTopics(ctx, cfg); err != nil {
 		return nil, err
 	}
 	maps, err := h.mappings(ctx, cfg.Topics)
@@ -67,10 +72,11 @@ func (h *Handler) validate(ctx context.Context, raw []byte, execution string) (*
 }
 
 // checkTopics verifies, with the same checks the provisioner applies
-// (shared/topicsync), that every topic exists on both clusters with the
-// same partition count and the configs that matter. It changes nothing.
-func (h *Handler) checkTopics(ctx context.Context, topics []string) error {
-	plan, err := topicsync.Check(ctx, h.src, h.tgt, topicsync.Options{Topics: topics})
+// (shared/topicsync), that every topic exists on both clusters (a renamed
+// one under its target name on the target) with the same partition count
+// and the configs that matter. It changes nothing.
+func (h *Handler) checkTopics(ctx context.Context, cfg Config) error {
+	plan, err := topicsync.Check(ctx, h.src, h.tgt, topicsync.Options{Topics: cfg.Topics, Renames: cfg.Renames})
 	if err != nil {
 		return &ClusterError{Op: "comparing source and target topics", Err: err}
 	}

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/topicsync"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
 )
 
 // Property names of the custom resource (Custom::TargetTopics).
@@ -27,9 +28,13 @@ const (
 	// PropConsumerGroupIDPrefix is the event source mappings' consumer
 	// group prefix: each mapping's group is this prefix + its topic.
 	PropConsumerGroupIDPrefix = "ConsumerGroupIdPrefix"
+	PropRenamedTopics         = "RenamedTopics"
 	// PropTopicPolicies only references the per-topic IAM policies in
 	// template.yaml so CloudFormation attaches them first; ignored.
 	PropTopicPolicies = "TopicPolicies"
+	// PropRenamedTopicPolicies likewise references the renamed topics'
+	// IAM policies; ignored.
+	PropRenamedTopicPolicies = "RenamedTopicPolicies"
 )
 
 // Properties are the custom resource's validated properties.
@@ -51,6 +56,12 @@ type Properties struct {
 	// created by an earlier template has no such property, so it is
 	// optional: a rollback to that template must still succeed.
 	ConsumerGroupIDPrefix string
+	// RenamedTopics, when given, are the target names of the renamed
+	// topics as the stack's IAM policies name them (a list, or one
+	// comma-separated string). They must be exactly the targets of the
+	// renames in TRANSFORMS, so that the stack grants its rights on the
+	// topics the functions use. Nil when the property is absent.
+	RenamedTopics []string
 }
 
 // PropertyError is an invalid custom resource property. The resource
@@ -72,7 +83,7 @@ func ParseProperties(raw map[string]any) (Properties, error) {
 	p := Properties{ReplicationFactor: -1}
 	known := map[string]bool{PropServiceToken: true, PropServiceTimeout: true, PropTopics: true, PropCopyAcls: true,
 		PropTopicConfigOverrides: true, PropReplicationFactor: true, PropDeadLetterTopic: true, PropTopicPolicies: true,
-		PropConsumerGroupIDPrefix: true}
+		PropConsumerGroupIDPrefix: true, PropRenamedTopics: true, PropRenamedTopicPolicies: true}
 	var unknown []string
 	for k := range raw {
 		if !known[k] {
@@ -81,30 +92,23 @@ func ParseProperties(raw map[string]any) (Properties, error) {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return p, &PropertyError{Property: strings.Join(unknown, ", "), Problem: "unknown property (known: Topics, CopyAcls, TopicConfigOverrides, ReplicationFactor, DeadLetterTopic, ConsumerGroupIdPrefix)"}
+		return p, &PropertyError{Property: strings.Join(unknown, ", "), Problem: "unknown property (known: Topics, CopyAcls, TopicConfigOverrides, ReplicationFactor, DeadLetterTopic, ConsumerGroupIdPrefix, RenamedTopics)"}
 	}
 
-	switch v := raw[PropTopics].(type) {
-	case nil:
+	if raw[PropTopics] == nil {
 		return p, &PropertyError{Property: PropTopics, Problem: "is required: a list of topic names"}
-	case string:
-		for _, t := range strings.Split(v, ",") {
-			if t = strings.TrimSpace(t); t != "" {
-				p.Topics = append(p.Topics, t)
-			}
+	}
+	var err error
+	if p.Topics, err = topicList(PropTopics, raw[PropTopics]); err != nil {
+		return p, err
+	}
+	if raw[PropRenamedTopics] != nil {
+		if p.RenamedTopics, err = topicList(PropRenamedTopics, raw[PropRenamedTopics]); err != nil {
+			return p, err
 		}
-	case []any:
-		for i, e := range v {
-			s, ok := e.(string)
-			if !ok {
-				return p, &PropertyError{Property: PropTopics, Problem: fmt.Sprintf("item %d is %T, not a string", i, e)}
-			}
-			if s = strings.TrimSpace(s); s != "" {
-				p.Topics = append(p.Topics, s)
-			}
+		if p.RenamedTopics == nil {
+			p.RenamedTopics = []string{}
 		}
-	default:
-		return p, &PropertyError{Property: PropTopics, Problem: fmt.Sprintf("is %T, not a list of topic names", v)}
 	}
 	if len(p.Topics) == 0 {
 		return p, &PropertyError{Property: PropTopics, Problem: "lists no topic"}
@@ -198,6 +202,33 @@ func ParseProperties(raw map[string]any) (Properties, error) {
 	return p, nil
 }
 
+// topicList reads a list of topic names: a list, or one comma-separated
+// string. Empty items are dropped.
+func topicList(prop string, v any) ([]string, error) {
+	var out []string
+	switch v := v.(type) {
+	case string:
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				out = append(out, t)
+			}
+		}
+	case []any:
+		for i, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, &PropertyError{Property: prop, Problem: fmt.Sprintf("item %d is %T, not a string", i, e)}
+			}
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	default:
+		return nil, &PropertyError{Property: prop, Problem: fmt.Sprintf("is %T, not a list of topic names", v)}
+	}
+	return out, nil
+}
+
 func (p *Properties) setOverrides(m map[string]any) error {
 	p.TopicConfigOverrides = map[string]string{}
 	for k, v := range m {
@@ -289,4 +320,38 @@ func CheckConsumerGroupID(topic, id string) error {
 		return e
 	}
 	return nil
+}
+
+// options are the topic-sync options with the renames of TRANSFORMS. It
+// refuses, with a *transform.TopicMapError, a rename of a topic not in
+// Topics (it would never apply: a misspelt name), onto another migrated
+// topic or onto the dead-letter topic; and, with a *PropertyError, a
+// RenamedTopics that differs from the renames' targets.
+func (p Properties) options(renames transform.TopicMap) (topicsync.Options, error) {
+	o := p.Options()
+	if err := renames.Check(p.Topics, transform.CheckOptions{Strict: true, TargetOnly: o.TargetOnlyTopics}); err != nil {
+		return o, fmt.Errorf("TRANSFORMS: %w", err)
+	}
+	if len(renames) > 0 {
+		o.Renames = renames
+	}
+	if p.RenamedTopics != nil {
+		var want []string
+		for _, t := range p.Topics {
+			if renames.Renamed(t) {
+				want = append(want, renames[t])
+			}
+		}
+		got := append([]string{}, p.RenamedTopics...)
+		sort.Strings(want)
+		sort.Strings(got)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			return o, &PropertyError{Property: PropRenamedTopics, Problem: fmt.Sprintf(
+				"lists [%s] but the renames in TRANSFORMS give the target topics [%s]; the stack's IAM policies must name the topics the functions write", strings.Join(got, ","), strings.Join(want, ","))}
+		}
+	}
+	if err := o.Validate(); err != nil {
+		return o, err
+	}
+	return o, nil
 }

@@ -32,12 +32,21 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/topicsync"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
 )
+
+// EnvTransforms is the replicator's TRANSFORMS, which the provisioner reads
+// for the target names of renamed topics.
+const EnvTransforms = "TRANSFORMS"
 
 // Config is the provisioner function's configuration.
 type Config struct {
 	Source kafkaconn.Config // SOURCE_BOOTSTRAP_SERVERS, SOURCE_AUTH, SOURCE_SECRET_ARN, SOURCE_CA_SECRET_ARN
 	Target kafkaconn.Config // TARGET_BOOTSTRAP_SERVERS, TARGET_AUTH, TARGET_SECRET_ARN, TARGET_CA_SECRET_ARN
+	// Renames are the rename transforms of TRANSFORMS, the replicator's
+	// own configuration: each renamed topic is created under its target
+	// name.
+	Renames transform.TopicMap
 }
 
 // LoadConfig reads the provisioner's environment. Every problem is a
@@ -51,6 +60,10 @@ func LoadConfig(env config.Env) (Config, error) {
 	}
 	if cfg.Target, err = kafkaconn.FromEnv(env, "TARGET"); err != nil {
 		errs = append(errs, err)
+	}
+	raw, _ := env.Lookup(EnvTransforms)
+	if cfg.Renames, err = transform.ParseTopicMap([]byte(raw)); err != nil {
+		errs = append(errs, &config.Error{Variable: EnvTransforms, Problem: "invalid transforms", Err: err})
 	}
 	return cfg, errors.Join(errs...)
 }
@@ -85,6 +98,8 @@ type Provisioner struct {
 	// reason (Delete still succeeds): the function answers CloudFormation
 	// even when its environment is wrong.
 	ConfigErr error
+	// Renames are the target names of renamed topics (Config.Renames).
+	Renames transform.TopicMap
 	// Logger receives one line per event; nil discards.
 	Logger *slog.Logger
 	// Margin is kept free before the Lambda deadline to send the
@@ -145,6 +160,12 @@ func (p *Provisioner) Handle(ctx context.Context, ev cfn.Event) (string, map[str
 		return id, nil, reason(fmt.Errorf("provisioner configuration: %w", p.ConfigErr))
 	}
 
+	opts, err := props.options(p.Renames)
+	if err != nil {
+		log.ErrorContext(ctx, "bad renames", "error", err)
+		return id, nil, reason(err)
+	}
+
 	ctx, cancel := p.withMargin(ctx)
 	defer cancel()
 	src, tgt, closeFn, err := p.Connect(ctx)
@@ -154,7 +175,7 @@ func (p *Provisioner) Handle(ctx context.Context, ev cfn.Event) (string, map[str
 	}
 	defer closeFn()
 
-	res, err := topicsync.Apply(ctx, src, tgt, props.Options())
+	res, err := topicsync.Apply(ctx, src, tgt, opts)
 	data := resultData(res)
 	if err != nil {
 		log.ErrorContext(ctx, "topic sync failed", "error", err, "pending", res.Final.Pending())

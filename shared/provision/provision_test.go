@@ -97,7 +97,10 @@ type rig struct {
 // newRig wires the real handler (Provisioner.Handler, i.e. cfn.LambdaWrap)
 // to two kfake clusters through the real environment loading and
 // connection code, as main does.
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigWithTransforms(t, "") }
+
+// newRigWithTransforms is newRig with TRANSFORMS set to transforms.
+func newRigWithTransforms(t *testing.T, transforms string) *rig {
 	t.Helper()
 	sc, src := startCluster(t)
 	tc, tgt := startCluster(t)
@@ -106,11 +109,12 @@ func newRig(t *testing.T) *rig {
 		"SOURCE_AUTH":              "plaintext",
 		"TARGET_BOOTSTRAP_SERVERS": strings.Join(tc.ListenAddrs(), ","),
 		"TARGET_AUTH":              "plaintext",
+		"TRANSFORMS":               transforms,
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Provisioner{Connect: Connect(cfg, nil)}
+	p := &Provisioner{Connect: Connect(cfg, nil), Renames: cfg.Renames}
 	return &rig{src: src, tgt: tgt, handler: lambda.NewHandler(p.Handler()), responses: newResponses(t), provisions: p}
 }
 
@@ -473,5 +477,80 @@ func TestServiceTimeoutPropertyIsAccepted(t *testing.T) {
 		if resp.Status != cfn.StatusSuccess {
 			t.Errorf("ServiceTimeout %v: %s %q", timeout, resp.Status, resp.Reason)
 		}
+	}
+}
+
+// TestProvisionerRenamedTopic: with a rename in TRANSFORMS the provisioner
+// creates the target topic under its new name, with the source topic's
+// partitions and configs, and refuses renames that cannot work.
+func TestProvisionerRenamedTopic(t *testing.T) {
+	r := newRigWithTransforms(t, `[{"type":"setHeader","key":"k","value":"v"},{"type":"rename","topics":{"legacy.orders":"orders"}}]`)
+	topicsynctest.CreateTopic(t, r.src, "legacy.orders", 6, map[string]string{"retention.ms": "3600000"})
+	topicsynctest.CreateTopic(t, r.src, "payments", 3, nil)
+	renamed := func(p map[string]any) {
+		p["Topics"] = []any{"legacy.orders", "payments"}
+		p["RenamedTopics"] = "orders"
+	}
+	for _, tc := range []struct {
+		name   string
+		edit   func(map[string]any)
+		reason string
+	}{
+		{"rename of a topic not migrated", func(p map[string]any) { p["Topics"] = []any{"payments"}; p["RenamedTopics"] = "" },
+			`TRANSFORMS: rename "legacy.orders" -> "orders": the renamed topic is not one of the migrated topics`},
+		{"rename onto a migrated topic", func(p map[string]any) { renamed(p); p["Topics"] = []any{"legacy.orders", "orders"} },
+			`"orders" is also a migrated topic that keeps its name`},
+		{"rename onto the dead-letter topic", func(p map[string]any) { renamed(p); p["DeadLetterTopic"] = "orders" },
+			`"orders" is the target-only topic`},
+		{"RenamedTopics differs", func(p map[string]any) { renamed(p); p["RenamedTopics"] = []any{"legacy.orders"} },
+			`invalid property RenamedTopics: lists [legacy.orders] but the renames in TRANSFORMS give the target topics [orders]`},
+		{"RenamedTopics empty", func(p map[string]any) { renamed(p); p["RenamedTopics"] = "" },
+			`invalid property RenamedTopics: lists [] but the renames in TRANSFORMS give the target topics [orders]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := r.invoke(t, r.event(t, "custom-resource-create.json", tc.edit))
+			if resp.Status != cfn.StatusFailed || !strings.Contains(resp.Reason, tc.reason) {
+				t.Fatalf("status %s, reason %q; want FAILED with %q", resp.Status, resp.Reason, tc.reason)
+			}
+		})
+	}
+	for _, topic := range []string{"orders", "legacy.orders", "payments"} {
+		if n := topicsynctest.Partitions(t, r.tgt, topic); n != 0 {
+			t.Fatalf("a refused create changed the target: %s has %d partitions", topic, n)
+		}
+	}
+
+	resp := r.invoke(t, r.event(t, "custom-resource-create.json", renamed))
+	if resp.Status != cfn.StatusSuccess {
+		t.Fatalf("create: %s %s", resp.Status, resp.Reason)
+	}
+	if got := resp.Data["TopicsCreated"]; got != "orders,payments,kmig.dead-letter" {
+		t.Errorf("TopicsCreated = %v", got)
+	}
+	for topic, want := range map[string]int{"orders": 6, "payments": 3, "legacy.orders": 0} {
+		if got := topicsynctest.Partitions(t, r.tgt, topic); got != want {
+			t.Errorf("%s has %d partitions on the target, want %d", topic, got, want)
+		}
+	}
+	if got := topicsynctest.Config(t, r.tgt, "orders", "retention.ms"); got != "3600000" {
+		t.Errorf("orders retention.ms = %q, want the source's 3600000", got)
+	}
+	resp = r.invoke(t, r.event(t, "custom-resource-update.json", renamed))
+	if resp.Status != cfn.StatusSuccess || resp.Data["Summary"] != "in sync, nothing changed" {
+		t.Errorf("re-run: %s %s %v", resp.Status, resp.Reason, resp.Data)
+	}
+}
+
+// TestProvisionerBadTransforms: a TRANSFORMS the provisioner cannot read
+// is a configuration error naming the variable.
+func TestProvisionerBadTransforms(t *testing.T) {
+	_, err := LoadConfig(config.Map(map[string]string{
+		"SOURCE_BOOTSTRAP_SERVERS": "127.0.0.1:1", "SOURCE_AUTH": "plaintext",
+		"TARGET_BOOTSTRAP_SERVERS": "127.0.0.1:1", "TARGET_AUTH": "plaintext",
+		"TRANSFORMS": `[{"type":"rename","topics":{"a":"x","b":"x"}}]`,
+	}))
+	var ce *config.Error
+	if !errors.As(err, &ce) || ce.Variable != "TRANSFORMS" || !strings.Contains(err.Error(), "many-to-one") {
+		t.Fatalf("LoadConfig = %v, want a *config.Error on TRANSFORMS", err)
 	}
 }

@@ -84,8 +84,9 @@ func describeTopicACLs(ctx context.Context, cl *kadm.Client, topics []string) ([
 	return out, nil
 }
 
-// planACLs returns the translated source ACLs missing on the target.
-func planACLs(ctx context.Context, source, target *kadm.Client, topics []string) (acls []ACL, skipped int, notes []string, err error) {
+// planACLs returns the translated source ACLs missing on the target; each
+// names the topic's target name (targetOf).
+func planACLs(ctx context.Context, source, target *kadm.Client, topics []string, targetOf func(string) string) (acls []ACL, skipped int, notes []string, err error) {
 	if len(topics) == 0 {
 		return nil, 0, nil, nil
 	}
@@ -111,6 +112,7 @@ func planACLs(ctx context.Context, source, target *kadm.Client, topics []string)
 			skipped++
 			continue
 		}
+		t.Topic = targetOf(t.Topic)
 		if !seen[t] {
 			seen[t] = true
 			want = append(want, t)
@@ -119,7 +121,11 @@ func planACLs(ctx context.Context, source, target *kadm.Client, topics []string)
 	if len(want) == 0 {
 		return nil, skipped, nil, nil
 	}
-	have, err := describeTopicACLs(ctx, target, topics)
+	tgtTopics := make([]string, len(topics))
+	for i, t := range topics {
+		tgtTopics[i] = targetOf(t)
+	}
+	have, err := describeTopicACLs(ctx, target, tgtTopics)
 	if errors.Is(err, kerr.SecurityDisabled) {
 		return nil, skipped, nil, fmt.Errorf("copying %d topic ACLs: %w", len(want), ErrTargetHasNoAuthorizer)
 	}

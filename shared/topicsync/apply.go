@@ -35,9 +35,10 @@ type Result struct {
 	// Final.InSync() is true.
 	Final Plan
 
+	// The target topics changed, by their target names.
 	TopicsCreated   []string
-	PartitionsAdded map[string]int32    // topic -> partitions added
-	ConfigsSet      map[string][]string // topic -> keys set after creation
+	PartitionsAdded map[string]int32    // target topic -> partitions added
+	ConfigsSet      map[string][]string // target topic -> keys set after creation
 	ACLsCreated     []ACL
 }
 
@@ -108,7 +109,7 @@ func apply(ctx context.Context, target *kadm.Client, opts Options, plan Plan, re
 			for _, c := range t.Configs {
 				configs[c.Key] = kadm.StringPtr(c.Want)
 			}
-			r, err := target.CreateTopic(ctx, t.PartitionsToAdd, rf, configs, t.Topic)
+			r, err := target.CreateTopic(ctx, t.PartitionsToAdd, rf, configs, t.TargetTopic)
 			if err == nil {
 				err = r.Err
 				if err != nil && r.ErrMessage != "" {
@@ -119,19 +120,19 @@ func apply(ctx context.Context, target *kadm.Client, opts Options, plan Plan, re
 				continue // created meanwhile; the next check compares it
 			}
 			if err != nil {
-				return &ApplyError{Topic: t.Topic, Step: "create topic", Err: err}
+				return &ApplyError{Topic: t.TargetTopic, Step: "create topic", Err: err}
 			}
-			res.TopicsCreated = append(res.TopicsCreated, t.Topic)
+			res.TopicsCreated = append(res.TopicsCreated, t.TargetTopic)
 			continue
 		case t.PartitionsToAdd > 0:
-			rs, err := target.CreatePartitions(ctx, int(t.PartitionsToAdd), t.Topic)
+			rs, err := target.CreatePartitions(ctx, int(t.PartitionsToAdd), t.TargetTopic)
 			if err == nil {
 				err = rs.Error()
 			}
 			if err != nil {
-				return &ApplyError{Topic: t.Topic, Step: "add partitions", Err: err}
+				return &ApplyError{Topic: t.TargetTopic, Step: "add partitions", Err: err}
 			}
-			res.PartitionsAdded[t.Topic] += t.PartitionsToAdd
+			res.PartitionsAdded[t.TargetTopic] += t.PartitionsToAdd
 		}
 		if len(t.Configs) > 0 {
 			alter := make([]kadm.AlterConfig, len(t.Configs))
@@ -140,7 +141,7 @@ func apply(ctx context.Context, target *kadm.Client, opts Options, plan Plan, re
 				alter[i] = kadm.AlterConfig{Op: kadm.SetConfig, Name: c.Key, Value: kadm.StringPtr(c.Want)}
 				keys[i] = c.Key
 			}
-			rs, err := target.AlterTopicConfigs(ctx, alter, t.Topic)
+			rs, err := target.AlterTopicConfigs(ctx, alter, t.TargetTopic)
 			if err == nil {
 				for _, r := range rs {
 					if r.Err != nil {
@@ -150,9 +151,9 @@ func apply(ctx context.Context, target *kadm.Client, opts Options, plan Plan, re
 				}
 			}
 			if err != nil {
-				return &ApplyError{Topic: t.Topic, Step: "set configs", Err: err}
+				return &ApplyError{Topic: t.TargetTopic, Step: "set configs", Err: err}
 			}
-			res.ConfigsSet[t.Topic] = append(res.ConfigsSet[t.Topic], keys...)
+			res.ConfigsSet[t.TargetTopic] = append(res.ConfigsSet[t.TargetTopic], keys...)
 		}
 	}
 	for _, a := range plan.ACLs {

@@ -76,8 +76,22 @@ type Options struct {
 	// cluster's default.replication.factor.
 	ReplicationFactor int16
 	// CopyACLs copies the source's literal topic ACLs for Topics to the
-	// target, without WRITE, as MirrorMaker 2 does.
+	// target, without WRITE, as MirrorMaker 2 does. A renamed topic's ACLs
+	// are copied onto its target name.
 	CopyACLs bool
+	// Renames maps a source topic to the name it has on the target (the
+	// replicator's rename transforms, transform.TopicMap); topics not in
+	// it keep their name. Every target-side read and change uses the
+	// target name.
+	Renames map[string]string
+}
+
+// TargetTopic returns the target name of source topic src.
+func (o Options) TargetTopic(src string) string {
+	if t, ok := o.Renames[src]; ok {
+		return t
+	}
+	return src
 }
 
 // OptionsError is an invalid option; Field names it.
@@ -111,6 +125,22 @@ func (o Options) Validate() error {
 			}
 			seen[t] = true
 		}
+	}
+	// Each target topic receives one source topic: target names are
+	// distinct, and legal.
+	onTarget := map[string]string{}
+	for _, t := range o.TargetOnlyTopics {
+		onTarget[t] = t + " (target only)"
+	}
+	for _, src := range o.Topics {
+		dst := o.TargetTopic(src)
+		if !ValidTopicName(dst) {
+			return &OptionsError{Field: "Renames", Problem: fmt.Sprintf("%q (the target name of %q) is not a legal Kafka topic name", dst, src)}
+		}
+		if other, dup := onTarget[dst]; dup {
+			return &OptionsError{Field: "Renames", Problem: fmt.Sprintf("%q and %s would both be written to target topic %q", src, other, dst)}
+		}
+		onTarget[dst] = fmt.Sprintf("%q", src)
 	}
 	if o.TargetOnlyPartitions < 0 {
 		return &OptionsError{Field: "TargetOnlyPartitions", Problem: "must not be negative"}

@@ -17,16 +17,27 @@ import (
 // its source topic: records could not keep their partition. The operator must
 // delete and re-create the target topic, or leave the topic out.
 type TooManyPartitionsError struct {
-	Topic            string
+	Topic string
+	// TargetTopic is the topic's name on the target, when renamed.
+	TargetTopic      string
 	SourcePartitions int32
 	TargetPartitions int32
 }
 
 func (e *TooManyPartitionsError) Error() string {
-	return fmt.Sprintf("topic %q: target has %d partitions but source has %d; "+
+	return fmt.Sprintf("topic %s: target has %d partitions but source has %d; "+
 		"partitions cannot be preserved (target partition = source partition), "+
 		"so delete and re-create the target topic or leave the topic out",
-		e.Topic, e.TargetPartitions, e.SourcePartitions)
+		topicNames(e.Topic, e.TargetTopic), e.TargetPartitions, e.SourcePartitions)
+}
+
+// topicNames names a topic in messages: "a", or "a" (target "b") when it
+// is renamed.
+func topicNames(src, dst string) string {
+	if dst == "" || dst == src {
+		return fmt.Sprintf("%q", src)
+	}
+	return fmt.Sprintf("%q (target %q)", src, dst)
 }
 
 // SourceTopicError says a migrated topic could not be read on the source
@@ -62,7 +73,11 @@ type ConfigChange struct {
 
 // TopicPlan is what the target needs for one topic.
 type TopicPlan struct {
+	// Topic is the source topic (for target-only topics, the target's).
 	Topic string
+	// TargetTopic is the topic's name on the target: Topic, unless the
+	// topic is renamed (Options.Renames). Apply changes this topic.
+	TargetTopic string
 	// TargetOnly marks a topic created on the target only (dead letters).
 	TargetOnly       bool
 	SourcePartitions int32 // 0 for target-only topics
@@ -151,16 +166,20 @@ func (p Plan) Pending() []string {
 		if t.Err != nil {
 			continue
 		}
+		name := fmt.Sprintf("%q", t.TargetTopic)
+		if t.TargetTopic != t.Topic {
+			name += fmt.Sprintf(" (renamed from source topic %q)", t.Topic)
+		}
 		if t.Create {
-			out = append(out, fmt.Sprintf("create topic %q with %d partitions", t.Topic, t.PartitionsToAdd))
+			out = append(out, fmt.Sprintf("create topic %s with %d partitions", name, t.PartitionsToAdd))
 		} else if t.PartitionsToAdd > 0 {
-			out = append(out, fmt.Sprintf("add %d partitions to topic %q (%d -> %d)", t.PartitionsToAdd, t.Topic, t.TargetPartitions, t.TargetPartitions+t.PartitionsToAdd))
+			out = append(out, fmt.Sprintf("add %d partitions to topic %s (%d -> %d)", t.PartitionsToAdd, name, t.TargetPartitions, t.TargetPartitions+t.PartitionsToAdd))
 		}
 		for _, c := range t.Configs {
 			if t.Create {
 				continue // part of the create
 			}
-			out = append(out, fmt.Sprintf("set %s=%s on topic %q (now %s)", c.Key, c.Want, t.Topic, orNone(c.Target)))
+			out = append(out, fmt.Sprintf("set %s=%s on topic %s (now %s)", c.Key, c.Want, name, orNone(c.Target)))
 		}
 	}
 	for _, a := range p.ACLs {
@@ -198,7 +217,11 @@ func Check(ctx context.Context, source, target *kadm.Client, opts Options) (Plan
 	if err != nil {
 		return plan, fmt.Errorf("describing source topics: %w", err)
 	}
-	allTarget := append(append([]string{}, opts.Topics...), opts.TargetOnlyTopics...)
+	var allTarget []string
+	for _, t := range opts.Topics {
+		allTarget = append(allTarget, opts.TargetTopic(t))
+	}
+	allTarget = append(allTarget, opts.TargetOnlyTopics...)
 	tgtTopics, err := target.ListTopics(fresh, allTarget...)
 	if err != nil {
 		return plan, fmt.Errorf("describing target topics: %w", err)
@@ -226,7 +249,8 @@ func Check(ctx context.Context, source, target *kadm.Client, opts Options) (Plan
 
 	var maxSourcePartitions int32
 	for _, name := range opts.Topics {
-		tp := TopicPlan{Topic: name}
+		tgtName := opts.TargetTopic(name)
+		tp := TopicPlan{Topic: name, TargetTopic: tgtName}
 		sd := srcTopics[name]
 		switch {
 		case sd.Err != nil:
@@ -241,19 +265,19 @@ func Check(ctx context.Context, source, target *kadm.Client, opts Options) (Plan
 		tp.SourcePartitions = int32(len(sd.Partitions))
 		maxSourcePartitions = max(maxSourcePartitions, tp.SourcePartitions)
 
-		td, exists := tgtTopics[name]
+		td, exists := tgtTopics[tgtName]
 		exists = exists && td.Err == nil && td.Topic != ""
 		if exists {
 			tp.TargetPartitions = int32(len(td.Partitions))
 			tp.ReplicationFactor = replicationFactor(td)
 			if tp.TargetPartitions > tp.SourcePartitions {
-				tp.Err = &TooManyPartitionsError{Topic: name, SourcePartitions: tp.SourcePartitions, TargetPartitions: tp.TargetPartitions}
+				tp.Err = &TooManyPartitionsError{Topic: name, TargetTopic: tgtName, SourcePartitions: tp.SourcePartitions, TargetPartitions: tp.TargetPartitions}
 				plan.Topics = append(plan.Topics, tp)
 				continue
 			}
 			tp.PartitionsToAdd = tp.SourcePartitions - tp.TargetPartitions
 		} else if td.Err != nil && !errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
-			return plan, fmt.Errorf("describing target topic %q: %w", name, td.Err)
+			return plan, fmt.Errorf("describing target topic %q: %w", tgtName, td.Err)
 		} else {
 			tp.Create = true
 			tp.PartitionsToAdd = tp.SourcePartitions
@@ -262,14 +286,14 @@ func Check(ctx context.Context, source, target *kadm.Client, opts Options) (Plan
 
 		var tgtCfg map[string]kadm.Config
 		if exists {
-			tgtCfg = tgtConfigs[name]
+			tgtCfg = tgtConfigs[tgtName]
 		}
 		tp.Configs, tp.Notes = planConfigs(srcConfigs[name], tgtCfg, exists, tp.ReplicationFactor, opts.ConfigOverrides)
 		plan.Topics = append(plan.Topics, tp)
 	}
 
 	for _, name := range opts.TargetOnlyTopics {
-		tp := TopicPlan{Topic: name, TargetOnly: true}
+		tp := TopicPlan{Topic: name, TargetTopic: name, TargetOnly: true}
 		td, exists := tgtTopics[name]
 		if exists && td.Err == nil && td.Topic != "" {
 			tp.TargetPartitions = int32(len(td.Partitions))
@@ -288,7 +312,7 @@ func Check(ctx context.Context, source, target *kadm.Client, opts Options) (Plan
 	}
 
 	if opts.CopyACLs {
-		acls, skipped, notes, err := planACLs(ctx, source, target, srcPresent)
+		acls, skipped, notes, err := planACLs(ctx, source, target, srcPresent, opts.TargetTopic)
 		if err != nil {
 			return plan, err
 		}

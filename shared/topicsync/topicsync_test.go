@@ -335,6 +335,11 @@ func TestOptionsValidate(t *testing.T) {
 		{"empty override", Options{Topics: []string{"a"}, ConfigOverrides: map[string]string{"retention.ms": " "}}, "ConfigOverrides"},
 		{"bad rf", Options{Topics: []string{"a"}, ReplicationFactor: -2}, "ReplicationFactor"},
 		{"ok", Options{Topics: []string{"a.b_c-1"}, ConfigOverrides: map[string]string{"retention.ms": "1"}}, ""},
+		{"rename onto another topic", Options{Topics: []string{"a", "b"}, Renames: map[string]string{"a": "b"}}, "Renames"},
+		{"rename onto the dead-letter topic", Options{Topics: []string{"a"}, TargetOnlyTopics: []string{"dlq"}, Renames: map[string]string{"a": "dlq"}}, "Renames"},
+		{"rename to an illegal name", Options{Topics: []string{"a"}, Renames: map[string]string{"a": "x/y"}}, "Renames"},
+		{"rename swap", Options{Topics: []string{"a", "b"}, Renames: map[string]string{"a": "b", "b": "a"}}, ""},
+		{"rename ok", Options{Topics: []string{"legacy.orders", "payments"}, Renames: map[string]string{"legacy.orders": "orders"}}, ""},
 	} {
 		err := tc.opts.Validate()
 		var oe *OptionsError
@@ -347,5 +352,83 @@ func TestOptionsValidate(t *testing.T) {
 		if !errors.As(err, &oe) || oe.Field != tc.field {
 			t.Errorf("%s: err = %v, want *OptionsError on %s", tc.name, err, tc.field)
 		}
+	}
+}
+
+// TestApplyRenamedTopic: a renamed topic is created on the target under
+// its target name, with the source topic's partition count and configs and
+// its ACLs; no topic of the source name appears on the target, and Check
+// then finds the pair in sync.
+func TestApplyRenamedTopic(t *testing.T) {
+	ctx := context.Background()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.EnableACLs(),
+		kfake.Superuser("SCRAM-SHA-256", "admin", "admin-pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	src := adminFor(t, c.ListenAddrs(), kgo.SASL(scram.Auth{User: "admin", Pass: "admin-pw"}.AsSha256Mechanism()))
+	tgt := cluster(t)
+	topicsynctest.CreateTopic(t, src, "legacy.orders", 5, map[string]string{"retention.ms": "3600000", "cleanup.policy": "compact"})
+	topicsynctest.CreateTopic(t, src, "payments", 2, nil)
+	if _, err := src.CreateACLs(ctx, kadm.NewACLs().Topics("legacy.orders").Allow("User:alice").Operations(kadm.OpRead)); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Topics: []string{"legacy.orders", "payments"}, CopyACLs: true, Renames: map[string]string{"legacy.orders": "orders"}}
+	res, err := Apply(ctx, src, tgt, opts)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if got := strings.Join(res.TopicsCreated, ","); got != "orders,payments" {
+		t.Errorf("created %q, want orders,payments", got)
+	}
+	if got := topicsynctest.Partitions(t, tgt, "orders"); got != 5 {
+		t.Errorf("orders has %d partitions, want 5", got)
+	}
+	if got := topicsynctest.Partitions(t, tgt, "legacy.orders"); got != 0 {
+		t.Errorf("the source name legacy.orders exists on the target with %d partitions", got)
+	}
+	for key, want := range map[string]string{"retention.ms": "3600000", "cleanup.policy": "compact", "message.timestamp.type": "CreateTime"} {
+		if got := topicsynctest.Config(t, tgt, "orders", key); got != want {
+			t.Errorf("orders %s = %q, want %q", key, got, want)
+		}
+	}
+	acls, err := describeTopicACLs(ctx, tgt, []string{"orders", "legacy.orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acls) != 1 || acls[0].Topic != "orders" || acls[0].Principal != "User:alice" || acls[0].Operation != kadm.OpRead {
+		t.Errorf("target ACLs %v, want ALLOW User:alice READ on orders", acls)
+	}
+	if len(res.Planned.Topics) != 2 || res.Planned.Topics[0].Topic != "legacy.orders" || res.Planned.Topics[0].TargetTopic != "orders" {
+		t.Errorf("plan topics %+v", res.Planned.Topics)
+	}
+	again, err := Apply(ctx, src, tgt, opts)
+	if err != nil || again.Changed() {
+		t.Fatalf("re-run changed=%v err=%v (%v)", again.Changed(), err, again.Planned.Pending())
+	}
+
+	// Drift on the renamed topic is reported by its target name.
+	if _, err := tgt.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("1000")}}, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Check(ctx, src, tgt, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nis *NotInSyncError
+	if err := plan.Verify(); !errors.As(err, &nis) || len(nis.Pending) != 1 ||
+		nis.Pending[0] != `set retention.ms=3600000 on topic "orders" (renamed from source topic "legacy.orders") (now 1000)` {
+		t.Errorf("Verify = %v", err)
+	}
+
+	// A target topic of the target name with more partitions is refused,
+	// naming both names.
+	topicsynctest.CreateTopic(t, src, "legacy.audit", 1, nil)
+	topicsynctest.CreateTopic(t, tgt, "audit", 3, nil)
+	_, err = Apply(ctx, src, tgt, Options{Topics: []string{"legacy.audit"}, Renames: map[string]string{"legacy.audit": "audit"}})
+	var tm *TooManyPartitionsError
+	if !errors.As(err, &tm) || tm.TargetTopic != "audit" || !strings.Contains(err.Error(), `"legacy.audit" (target "audit")`) {
+		t.Errorf("Apply = %v, want *TooManyPartitionsError naming both names", err)
 	}
 }

@@ -150,7 +150,8 @@ func (e *ParseError) Unwrap() error { return e.Err }
 
 // Parse builds a Chain from a JSON list of Specs. Unknown fields, unknown
 // types, bad regexes, unregistered hooks and many-to-one renames are
-// refused with a *ParseError.
+// refused with a *ParseError, as are renames of or to illegal topic
+// names and chained renames (see TopicMap).
 func Parse(data []byte) (*Chain, error) {
 	c := &Chain{renames: map[string]string{}, targets: map[string]string{}}
 	if len(bytes.TrimSpace(data)) == 0 {
@@ -180,27 +181,8 @@ func (c *Chain) build(i int, s Spec) (Step, error) {
 	}
 	switch s.Type {
 	case "rename":
-		if len(s.Topics) == 0 {
-			return nil, perr("topics", "rename needs a non-empty map of source topic to target topic")
-		}
-		srcs := make([]string, 0, len(s.Topics))
-		for src := range s.Topics {
-			srcs = append(srcs, src)
-		}
-		sort.Strings(srcs)
-		for _, src := range srcs {
-			dst := s.Topics[src]
-			if src == "" || dst == "" || strings.ContainsAny(dst, "/ ") {
-				return nil, perr("topics", "invalid rename %q -> %q", src, dst)
-			}
-			if _, dup := c.renames[src]; dup {
-				return nil, perr("topics", "topic %q is renamed twice", src)
-			}
-			if other, dup := c.targets[dst]; dup {
-				return nil, perr("topics", "many-to-one rename: %q and %q both map to %q", other, src, dst)
-			}
-			c.renames[src] = dst
-			c.targets[dst] = src
+		if err := c.addRenames(i, s.Topics); err != nil {
+			return nil, err
 		}
 		return renameStep(s.Topics), nil
 	case "filter":

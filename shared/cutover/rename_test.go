@@ -1,0 +1,24 @@
+package cutover
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
+)
+
+// TestValidateRefusesRenameOntoMigratedTopic: a run whose topics include
+// both a renamed topic and a topic of its target name would commit two
+// source partitions' offsets onto one target partition; Validate refuses
+// it as invalid input before reading either cluster.
+func TestValidateRefusesRenameOntoMigratedTopic(t *testing.T) {
+	h := New(Deps{ReplicatorFunction: "kmig-replicator", Renames: transform.TopicMap{"legacy.orders": "orders"}})
+	_, err := h.Handle(context.Background(), Request{Step: StepValidate,
+		Input: []byte(`{"topics":["legacy.orders","orders"],"groups":["billing"],"fence":"none"}`)})
+	var ie *InvalidInputError
+	if !errors.As(err, &ie) || ie.Field != "topics" || !strings.Contains(err.Error(), `rename "legacy.orders" -> "orders"`) {
+		t.Fatalf("Validate = %v, want *InvalidInputError on topics naming the rename", err)
+	}
+}
