@@ -58,9 +58,9 @@ func listed(items []string, sep string) string {
 // the Catch's failure records and Rollback's result (whose causes are
 // bounded by maxListed), and the mappings the pause records.
 const (
-	stateReserveBytes     = 40 * 1024
-	stateBytesPerGroup    = 400
-	stateBytesPerMapping  = 160
+	stateReserveBytes    = 40 * 1024
+	stateBytesPerGroup   = 400
+	stateBytesPerMapping = 160
 )
 
 // stateBound is the largest size State may reach in this run, with the
