@@ -1,7 +1,9 @@
 package templatetest
 
 import (
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/cutover"
@@ -118,5 +120,16 @@ func TestEnvironmentContract(t *testing.T) {
 		if !seenFunctions[id] {
 			t.Errorf("template.yaml has no function %s", id)
 		}
+	}
+}
+
+// TestCutoverFunctionTimeout: the cutover function's Timeout is the one its
+// steps' budgets assume (cutover.FunctionTimeout), which is also the longest
+// Task timeout of the definition that runs a step on it.
+func TestCutoverFunctionTimeout(t *testing.T) {
+	fn := findResource(t, loadTemplate(t), "CutoverFunction")
+	got := fn.Node.get("Properties", "Timeout").str()
+	if want := strconv.Itoa(int(cutover.FunctionTimeout / time.Second)); got != want {
+		t.Errorf("CutoverFunction Timeout %q, want %s (cutover.FunctionTimeout)", got, want)
 	}
 }

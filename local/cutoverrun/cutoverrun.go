@@ -7,7 +7,9 @@
 // and returns the execution's final status, output or error.
 //
 // The procedure itself is not re-implemented here: every transition,
-// retry, catch and wait is the interpreter's. Used by tests and by the
+// retry, catch, wait and Task timeout is the interpreter's. As on AWS, an
+// invocation whose Task timed out runs on to its end; Run returns only once
+// every invocation has ended. Used by tests and by the
 // local demo; never by a Lambda binary.
 package cutoverrun
 
@@ -95,6 +97,19 @@ type Options struct {
 	// Renames are the replicator's renames, as the cutover function reads
 	// them from TRANSFORMS (cutover.Deps.Renames).
 	Renames transform.TopicMap
+	// TaskTimeouts, for tests only, shortens the TimeoutSeconds of the
+	// named Task states (whole seconds, at least one) in the definition
+	// this run executes, and gives the cutover function the same Task
+	// timeouts, from which it derives its steps' budgets. The definition
+	// in statemachine/ is not changed.
+	TaskTimeouts map[string]time.Duration
+	// DeadlineMargin replaces cutover.DeadlineMargin in the function (see
+	// cutover.Deps); tests with short TaskTimeouts need a short one.
+	DeadlineMargin time.Duration
+	// StartupDelay, for tests only, delays the start of the named steps'
+	// invocations, as a cold start or a queued request does on AWS: the
+	// function's handler starts that long after the request arrives.
+	StartupDelay map[string]time.Duration
 }
 
 // Event is one entry of the interpreter's execution log.
@@ -131,12 +146,35 @@ type Result struct {
 	// with States.DataLimitExceeded past cutover.StateLimitBytes, as Step
 	// Functions does.
 	LargestState StateSize
+	// Steps lists every invocation of the cutover function, in the order
+	// they started. Run returns only once each has ended, also those that
+	// went on after Step Functions gave up on their Task.
+	Steps []StepCall
+
+	mu    sync.Mutex
+	steps []StepCall // Steps while the run goes on
 }
 
 // StateSize names a state and the size of its largest input or output.
 type StateSize struct {
 	State string `json:"state"`
 	Bytes int    `json:"bytes"`
+}
+
+// StepCall is one invocation of the cutover function.
+type StepCall struct {
+	Step           string
+	Started, Ended time.Time
+	// ErrorType is the error the invocation returned, empty on success.
+	ErrorType string
+}
+
+// Ended returns the time of the execution's last event.
+func (r *Result) Ended() time.Time {
+	if len(r.Events) == 0 {
+		return time.Time{}
+	}
+	return r.Events[len(r.Events)-1].Time()
 }
 
 // Entered returns the names of states entered, in order.
@@ -238,7 +276,19 @@ func startFunction(o Options, log *slog.Logger, sns func(*lambdaendpoint.Server)
 		ReplicatorFunction: o.ReplicatorFunction, ApprovalTopicArn: ApprovalTopicArn,
 		Log: log, Fault: o.Fault, MappingSettle: o.MappingSettle,
 		SourceAuth: o.SourceAuth, IAM: o.IAM, SourceClusterArn: o.SourceClusterArn, ProducerRoleArns: o.ProducerRoleArns,
-		Renames: o.Renames,
+		Renames:        o.Renames,
+		DeadlineMargin: o.DeadlineMargin,
+	}
+	if len(o.TaskTimeouts) > 0 {
+		def, err := readDefinition(o.Root)
+		if err != nil {
+			f.close()
+			return nil, err
+		}
+		if d.TaskTimeouts, err = shortenTimeouts(def, o.TaskTimeouts); err != nil {
+			f.close()
+			return nil, err
+		}
 	}
 	if sns != nil {
 		d.SNS = sns(f.ep)
@@ -286,6 +336,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	res := &Result{}
 	var appr *approver
+	o.Root = root
 	fn, err := startFunction(o, log, func(ep *lambdaendpoint.Server) cutover.Publisher {
 		appr = &approver{ep: ep, approve: o.Approve, res: res, ctx: ctx}
 		return appr
@@ -295,7 +346,22 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer fn.close()
 	ep, url, h := fn.ep, fn.url, fn.h
-	ep.Register(CutoverFunction, lambda.NewHandler(h.Handle))
+	// Invocations outlive the interpreter when Step Functions gave up on
+	// their Task; the clients they use stay open until they end.
+	defer func() { _ = ep.WaitIdle(ctx) }()
+	ep.Register(CutoverFunction, lambda.NewHandler(func(ctx context.Context, req cutover.Request) (any, error) {
+		if d := o.StartupDelay[req.Step]; d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		c := res.startStep(req.Step)
+		out, err := h.Handle(ctx, req)
+		res.endStep(c, err)
+		return out, err
+	}))
 	if o.Replicator != nil {
 		ep.Register(o.ReplicatorFunction, o.Replicator)
 	}
@@ -310,9 +376,32 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if !json.Valid(input) {
 		return nil, errors.New("cutoverrun: Input is not valid JSON")
 	}
-	def := filepath.Join(root, "statemachine", "cutover.asl.json")
+	definition := filepath.Join(root, "statemachine", "cutover.asl.json")
+	if len(o.TaskTimeouts) > 0 {
+		def, err := readDefinition(root)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := shortenTimeouts(def, o.TaskTimeouts); err != nil {
+			return nil, err
+		}
+		b, _ := json.Marshal(def)
+		df, err := os.CreateTemp("", "kmig-cutover-asl-*.json")
+		if err != nil {
+			return nil, err
+		}
+		defer os.Remove(df.Name())
+		_, err = df.Write(b)
+		if cerr := df.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, err
+		}
+		definition = df.Name()
+	}
 	subs := map[string]string{"CutoverFunctionArn": lambdaendpoint.FunctionArn(CutoverFunction)}
-	if err := interpret(ctx, node, dir, def, subs, input, url, res); err != nil {
+	if err := interpret(ctx, node, dir, definition, subs, input, url, res); err != nil {
 		return nil, err
 	}
 	if res.Status == "SUCCEEDED" {
@@ -322,6 +411,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	appr.wait()
+	if err := ep.WaitIdle(ctx); err != nil {
+		return nil, fmt.Errorf("cutoverrun: waiting for invocations that outlived their Task: %w", err)
+	}
+	res.mu.Lock()
+	res.Steps = append([]StepCall(nil), res.steps...)
+	res.mu.Unlock()
 	return res, nil
 }
 
@@ -377,6 +472,73 @@ func interpret(ctx context.Context, node, dir, path string, subs map[string]stri
 	}
 	res.Status, res.Output, res.Error, res.Cause, res.Events, res.LargestState = out.Status, out.Output, out.Error, out.Cause, out.Events, out.LargestState
 	return nil
+}
+
+func (r *Result) startStep(step string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.steps = append(r.steps, StepCall{Step: step, Started: time.Now()})
+	return len(r.steps) - 1
+}
+
+func (r *Result) endStep(i int, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.steps[i].Ended = time.Now()
+	if err != nil {
+		r.steps[i].ErrorType = lambdaendpoint.ErrorType(err)
+	}
+}
+
+// readDefinition reads statemachine/cutover.asl.json under root (the
+// module root; empty finds it).
+func readDefinition(root string) (map[string]any, error) {
+	if root == "" {
+		var err error
+		if root, err = Root(); err != nil {
+			return nil, err
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(root, "statemachine", "cutover.asl.json"))
+	if err != nil {
+		return nil, fmt.Errorf("cutoverrun: %w", err)
+	}
+	var def map[string]any
+	if err := json.Unmarshal(b, &def); err != nil {
+		return nil, fmt.Errorf("cutoverrun: cutover.asl.json: %w", err)
+	}
+	return def, nil
+}
+
+// shortenTimeouts sets the TimeoutSeconds of the Task states named in
+// byState in def, and returns cutover.TaskTimeouts with the steps those
+// states run set to the same timeouts.
+func shortenTimeouts(def map[string]any, byState map[string]time.Duration) (map[string]time.Duration, error) {
+	states, _ := def["States"].(map[string]any)
+	steps := make(map[string]time.Duration, len(cutover.TaskTimeouts))
+	for k, v := range cutover.TaskTimeouts {
+		steps[k] = v
+	}
+	for name, d := range byState {
+		st, _ := states[name].(map[string]any)
+		if st == nil || st["Type"] != "Task" {
+			return nil, fmt.Errorf("cutoverrun: TaskTimeouts: %s is no Task state of the definition", name)
+		}
+		if d < time.Second || d%time.Second != 0 {
+			return nil, fmt.Errorf("cutoverrun: TaskTimeouts: %s: %v is not a whole number of seconds ≥ 1", name, d)
+		}
+		params, _ := st["Parameters"].(map[string]any)
+		step, _ := params["step"].(string)
+		if payload, ok := params["Payload"].(map[string]any); ok && step == "" {
+			step, _ = payload["step"].(string)
+		}
+		if step == "" {
+			return nil, fmt.Errorf("cutoverrun: TaskTimeouts: %s names no step", name)
+		}
+		st["TimeoutSeconds"] = int(d / time.Second)
+		steps[step] = d
+	}
+	return steps, nil
 }
 
 func cleanEnv() []string {

@@ -7,7 +7,10 @@
 //   - POST /2015-03-31/functions/{name}/invocations (RequestResponse),
 //     failures answered with X-Amz-Function-Error: Unhandled and
 //     {"errorType","errorMessage"} where errorType is the Go type name of
-//     the returned error, as the Lambda Go runtime reports it;
+//     the returned error, as the Lambda Go runtime reports it. As on AWS,
+//     an invocation runs to its end (or to FunctionTimeout) even when the
+//     caller stops waiting for it: its context is not the HTTP request's,
+//     and WaitIdle waits for every invocation to end;
 //   - GET /2015-03-31/event-source-mappings/?FunctionName=...
 //   - GET and PUT /2015-03-31/event-source-mappings/{UUID} (only Enabled
 //     may be updated).
@@ -63,6 +66,10 @@ func FunctionName(nameOrArn string) string {
 	return s
 }
 
+// FunctionTimeout is every local function's timeout, the longest Lambda
+// allows: an invocation's context ends then.
+const FunctionTimeout = 15 * time.Minute
+
 // Server is the emulated endpoint. Its methods are safe for concurrent use.
 type Server struct {
 	mappings *esm.Registry
@@ -71,6 +78,16 @@ type Server struct {
 	funcs  map[string]lambda.Handler
 	tokens map[string]*token
 	calls  map[string]int
+	// running counts invocations in progress; changed is closed and
+	// replaced whenever it changes.
+	running int
+	changed chan struct{}
+
+	// base is the parent of every invocation's context; Close cancels it,
+	// as the end of an execution environment ends its invocations.
+	base   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	ln  net.Listener
 	srv *http.Server
@@ -92,7 +109,35 @@ type TaskResult struct {
 // New returns a Server backed by reg (which may be nil when no mapping
 // calls are made).
 func New(reg *esm.Registry) *Server {
-	return &Server{mappings: reg, funcs: map[string]lambda.Handler{}, tokens: map[string]*token{}, calls: map[string]int{}}
+	base, cancel := context.WithCancel(context.Background())
+	return &Server{mappings: reg, funcs: map[string]lambda.Handler{}, tokens: map[string]*token{}, calls: map[string]int{},
+		changed: make(chan struct{}), base: base, cancel: cancel}
+}
+
+// WaitIdle returns once no invocation is running, or with ctx's error.
+func (s *Server) WaitIdle(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		n, ch := s.running, s.changed
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("lambda endpoint: %d invocation(s) still running: %w", n, ctx.Err())
+		}
+	}
+}
+
+// track counts an invocation in (+1) or out (-1).
+func (s *Server) track(d int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.running += d
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 // Register makes h invocable as name (and as its local ARN).
@@ -130,12 +175,16 @@ func (s *Server) URL() string {
 	return "http://" + s.ln.Addr().String()
 }
 
-// Close stops serving; in-flight requests are cancelled.
+// Close stops serving, cancels the invocations still running and waits
+// for them to return.
 func (s *Server) Close() error {
-	if s.srv == nil {
-		return nil
+	var err error
+	if s.srv != nil {
+		err = s.srv.Close()
 	}
-	return s.srv.Close()
+	s.cancel()
+	s.wg.Wait()
+	return err
 }
 
 // ServeHTTP routes a request.
@@ -210,7 +259,16 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, nameOrArn string
 	if len(payload) == 0 {
 		payload = []byte("{}")
 	}
-	out, err := safeInvoke(r.Context(), h, payload)
+	// The invocation does not end when its caller goes away: Step
+	// Functions gives up on a Task at its TimeoutSeconds, and the function
+	// runs on until it returns or its own timeout.
+	ctx, cancel := context.WithTimeout(s.base, FunctionTimeout)
+	defer cancel()
+	s.wg.Add(1)
+	s.track(+1)
+	out, err := safeInvoke(ctx, h, payload)
+	s.track(-1)
+	s.wg.Done()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Amz-Executed-Version", "$LATEST")
 	if err != nil {

@@ -31,6 +31,7 @@ package cutover
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -131,6 +132,12 @@ type Deps struct {
 	// DetailsTopic is the topic on the target that keeps the run's
 	// details (rundetails.DefaultTopic if empty).
 	DetailsTopic string
+	// TaskTimeouts and DeadlineMargin replace the package's TaskTimeouts
+	// and DeadlineMargin, from which each step's time budget is derived.
+	// Local runs that shorten Task timeouts in the definition set both;
+	// deployed functions leave them empty.
+	TaskTimeouts   map[string]time.Duration
+	DeadlineMargin time.Duration
 }
 
 // Handler runs steps. It is safe for concurrent use.
@@ -143,6 +150,9 @@ type Handler struct {
 	settle time.Duration
 	// details keeps what the state only references (nil without Target).
 	details *rundetails.Store
+	// timeouts and margin give each step's budget (Budget).
+	timeouts map[string]time.Duration
+	margin   time.Duration
 }
 
 // New returns a Handler. It does not contact anything.
@@ -156,6 +166,13 @@ func New(d Deps) *Handler {
 	h := &Handler{d: d, settle: d.MappingSettle}
 	if h.settle <= 0 {
 		h.settle = 45 * time.Second
+	}
+	h.timeouts, h.margin = TaskTimeouts, DeadlineMargin
+	if d.TaskTimeouts != nil {
+		h.timeouts = d.TaskTimeouts
+	}
+	if d.DeadlineMargin > 0 {
+		h.margin = d.DeadlineMargin
 	}
 	if d.Source != nil {
 		h.src = kadm.NewClient(d.Source)
@@ -182,6 +199,11 @@ type Request struct {
 	// Execution names the execution ($$.Execution.Name for Validate, which
 	// makes it the run's ID; $$.Execution.Id for RequestApproval).
 	Execution string `json:"execution,omitempty"`
+	// EnteredTime is when Step Functions entered the step's Task state
+	// ($$.State.EnteredTime), by Step Functions' clock. The step's
+	// deadline is never later than EnteredTime plus its Task's timeout
+	// less DeadlineMargin, however late the invocation started.
+	EnteredTime time.Time `json:"enteredTime,omitzero"`
 }
 
 // State is the execution state carried between steps ($ in the state
@@ -301,18 +323,48 @@ func (h *Handler) now() time.Time { return h.d.Now().UTC().Truncate(time.Millise
 // Handle runs one step. It returns the updated *State for every step but
 // Report and Plan (which return the report) and the hook steps (which
 // return a small acknowledgement the state machine discards).
+//
+// Each step runs under a deadline of its own, so that it ends before its
+// Task's TimeoutSeconds: Step Functions does not stop an invocation it has
+// given up on. The deadline is Budget from when Handle starts, and no later
+// than req.EnteredTime plus the Task's timeout less DeadlineMargin, so an
+// invocation that started late (a cold start, a queued request) has only
+// what is left of its Task's time. A step that reaches its deadline fails
+// with *StepDeadlineError (Rollback keeps its own error, so that the state
+// machine retries it).
 func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
 	log := h.d.Log.With("step", req.Step)
+	budget, ok := h.budget(req.Step)
+	if !ok {
+		out, err := h.step(ctx, req)
+		return ret(log, out, err)
+	}
+	deadline := time.Now().Add(budget)
+	if !req.EnteredTime.IsZero() {
+		deadline = minTime(deadline, req.EnteredTime.Add(budget))
+	}
+	ctx, cancel := context.WithDeadline(context.WithValue(ctx, stepDeadlineKey{}, stepDeadline{step: req.Step, budget: budget}), deadline)
+	defer cancel()
+	out, err := h.step(ctx, req)
+	var de *StepDeadlineError
+	if err != nil && req.Step != StepRollback && !errors.As(err, &de) {
+		if de := deadlineErr(ctx, err); de != nil {
+			out, err = nil, de
+		}
+	}
+	return ret(log, out, err)
+}
+
+// step dispatches req to its step.
+func (h *Handler) step(ctx context.Context, req Request) (any, error) {
 	if req.Step == StepValidate {
-		st, err := h.validate(ctx, req.Input, req.Execution)
-		return ret(log, st, err)
+		return h.validate(ctx, req.Input, req.Execution)
 	}
 	if req.Step == StepRequestApproval {
 		if req.State == nil {
 			return nil, &InvalidInputError{Field: "state", Problem: "missing"}
 		}
-		out, err := h.requestApproval(ctx, req)
-		return ret(log, out, err)
+		return h.requestApproval(ctx, req)
 	}
 	st := req.State
 	if st == nil {
@@ -321,37 +373,47 @@ func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
 	if st.Steps == nil {
 		st.Steps = map[string]*StepTime{}
 	}
-	var (
-		out any
-		err error
-	)
 	switch req.Step {
 	case StepPlan:
-		out, err = h.plan(ctx, st)
+		return h.plan(ctx, st)
 	case StepStopProducers, StepStopConsumers, StepStartConsumers, StepStartProducers:
-		out, err = h.hook(ctx, req.Step, st)
+		return h.hook(ctx, req.Step, st)
 	case StepVerifySourceQuiet:
-		out, err = h.loop(ctx, st, StepVerifySourceQuiet, h.verifySourceQuiet)
+		return h.loop(ctx, st, StepVerifySourceQuiet, h.verifySourceQuiet)
 	case StepFenceSource:
-		out, err = h.once(ctx, st, StepFenceSource, h.fenceSource)
+		return h.once(ctx, st, StepFenceSource, h.fenceSource)
 	case StepWaitForDrain:
-		out, err = h.loop(ctx, st, StepWaitForDrain, h.waitForDrain)
+		return h.loop(ctx, st, StepWaitForDrain, h.waitForDrain)
 	case StepPauseReplication:
-		out, err = h.once(ctx, st, StepPauseReplication, h.pauseReplication)
+		return h.once(ctx, st, StepPauseReplication, h.pauseReplication)
 	case StepWaitForConsumersGone:
-		out, err = h.loop(ctx, st, StepWaitForConsumersGone, h.waitForConsumersGone)
+		return h.loop(ctx, st, StepWaitForConsumersGone, h.waitForConsumersGone)
 	case StepTranslateOffsets:
-		out, err = h.once(ctx, st, StepTranslateOffsets, h.translateOffsets)
+		return h.once(ctx, st, StepTranslateOffsets, h.translateOffsets)
 	case StepVerifyTarget:
-		out, err = h.loop(ctx, st, StepVerifyTarget, h.verifyTarget)
+		return h.loop(ctx, st, StepVerifyTarget, h.verifyTarget)
 	case StepReport:
-		out, err = h.report(ctx, st)
+		return h.report(ctx, st)
 	case StepRollback:
-		out, err = h.rollback(ctx, st)
-	default:
-		err = &InvalidInputError{Field: "step", Problem: fmt.Sprintf("unknown step %q", req.Step)}
+		return h.rollback(ctx, st)
 	}
-	return ret(log, out, err)
+	return nil, &InvalidInputError{Field: "step", Problem: fmt.Sprintf("unknown step %q", req.Step)}
+}
+
+// budget is step's time budget (see Budget), and false for a step that has
+// no Task.
+func (h *Handler) budget(step string) (time.Duration, bool) {
+	if _, ok := h.timeouts[step]; !ok {
+		return 0, false
+	}
+	return Budget(h.timeouts, h.margin, step), true
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 func ret(log *slog.Logger, out any, err error) (any, error) {

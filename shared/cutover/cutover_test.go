@@ -145,6 +145,7 @@ func TestErrorNamesMatchDefinition(t *testing.T) {
 		"TargetNotVerifiedError": &TargetNotVerifiedError{}, "RollbackIncompleteError": &RollbackIncompleteError{},
 		"InjectedFaultError": &InjectedFaultError{}, "ClusterError": &ClusterError{Err: errors.New("x")},
 		"StateTooLargeError": &StateTooLargeError{},
+		"StepDeadlineError":  &StepDeadlineError{Err: errors.New("x")},
 	}
 	for name, e := range types {
 		if got := reflect.TypeOf(e).Elem().Name(); got != name {

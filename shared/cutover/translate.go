@@ -61,6 +61,20 @@ func (p GroupPartition) target() string {
 	return p.Topic
 }
 
+// translateOffsets plans every group's translation, then commits each
+// group's translated offsets on the target and reads them back.
+//
+// It runs under the step's deadline (Handle): the searches and fetches stop
+// when it passes, the deadline is checked again right before each group's
+// commit, and the commit itself carries it, so once the deadline has passed
+// nothing more is committed and the step fails with *StepDeadlineError.
+// Groups committed before that stay committed, as after any failure of this
+// step.
+//
+// It is idempotent: the inputs it translates from (source commits and ends,
+// target ends) no longer move once the source is fenced, replication is
+// paused and the source consumers are gone, so a retry, or an earlier
+// attempt whose answer was lost, commits the same offsets again.
 func (h *Handler) translateOffsets(ctx context.Context, st *State) error {
 	groups, err := h.planGroups(ctx, st, false)
 	if err != nil {
@@ -78,6 +92,9 @@ func (h *Handler) translateOffsets(ctx context.Context, st *State) error {
 		}
 		if s, ok := active[g.Group]; ok {
 			return &GroupActiveOnTargetError{Group: g.Group, State: s}
+		}
+		if err := deadlineErr(ctx, fmt.Errorf("before committing group %s on the target", g.Group)); err != nil {
+			return err
 		}
 		os := kadm.Offsets{}
 		for _, p := range g.Partitions {

@@ -74,7 +74,7 @@ func (e *NoProvenanceError) Unwrap() error { return e.Err }
 // when there is none), found by binary search reading O(log n) single
 // records. It relies on provenance offsets increasing along the target
 // partition, which the replicator guarantees (order kept, duplicates
-// skipped).
+// skipped). It stops with ctx's error as soon as ctx is done.
 func Translate(ctx context.Context, r *peek.Reader, p Partition, c int64) (Result, error) {
 	if c >= p.SourceEnd {
 		return Result{Target: p.TargetEnd, Method: CaughtUp}, nil
@@ -107,6 +107,9 @@ func search(ctx context.Context, read at, p Partition, c int64) (Result, error) 
 	lo, hi := p.TargetStart, p.TargetEnd
 	// Invariant: the answer is in [lo, hi) or is res.Target (≥ hi).
 	for lo < hi {
+		if err := ctx.Err(); err != nil {
+			return res, fmt.Errorf("translating %s/%d from source offset %d: %w", p.Topic, p.Partition, c, context.Cause(ctx))
+		}
 		mid := lo + (hi-lo)/2
 		rec, err := read(ctx, p.TargetTopic, p.Partition, mid)
 		res.Probes++

@@ -83,3 +83,32 @@ func TestSearchNoProvenance(t *testing.T) {
 		t.Fatalf("err %v, want *NoProvenanceError wrapping ErrAbsent", err)
 	}
 }
+
+// TestSearchStopsAtDeadline: a search whose context ends stops before its
+// next probe and says why, even when the reads themselves ignore the
+// context (a fetch answered from a buffer), so a step past its deadline
+// does not go on searching.
+func TestSearchStopsAtDeadline(t *testing.T) {
+	f := fakePartition{}
+	for o := int64(0); o < 1<<16; o++ {
+		f[o] = o
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	errPast := errors.New("step deadline passed")
+	probes := 0
+	inner := f.at(1<<16, &probes)
+	read := func(ctx context.Context, topic string, p int32, off int64) (peekRecord, error) {
+		if probes == 3 {
+			cancel(errPast)
+		}
+		return inner(ctx, topic, p, off)
+	}
+	p := Partition{Topic: "t", SourceEnd: 1 << 16, TargetTopic: "t", TargetEnd: 1 << 16}
+	_, err := search(ctx, read, p, 12345)
+	if !errors.Is(err, errPast) {
+		t.Fatalf("err %v, want the context's cause", err)
+	}
+	if probes != 4 {
+		t.Errorf("%d probes, want 4 (none after the context ended)", probes)
+	}
+}

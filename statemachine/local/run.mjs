@@ -16,6 +16,9 @@
 // fails the execution with States.DataLimitExceeded, which no Catch or
 // Retry handles (not even States.ALL). The function is never invoked with
 // an input over the limit, and nothing runs after the failing state.
+// A Task whose TimeoutSeconds pass fails with States.Timeout (the
+// interpreter enforces it, overrides included); the invocation it started
+// goes on at the endpoint, as a Lambda invocation does on AWS.
 // Prints one JSON line: {status, output | error, cause, events,
 // largestState: {state, bytes}}.
 import { readFileSync } from 'node:fs';
@@ -127,6 +130,11 @@ execution = sm.run(cfg.input, {
   context: {
     Execution: { Id: `arn:aws:states:us-east-1:000000000000:execution:kmig-cutover:${execName}`, Name: execName },
     Task: { Token: 'replaced-per-task-by-the-local-run' },
+    // The interpreter does not set $$.State; Step Functions sets
+    // $$.State.EnteredTime to when the state was entered. Read when a
+    // Task's Parameters are evaluated, this is that moment (or, on a retry,
+    // the retry's), which is never later than when its invocation starts.
+    State: { get EnteredTime() { return new Date().toISOString(); } },
   },
 });
 
