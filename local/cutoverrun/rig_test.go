@@ -71,9 +71,13 @@ type rig struct {
 	// isolation is the emulated poller's isolation level (default
 	// read_uncommitted).
 	isolation esm.Isolation
-	topic     string
-	idle      string
-	group     string
+	// transition and idleTransition are how long the mappings of topic
+	// and idle take to stop or restart polling after an update
+	// (esm.Config.Transition); zero means defaultTransition.
+	transition, idleTransition time.Duration
+	topic                      string
+	idle                       string
+	group                      string
 	// target is topic's name on the target when the replicator renames
 	// it (withRename); "" when it keeps its name.
 	target string
@@ -126,6 +130,17 @@ func (r *rig) tgtTopic() string {
 		return r.target
 	}
 	return r.topic
+}
+
+// defaultTransition is the rig mappings' lag between an update and its
+// effect: short, so tests stay fast, but never zero, so every cutover
+// test meets mappings that read Disabling and Enabling for a while.
+const defaultTransition = time.Second
+
+// withTransitions sets the transitions of the mappings of r.topic and
+// r.idle.
+func withTransitions(topic, idle time.Duration) rigOption {
+	return func(r *rig) { r.transition, r.idleTransition = topic, idle }
 }
 
 func newRig(t *testing.T, sec kafkalocal.Security, partitions int32, opts ...rigOption) *rig {
@@ -190,8 +205,8 @@ func (r *rig) setup() {
 		}
 		return rep.Invoke(ctx, payload)
 	})
-	r.mapping = r.addMapping(r.topic, false)
-	r.idleMap = r.addMapping(r.idle, true)
+	r.mapping = r.newMapping(r.topic, false, r.transition)
+	r.idleMap = r.newMapping(r.idle, true, r.idleTransition)
 	if r.srcAdm, err = pair.Source.AdminClient(); err != nil {
 		t.Fatal(err)
 	}
@@ -203,10 +218,21 @@ func (r *rig) setup() {
 }
 
 // addMapping creates the replicator's mapping for topic tp, Disabled if
-// disabled.
+// disabled, with the default transition.
 func (r *rig) addMapping(tp string, disabled bool) *esm.Mapping {
 	r.t.Helper()
+	return r.newMapping(tp, disabled, 0)
+}
+
+// newMapping is addMapping with a transition (esm.Config.Transition; 0
+// means defaultTransition).
+func (r *rig) newMapping(tp string, disabled bool, transition time.Duration) *esm.Mapping {
+	r.t.Helper()
+	if transition == 0 {
+		transition = defaultTransition
+	}
 	m, err := r.reg.Create(esm.Config{
+		Transition:            transition,
 		FunctionName:          DefaultReplicatorFunction,
 		Topics:                []string{tp},
 		ConsumerGroupID:       "kmig-replicator-" + tp,
@@ -234,9 +260,6 @@ func (r *rig) run(ctx context.Context, input map[string]any, o Options) *Result 
 	}
 	if o.Log == nil {
 		o.Log = r.log
-	}
-	if o.MappingSettle == 0 {
-		o.MappingSettle = 10 * time.Second
 	}
 	res, err := Run(ctx, o)
 	if err != nil {
