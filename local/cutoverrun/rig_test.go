@@ -75,9 +75,11 @@ type rig struct {
 	// and idle take to stop or restart polling after an update
 	// (esm.Config.Transition); zero means defaultTransition.
 	transition, idleTransition time.Duration
-	topic                      string
-	idle                       string
-	group                      string
+	// idleEnabled starts the mapping of idle Enabled.
+	idleEnabled bool
+	topic       string
+	idle        string
+	group       string
 	// target is topic's name on the target when the replicator renames
 	// it (withRename); "" when it keeps its name.
 	target string
@@ -137,6 +139,10 @@ func (r *rig) tgtTopic() string {
 // test meets mappings that read Disabling and Enabling for a while.
 const defaultTransition = time.Second
 
+// withIdleEnabled starts the mapping of r.idle Enabled, as a second
+// replicated topic's.
+func withIdleEnabled() rigOption { return func(r *rig) { r.idleEnabled = true } }
+
 // withTransitions sets the transitions of the mappings of r.topic and
 // r.idle.
 func withTransitions(topic, idle time.Duration) rigOption {
@@ -163,7 +169,8 @@ func newRig(t *testing.T, sec kafkalocal.Security, partitions int32, opts ...rig
 	return r
 }
 
-// setup starts the replicator, its mappings (the one for r.idle Disabled)
+// setup starts the replicator, its mappings (the one for r.idle Disabled
+// unless withIdleEnabled)
 // and the admin clients on r.pair.
 func (r *rig) setup() {
 	t, pair := r.t, r.pair
@@ -205,8 +212,10 @@ func (r *rig) setup() {
 		}
 		return rep.Invoke(ctx, payload)
 	})
-	r.mapping = r.newMapping(r.topic, false, r.transition)
-	r.idleMap = r.newMapping(r.idle, true, r.idleTransition)
+	// The cutover handles mappings in UUID order; fixed UUIDs put the
+	// replicated topic's first.
+	r.mapping = r.newMapping("a0000000-0000-4000-8000-000000000001", r.topic, false, r.transition)
+	r.idleMap = r.newMapping("a0000000-0000-4000-8000-000000000002", r.idle, !r.idleEnabled, r.idleTransition)
 	if r.srcAdm, err = pair.Source.AdminClient(); err != nil {
 		t.Fatal(err)
 	}
@@ -221,17 +230,18 @@ func (r *rig) setup() {
 // disabled, with the default transition.
 func (r *rig) addMapping(tp string, disabled bool) *esm.Mapping {
 	r.t.Helper()
-	return r.newMapping(tp, disabled, 0)
+	return r.newMapping("", tp, disabled, 0)
 }
 
-// newMapping is addMapping with a transition (esm.Config.Transition; 0
-// means defaultTransition).
-func (r *rig) newMapping(tp string, disabled bool, transition time.Duration) *esm.Mapping {
+// newMapping is addMapping with a UUID (empty: a random one) and a
+// transition (esm.Config.Transition; 0 means defaultTransition).
+func (r *rig) newMapping(uuid, tp string, disabled bool, transition time.Duration) *esm.Mapping {
 	r.t.Helper()
 	if transition == 0 {
 		transition = defaultTransition
 	}
 	m, err := r.reg.Create(esm.Config{
+		UUID:                  uuid,
 		Transition:            transition,
 		FunctionName:          DefaultReplicatorFunction,
 		Topics:                []string{tp},
