@@ -2,12 +2,17 @@ package cutoverrun
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
@@ -200,5 +205,79 @@ func TestRollbackSaysWhatItConfirmed(t *testing.T) {
 	}
 	if err := r.appWrite(ctx); err != nil {
 		t.Errorf("source not writable after the rollback: %v", err)
+	}
+}
+
+// TestPauseManyMappingsTimed measures, by hand, how long PauseReplication
+// and Rollback take for many mappings that each need a long transition:
+// KMIG_MEASURE_PAUSE=100 (the number of mappings) and optionally
+// KMIG_MEASURE_TRANSITION=90s (the default). The run pauses them all, then
+// a StopConsumers hook refuses, so Rollback re-enables them all. It is
+// skipped unless KMIG_MEASURE_PAUSE is set: with 90 s transitions it
+// takes several minutes.
+func TestPauseManyMappingsTimed(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("KMIG_MEASURE_PAUSE"))
+	if n < 2 {
+		t.Skip("set KMIG_MEASURE_PAUSE to the number of mappings (2 or more) to measure")
+	}
+	transition := esm.MaxTransition
+	if v := os.Getenv("KMIG_MEASURE_TRANSITION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		transition = d
+	}
+	r := newRig(t, kafkalocal.SecuritySCRAMACL, 1, withIdleEnabled(), withTransitions(transition, transition))
+	ctx := ctxFor(t, 4*transition+5*time.Minute)
+	// n-2 more mappings read the second topic, each as its own group.
+	for i := range n - 2 {
+		if _, err := r.reg.Create(esm.Config{
+			UUID: fmt.Sprintf("b0000000-0000-4000-8000-%012d", i), FunctionName: DefaultReplicatorFunction,
+			Topics: []string{r.idle}, ConsumerGroupID: fmt.Sprintf("kmig-replicator-%s-%d", r.idle, i),
+			BootstrapServers: r.pair.Source.Bootstrap(), ClientOptions: r.pair.Source.ClientOpts(r.pair.Source.AppCredentials()),
+			MaximumBatchingWindow: 20 * time.Millisecond, Transition: transition,
+		}, r.repl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range r.reg.List() {
+		if err := m.WaitState(ctx, esm.StateEnabled); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.produce(ctx, 0, 10, 1)
+	r.waitReplicated(ctx)
+	if _, err := r.srcAdm.CommitOffsets(ctx, r.group, r.endOffsets(t, ctx, r.srcAdm)); err != nil {
+		t.Fatal(err)
+	}
+	in := r.baseInput()
+	in["topics"] = []string{r.topic, r.idle}
+	in["pollSeconds"] = cutover.DefaultPollSeconds
+	in["hooks"] = map[string]any{"stopConsumers": lambdaHook("refuse")}
+	res := r.run(ctx, in, Options{Timeout: 4*transition + 5*time.Minute, Functions: map[string]lambda.Handler{
+		"refuse": hookFunc(func(context.Context) error { return &HookRefusedError{Msg: "measurement: roll back"} }),
+	}})
+	first := func(state string) time.Time {
+		for _, e := range res.Events {
+			if e.Type == "StateEntered" && e.State == state {
+				return e.Time()
+			}
+		}
+		t.Fatalf("state %s never entered: %v", state, res.Entered())
+		return time.Time{}
+	}
+	pause := first("StopConsumers").Sub(first("PauseReplication"))
+	rollback := res.Events[len(res.Events)-1].Time().Sub(first("Rollback"))
+	polls := strings.Count(strings.Join(res.Entered(), " "), "PauseReplicationWait")
+	t.Logf("%d mappings, transition %v, pollSeconds %d: PauseReplication %v (%d waits), Rollback %v; ended %s %s",
+		n, transition, cutover.DefaultPollSeconds, pause.Round(100*time.Millisecond), polls, rollback.Round(100*time.Millisecond), res.Status, res.Error)
+	if res.Error != "HookFailedError" || !strings.Contains(res.Cause, "every mapping the run disabled reads Enabled") {
+		t.Errorf("run ended %s: %s", res.Error, res.Cause)
+	}
+	for _, m := range r.reg.List() {
+		if st := m.State(); st != esm.StateEnabled {
+			t.Errorf("mapping %s reads %s after the rollback", m.UUID(), st)
+		}
 	}
 }
