@@ -170,8 +170,7 @@ func newRig(t *testing.T, sec kafkalocal.Security, partitions int32, opts ...rig
 }
 
 // setup starts the replicator, its mappings (the one for r.idle Disabled
-// unless withIdleEnabled)
-// and the admin clients on r.pair.
+// unless withIdleEnabled) and the admin clients on r.pair.
 func (r *rig) setup() {
 	t, pair := r.t, r.pair
 	t.Helper()

@@ -100,7 +100,7 @@ func (e *DrainTimeoutError) Error() string {
 // Disabled and why. Rollback re-enables every mapping the run recorded in
 // Run.Disabled, including those still in transition.
 type PauseFailedError struct {
-	Mappings []string // UUID: problem
+	Mappings []string // one line per mapping: its state and the problem
 }
 
 func (e *PauseFailedError) Error() string {
