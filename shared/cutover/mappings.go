@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -149,10 +148,15 @@ func errorCode(err error) string {
 
 // resumed is where a Rollback poll found the mappings the run disabled.
 type resumed struct {
-	enabled []string // read Enabled
-	gone    []string // no longer exist
-	waiting []string // not Enabled yet: "UUID reads STATE"
-	failed  []string // an update failed other than busy
+	enabled []string  // read Enabled
+	gone    []string  // no longer exist
+	waiting []pending // not Enabled yet
+	failed  []string  // an update failed other than busy
+}
+
+// pending is a mapping not Enabled yet and what was seen of it.
+type pending struct {
+	uuid, seen string
 }
 
 // resumeMappings moves each of uuids toward Enabled: a mapping that reads
@@ -179,16 +183,16 @@ func (h *Handler) resumeMappings(ctx context.Context, st *State) (resumed, error
 		case s == mappingEnabled:
 			r.enabled = append(r.enabled, u)
 		case s != mappingDisabled:
-			r.waiting = append(r.waiting, fmt.Sprintf("mapping %s reads %s", u, s))
+			r.waiting = append(r.waiting, pending{u, fmt.Sprintf("mapping %s reads %s", u, s)})
 		default:
 			err := h.setEnabled(ctx, u, true)
 			switch {
 			case err == nil:
-				r.waiting = append(r.waiting, fmt.Sprintf("mapping %s read Disabled when enabled", u))
+				r.waiting = append(r.waiting, pending{u, fmt.Sprintf("mapping %s read Disabled when enabled", u)})
 			case notFound(err):
 				r.gone = append(r.gone, u)
 			case busy(err):
-				r.waiting = append(r.waiting, fmt.Sprintf("mapping %s reads Disabled (%s)", u, errorCode(err)))
+				r.waiting = append(r.waiting, pending{u, fmt.Sprintf("mapping %s reads Disabled (%s)", u, errorCode(err))})
 			default:
 				r.failed = append(r.failed, fmt.Sprintf("mapping %s reads Disabled and could not be enabled: %v", u, err))
 			}
@@ -206,13 +210,9 @@ func enableByHand(uuid string) string {
 // unconfirmed lists the mappings of r not confirmed Enabled, for a
 // RollbackIncompleteError.
 func (r resumed) unconfirmed(elapsed time.Duration) []string {
-	var out []string
-	for _, w := range r.failed {
-		out = append(out, w)
-	}
+	out := append([]string{}, r.failed...)
 	for _, w := range r.waiting {
-		uuid := strings.Fields(w)[1]
-		out = append(out, fmt.Sprintf("%s, not Enabled, %s after Rollback began (check it, then: %s)", w, elapsed.Round(time.Second), enableByHand(uuid)))
+		out = append(out, fmt.Sprintf("%s, not Enabled, %s after Rollback began (check it, then: %s)", w.seen, elapsed.Round(time.Second), enableByHand(w.uuid)))
 	}
 	return out
 }
