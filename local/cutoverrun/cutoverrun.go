@@ -77,8 +77,10 @@ type Options struct {
 	Fault func(step string) bool
 	// Input is the execution input.
 	Input json.RawMessage
-	// MappingSettle bounds the wait for a mapping to read back a state.
-	MappingSettle time.Duration
+	// Endpoint, when set, is called with the local Lambda endpoint before
+	// the run, to set its answers (SetInTransitionError, SetUpdateFault)
+	// or keep it to read them afterwards (Errors).
+	Endpoint func(*lambdaendpoint.Server)
 	// Root is the module root (with statemachine/); empty finds it from
 	// the working directory upwards.
 	Root string
@@ -256,6 +258,9 @@ func startFunction(o Options, log *slog.Logger, sns func(*lambdaendpoint.Server)
 	}
 	f.url = url
 	f.closers = append(f.closers, func() { _ = f.ep.Close() })
+	if o.Endpoint != nil {
+		o.Endpoint(f.ep)
+	}
 	var cls []*kgo.Client
 	for _, c := range []*kafkalocal.Cluster{o.Source, o.Target} {
 		cl, err := c.NewClient(kgo.RetryTimeout(10 * time.Second))
@@ -274,7 +279,7 @@ func startFunction(o Options, log *slog.Logger, sns func(*lambdaendpoint.Server)
 	d := cutover.Deps{
 		Source: cls[0], Target: cls[1], Lambda: lc,
 		ReplicatorFunction: o.ReplicatorFunction, ApprovalTopicArn: ApprovalTopicArn,
-		Log: log, Fault: o.Fault, MappingSettle: o.MappingSettle,
+		Log: log, Fault: o.Fault,
 		SourceAuth: o.SourceAuth, IAM: o.IAM, SourceClusterArn: o.SourceClusterArn, ProducerRoleArns: o.ProducerRoleArns,
 		Renames:        o.Renames,
 		DeadlineMargin: o.DeadlineMargin,

@@ -66,6 +66,11 @@ func TestLaggingGroup(t *testing.T) { testLaggingGroup(t, newRig(t, kafkalocal.S
 
 func testLaggingGroup(t *testing.T, r *rig) {
 	ctx := ctxFor(t, 90*time.Second)
+	// A mapping is updated once created (the API refuses an update while
+	// it is Creating).
+	if err := r.mapping.WaitState(ctx, esm.StateEnabled); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.mapping.SetEnabled(false); err != nil {
 		t.Fatal(err)
 	}

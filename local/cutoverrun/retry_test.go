@@ -16,7 +16,7 @@ import (
 // state machine.
 func (r *rig) handler(t *testing.T, o Options) *cutover.Handler {
 	t.Helper()
-	o.Source, o.Target, o.Mappings, o.MappingSettle = r.pair.Source, r.pair.Target, r.reg, 10*time.Second
+	o.Source, o.Target, o.Mappings = r.pair.Source, r.pair.Target, r.reg
 	fn, err := startFunction(o, r.log, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -71,9 +71,15 @@ type rig struct {
 	// isolation is the emulated poller's isolation level (default
 	// read_uncommitted).
 	isolation esm.Isolation
-	topic     string
-	idle      string
-	group     string
+	// transition and idleTransition are how long the mappings of topic
+	// and idle take to stop or restart polling after an update
+	// (esm.Config.Transition); zero means defaultTransition.
+	transition, idleTransition time.Duration
+	// idleEnabled starts the mapping of idle Enabled.
+	idleEnabled bool
+	topic       string
+	idle        string
+	group       string
 	// target is topic's name on the target when the replicator renames
 	// it (withRename); "" when it keeps its name.
 	target string
@@ -128,6 +134,21 @@ func (r *rig) tgtTopic() string {
 	return r.topic
 }
 
+// defaultTransition is the rig mappings' lag between an update and its
+// effect: short, so tests stay fast, but never zero, so every cutover
+// test meets mappings that read Disabling and Enabling for a while.
+const defaultTransition = time.Second
+
+// withIdleEnabled starts the mapping of r.idle Enabled, as a second
+// replicated topic's.
+func withIdleEnabled() rigOption { return func(r *rig) { r.idleEnabled = true } }
+
+// withTransitions sets the transitions of the mappings of r.topic and
+// r.idle.
+func withTransitions(topic, idle time.Duration) rigOption {
+	return func(r *rig) { r.transition, r.idleTransition = topic, idle }
+}
+
 func newRig(t *testing.T, sec kafkalocal.Security, partitions int32, opts ...rigOption) *rig {
 	t.Helper()
 	root := requireTools(t)
@@ -148,8 +169,8 @@ func newRig(t *testing.T, sec kafkalocal.Security, partitions int32, opts ...rig
 	return r
 }
 
-// setup starts the replicator, its mappings (the one for r.idle Disabled)
-// and the admin clients on r.pair.
+// setup starts the replicator, its mappings (the one for r.idle Disabled
+// unless withIdleEnabled) and the admin clients on r.pair.
 func (r *rig) setup() {
 	t, pair := r.t, r.pair
 	t.Helper()
@@ -190,8 +211,10 @@ func (r *rig) setup() {
 		}
 		return rep.Invoke(ctx, payload)
 	})
-	r.mapping = r.addMapping(r.topic, false)
-	r.idleMap = r.addMapping(r.idle, true)
+	// The cutover handles mappings in UUID order; fixed UUIDs put the
+	// replicated topic's first.
+	r.mapping = r.newMapping("a0000000-0000-4000-8000-000000000001", r.topic, false, r.transition)
+	r.idleMap = r.newMapping("a0000000-0000-4000-8000-000000000002", r.idle, !r.idleEnabled, r.idleTransition)
 	if r.srcAdm, err = pair.Source.AdminClient(); err != nil {
 		t.Fatal(err)
 	}
@@ -203,10 +226,22 @@ func (r *rig) setup() {
 }
 
 // addMapping creates the replicator's mapping for topic tp, Disabled if
-// disabled.
+// disabled, with the default transition.
 func (r *rig) addMapping(tp string, disabled bool) *esm.Mapping {
 	r.t.Helper()
+	return r.newMapping("", tp, disabled, 0)
+}
+
+// newMapping is addMapping with a UUID (empty: a random one) and a
+// transition (esm.Config.Transition; 0 means defaultTransition).
+func (r *rig) newMapping(uuid, tp string, disabled bool, transition time.Duration) *esm.Mapping {
+	r.t.Helper()
+	if transition == 0 {
+		transition = defaultTransition
+	}
 	m, err := r.reg.Create(esm.Config{
+		UUID:                  uuid,
+		Transition:            transition,
 		FunctionName:          DefaultReplicatorFunction,
 		Topics:                []string{tp},
 		ConsumerGroupID:       "kmig-replicator-" + tp,
@@ -234,9 +269,6 @@ func (r *rig) run(ctx context.Context, input map[string]any, o Options) *Result 
 	}
 	if o.Log == nil {
 		o.Log = r.log
-	}
-	if o.MappingSettle == 0 {
-		o.MappingSettle = 10 * time.Second
 	}
 	res, err := Run(ctx, o)
 	if err != nil {

@@ -90,7 +90,7 @@ func testRollbackFromEveryStep(t *testing.T, r *rig) {
 			}
 			res := r.run(ctx, in, o)
 			states := res.Entered()
-			if res.Status != "FAILED" || states[len(states)-1] != "RolledBack" || states[len(states)-2] != "Rollback" {
+			if res.Status != "FAILED" || states[len(states)-1] != "RolledBack" || states[len(states)-2] != "RollbackDone" || states[len(states)-3] != "Rollback" {
 				t.Fatalf("status %s, states %v", res.Status, states)
 			}
 			if res.Error != tc.errTyp {

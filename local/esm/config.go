@@ -49,6 +49,10 @@ const (
 	DefaultMaximumBatchingWindow = 500 * time.Millisecond
 	MaxMaximumBatchingWindow     = 300 * time.Second
 	DefaultRetryBackoff          = 100 * time.Millisecond
+	// MaxTransition is the longest Transition: AWS documents that a
+	// Kafka mapping may take up to 90 s to stop or restart polling after
+	// an update.
+	MaxTransition = 90 * time.Second
 	// InfiniteRetries is the MaximumRetryAttempts value (and default)
 	// that retries a failing batch until it succeeds or the mapping is
 	// disabled.
@@ -116,6 +120,16 @@ type Config struct {
 	InvokeTimeout time.Duration
 	// StartDisabled creates the mapping in the Disabled state.
 	StartDisabled bool
+	// Transition is how long the mapping reads Disabling after it is
+	// disabled, or Enabling after it is enabled, before the change takes
+	// effect, as AWS's "up to 90 seconds to stop and restart polling".
+	// While Disabling it keeps polling and invoking; polling stops (the
+	// in-flight batch committed, the group left) only at the end, when
+	// it reads Disabled. While Enabling it does not poll; it reads
+	// Enabled once polling has restarted. 0 means no added time (the
+	// state still passes through Disabling while the poller stops); at
+	// most MaxTransition.
+	Transition time.Duration
 	// Logger receives state changes and failures; nil discards them.
 	Logger *slog.Logger
 }
@@ -207,6 +221,9 @@ func (c Config) normalize() (Config, error) {
 		c.RetryBackoff = DefaultRetryBackoff
 	case c.RetryBackoff < 0:
 		bad("RetryBackoff", "%v is negative", c.RetryBackoff)
+	}
+	if c.Transition < 0 || c.Transition > MaxTransition {
+		bad("Transition", "%v is not between 0 and %v", c.Transition, MaxTransition)
 	}
 	if c.InvokeTimeout < 0 {
 		bad("InvokeTimeout", "%v is negative", c.InvokeTimeout)

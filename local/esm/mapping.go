@@ -11,7 +11,11 @@
 //   - a failed batch is retried whole; offsets (last offset + 1 per
 //     partition) are committed only after success;
 //   - disabling finishes and commits the in-flight batch, then leaves the
-//     group; enabling rejoins and resumes from the committed offsets.
+//     group; enabling rejoins and resumes from the committed offsets;
+//   - an update takes effect only after Config.Transition (AWS: up to
+//     90 s): the mapping reads Disabling, still polling and invoking, or
+//     Enabling, not yet polling, until then, and refuses further updates
+//     while Creating, Enabling or Disabling (ErrInTransition).
 //
 // Batches hold the records the consumer delivers at the configured
 // isolation level (read_uncommitted by default): see Isolation.
@@ -48,7 +52,8 @@ import (
 type State string
 
 // Mapping states. Disabled is reported only once the mapping has stopped
-// polling, committed its in-flight batch and left its consumer group.
+// polling, committed its in-flight batch and left its consumer group, and
+// Enabled only once it polls again.
 const (
 	StateCreating  State = "Creating"
 	StateEnabling  State = "Enabling"
@@ -69,6 +74,12 @@ const (
 // ErrDeleted is returned by operations on a mapping that was closed
 // (deleted); the caller should drop its reference.
 var ErrDeleted = errors.New("esm: event source mapping deleted")
+
+// ErrInTransition is returned (wrapped) by SetEnabled while the mapping
+// is Creating, Enabling or Disabling. An emulated Lambda API answers it as
+// AWS answers an update of a mapping in transition, with
+// ResourceInUseException; the caller tries again later.
+var ErrInTransition = errors.New("esm: event source mapping is in transition")
 
 // RecordTooLargeError reports a record whose event alone exceeds
 // [MaxPayloadBytes], so it can never be delivered. The emulator treats it
@@ -150,6 +161,7 @@ type Mapping struct {
 	mu           sync.Mutex
 	state        State
 	want         bool
+	until        time.Time // end of the current transition (Enabling, Disabling)
 	closing      bool
 	lastModified time.Time
 	lastResult   string
@@ -295,19 +307,29 @@ func (m *Mapping) Stats() Stats {
 
 // SetEnabled asks the mapping to start or stop, like
 // UpdateEventSourceMapping's Enabled. It returns at once; the state reads
-// Enabling/Disabling until the change is complete, then Enabled/Disabled
-// (see WaitState). It fails only on a deleted mapping.
+// Enabling/Disabling for at least Config.Transition and until the change
+// is complete, then Enabled/Disabled (see WaitState). Asking for the state
+// the mapping is in changes nothing. It fails on a deleted mapping
+// (ErrDeleted) and on one that is Creating, Enabling or Disabling (an
+// error wrapping ErrInTransition).
 func (m *Mapping) SetEnabled(enabled bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closing {
 		return ErrDeleted
 	}
+	switch m.state {
+	case StateCreating, StateEnabling, StateDisabling:
+		return fmt.Errorf("mapping %s is %s: %w", m.cfg.UUID, m.state, ErrInTransition)
+	}
+	if enabled == m.want {
+		return nil
+	}
 	m.want = enabled
-	switch {
-	case enabled && (m.state == StateDisabled || m.state == StateDisabling):
+	m.until = time.Now().Add(m.cfg.Transition)
+	if enabled {
 		m.setStateLocked(StateEnabling)
-	case !enabled && (m.state == StateEnabled || m.state == StateEnabling || m.state == StateCreating):
+	} else {
 		m.setStateLocked(StateDisabling)
 	}
 	m.poke()
@@ -393,9 +415,17 @@ func (m *Mapping) control() {
 	for {
 		m.mu.Lock()
 		want, closing := m.want && !m.closing, m.closing
+		// During a transition the session stays as it is: still polling
+		// while Disabling, not yet polling while Enabling. Deleting does
+		// not wait.
+		wait := time.Until(m.until)
 		m.mu.Unlock()
+		if closing || wait < 0 {
+			wait = 0
+		}
 
 		switch {
+		case wait > 0:
 		case want && sess == nil && !time.Now().Before(retryAt):
 			s, err := m.startSession()
 			if err != nil {
@@ -412,7 +442,7 @@ func (m *Mapping) control() {
 
 		m.mu.Lock()
 		switch {
-		case m.closing:
+		case m.closing, wait > 0:
 		case m.want && sess != nil:
 			m.setStateLocked(StateEnabled)
 		case !m.want && sess == nil:
@@ -427,7 +457,11 @@ func (m *Mapping) control() {
 			retry <-chan time.Time
 			t     *time.Timer
 		)
-		if retryErr != nil && sess == nil {
+		switch {
+		case wait > 0:
+			t = time.NewTimer(wait)
+			retry = t.C
+		case retryErr != nil && sess == nil:
 			t = time.NewTimer(time.Until(retryAt))
 			retry = t.C
 		}

@@ -586,8 +586,16 @@ func TestConcurrentControl(t *testing.T) {
 	for range 4 {
 		<-done
 	}
-	if err := m.SetEnabled(true); err != nil {
-		t.Fatal(err)
+	// An update is refused while the last accepted one is in progress.
+	for {
+		err := m.SetEnabled(true)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrInTransition) {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	if err := m.WaitState(ctx, StateEnabled); err != nil {
 		t.Fatal(err)
@@ -598,5 +606,89 @@ func TestConcurrentControl(t *testing.T) {
 	checkDelivery(t, rec.snapshot(), map[tp]int64{{"t", 0}: 20, {"t", 1}: 20})
 	if st := m.Stats(); st.CommitErrors != 0 {
 		t.Errorf("commit errors: %+v (%v)", st, m.LastError())
+	}
+}
+
+// TestTransition proves the documented lag of an update: after
+// SetEnabled(false) the mapping reads Disabling for Transition and keeps
+// delivering records; it reads Disabled, and delivers nothing more, only
+// after that. After SetEnabled(true) it reads Enabling for Transition and
+// delivers nothing, then Enabled, resuming without gap or repeat. Updates
+// in between are refused with ErrInTransition.
+func TestTransition(t *testing.T) {
+	t.Parallel()
+	const topic = "t"
+	const transition = 2 * time.Second
+	src := startSource(t, []kafkalocal.Topic{{Name: topic, Partitions: 1}})
+	ctx := testCtx(t, 30*time.Second)
+	rec := &recorder{}
+	m := newMapping(t, src, topic, rec, func(c *Config) { c.Transition = transition })
+	if err := m.WaitState(ctx, StateEnabled); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, ctx, src, topic, 1, 5)
+	waitCaughtUp(t, m, 10*time.Second)
+
+	start := time.Now()
+	if err := m.SetEnabled(false); err != nil {
+		t.Fatal(err)
+	}
+	if s := m.State(); s != StateDisabling {
+		t.Fatalf("state %s right after disabling, want Disabling", s)
+	}
+	for _, en := range []bool{true, false} {
+		if err := m.SetEnabled(en); !errors.Is(err, ErrInTransition) {
+			t.Fatalf("SetEnabled(%v) while Disabling: %v, want ErrInTransition", en, err)
+		}
+	}
+	// Records written while Disabling are still delivered.
+	produce(t, ctx, src, topic, 1, 5)
+	waitCaughtUp(t, m, transition/2)
+	if s := m.State(); s != StateDisabling {
+		t.Fatalf("state %s %v after disabling, want Disabling for %v", s, time.Since(start), transition)
+	}
+	if err := m.WaitState(ctx, StateDisabled); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < transition {
+		t.Fatalf("Disabled after %v, before the %v transition", d, transition)
+	}
+	if err := m.SetEnabled(false); err != nil {
+		t.Fatalf("disabling a Disabled mapping: %v", err)
+	}
+	delivered := m.Stats().RecordsDelivered
+	produce(t, ctx, src, topic, 1, 5)
+
+	start = time.Now()
+	if err := m.SetEnabled(true); err != nil {
+		t.Fatal(err)
+	}
+	if s := m.State(); s != StateEnabling {
+		t.Fatalf("state %s right after enabling, want Enabling", s)
+	}
+	if err := m.SetEnabled(false); !errors.Is(err, ErrInTransition) {
+		t.Fatalf("SetEnabled(false) while Enabling: %v, want ErrInTransition", err)
+	}
+	time.Sleep(transition / 2)
+	if got := m.Stats().RecordsDelivered; got != delivered || m.State() != StateEnabling {
+		t.Fatalf("%d records delivered, state %s, half way through Enabling; want none, Enabling", got-delivered, m.State())
+	}
+	if err := m.WaitState(ctx, StateEnabled); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < transition {
+		t.Fatalf("Enabled after %v, before the %v transition", d, transition)
+	}
+	waitCaughtUp(t, m, 10*time.Second)
+	checkDelivery(t, rec.snapshot(), map[tp]int64{{topic, 0}: 15})
+}
+
+// TestTransitionBounds: Transition is at most the 90 s AWS documents.
+func TestTransitionBounds(t *testing.T) {
+	for _, d := range []time.Duration{-time.Second, MaxTransition + time.Millisecond} {
+		_, err := New(Config{FunctionName: "f", Topics: []string{"t"}, BootstrapServers: []string{"x:1"}, Transition: d}, &recorder{})
+		if err == nil || !strings.Contains(err.Error(), "Transition") {
+			t.Errorf("Transition %v: %v, want an error naming Transition", d, err)
+		}
 	}
 }

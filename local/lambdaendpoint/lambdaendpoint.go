@@ -13,7 +13,11 @@
 //     and WaitIdle waits for every invocation to end;
 //   - GET /2015-03-31/event-source-mappings/?FunctionName=...
 //   - GET and PUT /2015-03-31/event-source-mappings/{UUID} (only Enabled
-//     may be updated).
+//     may be updated). An update of a mapping that is Creating, Enabling or
+//     Disabling is answered as AWS answers it, HTTP 400 with
+//     x-amzn-ErrorType ResourceInUseException, so the AWS SDK for Go
+//     returns *types.ResourceInUseException (see SetInTransitionError for
+//     the other answer AWS documents for an operation in progress).
 //
 // It also holds Step Functions task tokens for a local run's
 // .waitForTaskToken states: SendTaskSuccess/SendTaskFailure resolve a token
@@ -88,6 +92,11 @@ type Server struct {
 	base   context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// inTransition answers an update of a mapping in transition.
+	inTransition APIError
+	// updateFault, when set, may answer an update instead of the mapping.
+	updateFault func(uuid string, enabled bool) *APIError
+	errs        map[string]int // API error answers by error type
 
 	ln  net.Listener
 	srv *http.Server
@@ -111,7 +120,7 @@ type TaskResult struct {
 func New(reg *esm.Registry) *Server {
 	base, cancel := context.WithCancel(context.Background())
 	return &Server{mappings: reg, funcs: map[string]lambda.Handler{}, tokens: map[string]*token{}, calls: map[string]int{},
-		changed: make(chan struct{}), base: base, cancel: cancel}
+		changed: make(chan struct{}), base: base, cancel: cancel, inTransition: ResourceInUse, errs: map[string]int{}}
 }
 
 // WaitIdle returns once no invocation is running, or with ctx's error.
@@ -138,6 +147,57 @@ func (s *Server) track(d int) {
 	s.running += d
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+// APIError is an error answer of the Lambda REST API: the HTTP status and
+// the error type sent in the x-amzn-ErrorType header.
+type APIError struct {
+	Status int
+	Type   string
+}
+
+// The errors the Lambda API reference lists for UpdateEventSourceMapping
+// on a resource that is busy: ResourceInUseException (HTTP 400, "you
+// tried to update an event source mapping in the CREATING state") and
+// ResourceConflictException (HTTP 409, "another operation is in
+// progress").
+var (
+	ResourceInUse    = APIError{Status: http.StatusBadRequest, Type: "ResourceInUseException"}
+	ResourceConflict = APIError{Status: http.StatusConflict, Type: "ResourceConflictException"}
+)
+
+// SetInTransitionError sets the answer to an update of a mapping that is
+// Creating, Enabling or Disabling: ResourceInUse (the default) or
+// ResourceConflict. AWS does not say which of the two such an update gets,
+// so a caller must handle both.
+func (s *Server) SetInTransitionError(e APIError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inTransition = e
+}
+
+// SetUpdateFault makes f see every UpdateEventSourceMapping first: a
+// non-nil answer is sent instead of updating the mapping. Tests use it to
+// stand in for a failure AWS may answer (AccessDeniedException for a
+// mapping the role may not update, for example); nil removes it.
+func (s *Server) SetUpdateFault(f func(uuid string, enabled bool) *APIError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.updateFault = f
+}
+
+// Errors reports how many API calls were answered with error type typ
+// (for example ResourceInUseException).
+func (s *Server) Errors(typ string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.errs[typ]
+}
+
+func (s *Server) countError(typ string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.errs[typ]++
 }
 
 // Register makes h invocable as name (and as its local ARN).
@@ -214,11 +274,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// apiError answers in the Lambda REST error shape: the status, the error
+// type in x-amzn-ErrorType, and {"Type", "Message"} (some Lambda errors
+// spell it "message"; the SDKs read either).
 func apiError(w http.ResponseWriter, code int, typ, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Amzn-ErrorType", typ)
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"Type": "User", "message": msg})
+	kind := "User"
+	if code >= 500 {
+		kind = "Service"
+	}
+	_ = json.NewEncoder(w).Encode(map[string]string{"Type": kind, "Message": msg})
 }
 
 // ErrorType is the errorType the Lambda Go runtime reports for err: the
@@ -416,8 +483,30 @@ func (s *Server) updateMapping(w http.ResponseWriter, r *http.Request, uuid stri
 			apiError(w, http.StatusBadRequest, "InvalidParameterValueException", "Enabled must be a boolean")
 			return
 		}
-		if err := m.SetEnabled(en); err != nil {
-			apiError(w, http.StatusConflict, "ResourceConflictException", err.Error())
+		s.mu.Lock()
+		fault, inTransition := s.updateFault, s.inTransition
+		s.mu.Unlock()
+		if fault != nil {
+			if e := fault(uuid, en); e != nil {
+				s.countError(e.Type)
+				apiError(w, e.Status, e.Type, "update of event source mapping "+uuid+" refused by the local endpoint's fault")
+				return
+			}
+		}
+		err := m.SetEnabled(en)
+		switch {
+		case errors.Is(err, esm.ErrInTransition):
+			s.countError(inTransition.Type)
+			apiError(w, inTransition.Status, inTransition.Type,
+				fmt.Sprintf("Cannot update the event source mapping %s because it is in use (state %s).", uuid, m.State()))
+			return
+		case errors.Is(err, esm.ErrDeleted):
+			s.countError("ResourceNotFoundException")
+			apiError(w, http.StatusNotFound, "ResourceNotFoundException", "The resource you requested does not exist. (Service: Lambda, mapping "+uuid+")")
+			return
+		case err != nil:
+			s.countError("ServiceException")
+			apiError(w, http.StatusInternalServerError, "ServiceException", err.Error())
 			return
 		}
 	}

@@ -122,13 +122,13 @@ type Deps struct {
 	// Log defaults to slog.Default().
 	Log *slog.Logger
 	// Fault, when set, is called at the end of each step's work (after
-	// its changes, before it returns); returning true makes the step
-	// undo its own changes and fail with *InjectedFaultError. Tests and
-	// rehearsals use it; deployed functions leave it nil.
+	// its changes, before it returns; in PauseReplication, in each poll
+	// that updated a mapping and in the last); returning true makes the
+	// step undo its own changes and fail with *InjectedFaultError
+	// (PauseReplication leaves them to Rollback: the mappings it updates
+	// are in Run.Disabled before it updates them). Tests and rehearsals
+	// use it; deployed functions leave it nil.
 	Fault func(step string) bool
-	// MappingSettle bounds how long PauseReplication and Rollback wait for
-	// a mapping to read back Disabled/Enabled; default 45s.
-	MappingSettle time.Duration
 	// DetailsTopic is the topic on the target that keeps the run's
 	// details (rundetails.DefaultTopic if empty).
 	DetailsTopic string
@@ -142,12 +142,11 @@ type Deps struct {
 
 // Handler runs steps. It is safe for concurrent use.
 type Handler struct {
-	d      Deps
-	src    *kadm.Client
-	tgt    *kadm.Client
-	srcPk  *peek.Reader
-	tgtPk  *peek.Reader
-	settle time.Duration
+	d     Deps
+	src   *kadm.Client
+	tgt   *kadm.Client
+	srcPk *peek.Reader
+	tgtPk *peek.Reader
 	// details keeps what the state only references (nil without Target).
 	details *rundetails.Store
 	// timeouts and margin give each step's budget (Budget).
@@ -163,10 +162,7 @@ func New(d Deps) *Handler {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	h := &Handler{d: d, settle: d.MappingSettle}
-	if h.settle <= 0 {
-		h.settle = 45 * time.Second
-	}
+	h := &Handler{d: d}
 	h.timeouts, h.margin = TaskTimeouts, DeadlineMargin
 	if d.TaskTimeouts != nil {
 		h.timeouts = d.TaskTimeouts
@@ -258,7 +254,10 @@ type Run struct {
 	// migrated topics, as found by Validate.
 	Mappings []Mapping `json:"mappings"`
 	// Disabled lists the UUIDs of the mappings this run disabled (they
-	// were Enabled before); Rollback re-enables exactly these.
+	// polled before: Enabled, or Creating, Enabling or Updating);
+	// Rollback re-enables exactly these. PauseReplication adds a mapping
+	// here in the poll before the one that updates it, so the list also
+	// holds mappings whose update failed, was lost or is in transition.
 	Disabled []string    `json:"disabled,omitempty"`
 	Fence    FenceRecord `json:"fence"`
 	// Quiet references the end offsets at the start of the current quiet
@@ -385,7 +384,7 @@ func (h *Handler) step(ctx context.Context, req Request) (any, error) {
 	case StepWaitForDrain:
 		return h.loop(ctx, st, StepWaitForDrain, h.waitForDrain)
 	case StepPauseReplication:
-		return h.once(ctx, st, StepPauseReplication, h.pauseReplication)
+		return h.loop(ctx, st, StepPauseReplication, h.pauseReplication)
 	case StepWaitForConsumersGone:
 		return h.loop(ctx, st, StepWaitForConsumersGone, h.waitForConsumersGone)
 	case StepTranslateOffsets:
@@ -395,7 +394,7 @@ func (h *Handler) step(ctx context.Context, req Request) (any, error) {
 	case StepReport:
 		return h.report(ctx, st)
 	case StepRollback:
-		return h.rollback(ctx, st)
+		return h.loop(ctx, st, StepRollback, h.rollback)
 	}
 	return nil, &InvalidInputError{Field: "step", Problem: fmt.Sprintf("unknown step %q", req.Step)}
 }
@@ -440,6 +439,8 @@ func (h *Handler) once(ctx context.Context, st *State, name string, f func(conte
 
 // loop runs one poll of a polling step. f reports whether the condition
 // holds; on the first poll it is given a fresh Loop whose Deadline f sets.
+// f may set Loop.Next (now polls again at once); by default the next poll
+// is one pollSeconds later.
 func (h *Handler) loop(ctx context.Context, st *State, name string, f func(ctx context.Context, st *State, first bool) (bool, error)) (*State, error) {
 	now := h.now()
 	first := st.Loop == nil || st.Loop.Step != name
@@ -454,6 +455,7 @@ func (h *Handler) loop(ctx context.Context, st *State, name string, f func(ctx c
 		st.Steps[name] = t
 	}
 	t.Polls = st.Loop.Polls
+	st.Loop.Next = time.Time{} // f may set it; else one pollSeconds on
 	done, err := f(ctx, st, first)
 	if err != nil {
 		return nil, err
@@ -462,8 +464,8 @@ func (h *Handler) loop(ctx context.Context, st *State, name string, f func(ctx c
 	if done {
 		t.EndedAt = h.now()
 		st.Loop.Next = t.EndedAt
-	} else if st.Loop.Next.IsZero() || !st.Loop.Next.After(now) {
-		st.Loop.Next = now.Add(time.Duration(st.Config.PollSeconds) * time.Second)
+	} else if st.Loop.Next.IsZero() {
+		st.Loop.Next = now.Add(time.Duration(max(st.Config.PollSeconds, 1)) * time.Second)
 	}
 	return st, nil
 }

@@ -41,6 +41,8 @@ func TestParseInput(t *testing.T) {
 		{"allow-everyone not bool", `{"topics":["a"],"groups":["g"],"allowEveryoneIfNoAclFound":"yes"}`, "allowEveryoneIfNoAclFound"},
 		{"not an object", `[1]`, "$"},
 		{"trailing", `{"topics":["a"],"groups":["g"]} {}`, "$"},
+		{"zero mapping timeout", `{"topics":["a"],"groups":["g"],"mappingTimeoutSeconds":0}`, "mappingTimeoutSeconds"},
+		{"mapping timeout over an hour", `{"topics":["a"],"groups":["g"],"mappingTimeoutSeconds":3601}`, "mappingTimeoutSeconds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseInput([]byte(tc.in), true)
@@ -57,7 +59,7 @@ func TestParseInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Fence != FenceKindACL || c.QuietSeconds != DefaultQuietSeconds || c.Hooks.StopProducers.Type != HookNone {
+	if c.Fence != FenceKindACL || c.QuietSeconds != DefaultQuietSeconds || c.MappingTimeoutSeconds != DefaultMappingTimeoutSeconds || c.Hooks.StopProducers.Type != HookNone {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	c, err = ParseInput([]byte(`{"topics":["a"],"groups":["g"],"fence":"iam","producerRoles":["orders-producer","arn:aws:iam::123456789012:role/apps/billing"]}`), false)

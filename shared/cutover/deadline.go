@@ -48,7 +48,7 @@ var TaskTimeouts = map[string]time.Duration{
 	StepVerifySourceQuiet:    120 * time.Second,
 	StepFenceSource:          120 * time.Second,
 	StepWaitForDrain:         120 * time.Second,
-	StepPauseReplication:     300 * time.Second,
+	StepPauseReplication:     120 * time.Second,
 	StepStopConsumers:        900 * time.Second,
 	StepWaitForConsumersGone: 120 * time.Second,
 	StepTranslateOffsets:     120 * time.Second,

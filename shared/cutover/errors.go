@@ -94,11 +94,13 @@ func (e *DrainTimeoutError) Error() string {
 	return "drain timed out; still lagging: " + listed(e.Lagging, "; ")
 }
 
-// PauseFailedError says an event source mapping could not be disabled or
-// did not read back as Disabled. Mappings this step disabled have been
-// enabled again.
+// PauseFailedError says an event source mapping could not be disabled
+// (an update answered an error other than busy) or did not read back as
+// Disabled by mappingTimeoutSeconds. Mappings lists each mapping not
+// Disabled and why. Rollback re-enables every mapping the run recorded in
+// Run.Disabled, including those still in transition.
 type PauseFailedError struct {
-	Mappings []string // UUID: problem
+	Mappings []string // one line per mapping: its state and the problem
 }
 
 func (e *PauseFailedError) Error() string {

@@ -42,7 +42,12 @@ const (
 	DefaultConsumersTimeoutSeconds = 300
 	DefaultVerifySeconds           = 300
 	DefaultPollSeconds             = 5
-	maxSeconds                     = 7 * 86400
+	// DefaultMappingTimeoutSeconds is how long PauseReplication waits
+	// for every mapping to read Disabled. AWS documents that a Kafka
+	// mapping may take up to 90 s to stop polling after an update.
+	DefaultMappingTimeoutSeconds = 150
+	maxMappingTimeoutSeconds     = 3600
+	maxSeconds                   = 7 * 86400
 )
 
 // Hook is one operator hook as given in the input.
@@ -82,8 +87,11 @@ type Input struct {
 	ConsumersTimeoutSeconds *int     `json:"consumersTimeoutSeconds,omitempty"`
 	VerifySeconds           *int     `json:"verifySeconds,omitempty"`
 	PollSeconds             *int     `json:"pollSeconds,omitempty"`
-	AllowLaggingGroups      bool     `json:"allowLaggingGroups,omitempty"`
-	DryRun                  bool     `json:"dryRun,omitempty"`
+	// MappingTimeoutSeconds bounds PauseReplication's wait for every
+	// mapping to read Disabled; Rollback waits twice as long for Enabled.
+	MappingTimeoutSeconds *int `json:"mappingTimeoutSeconds,omitempty"`
+	AllowLaggingGroups    bool `json:"allowLaggingGroups,omitempty"`
+	DryRun                bool `json:"dryRun,omitempty"`
 }
 
 // HookConfig is a hook after defaults: every field set.
@@ -117,6 +125,7 @@ type Config struct {
 	ConsumersTimeoutSeconds   int         `json:"consumersTimeoutSeconds"`
 	VerifySeconds             int         `json:"verifySeconds"`
 	PollSeconds               int         `json:"pollSeconds"`
+	MappingTimeoutSeconds     int         `json:"mappingTimeoutSeconds"`
 	AllowLaggingGroups        bool        `json:"allowLaggingGroups"`
 	DryRun                    bool        `json:"dryRun"`
 	// Renames maps each renamed topic of Topics to its target name, as
@@ -236,6 +245,7 @@ func (in Input) normalize(approvalConfigured bool) (Config, error) {
 		{"consumersTimeoutSeconds", in.ConsumersTimeoutSeconds, DefaultConsumersTimeoutSeconds, 1, &c.ConsumersTimeoutSeconds},
 		{"verifySeconds", in.VerifySeconds, DefaultVerifySeconds, 1, &c.VerifySeconds},
 		{"pollSeconds", in.PollSeconds, DefaultPollSeconds, 1, &c.PollSeconds},
+		{"mappingTimeoutSeconds", in.MappingTimeoutSeconds, DefaultMappingTimeoutSeconds, 1, &c.MappingTimeoutSeconds},
 	} {
 		*s.dst = s.def
 		if s.v == nil {
@@ -248,6 +258,9 @@ func (in Input) normalize(approvalConfigured bool) (Config, error) {
 	}
 	if c.PollSeconds > 300 {
 		return c, &InvalidInputError{Field: "pollSeconds", Problem: "must be at most 300"}
+	}
+	if c.MappingTimeoutSeconds > maxMappingTimeoutSeconds {
+		return c, &InvalidInputError{Field: "mappingTimeoutSeconds", Problem: fmt.Sprintf("must be at most %d", maxMappingTimeoutSeconds)}
 	}
 	var hs Hooks
 	if in.Hooks != nil {
@@ -350,7 +363,7 @@ func validTopic(s string) string {
 
 var (
 	inputKeys = []string{"topics", "groups", "fence", "allowEveryoneIfNoAclFound", "producerRoles", "hooks", "quietSeconds", "drainTimeoutSeconds",
-		"consumersTimeoutSeconds", "verifySeconds", "pollSeconds", "allowLaggingGroups", "dryRun"}
+		"consumersTimeoutSeconds", "verifySeconds", "pollSeconds", "mappingTimeoutSeconds", "allowLaggingGroups", "dryRun"}
 	hooksKeys = []string{"stopProducers", "stopConsumers", "startConsumers", "startProducers"}
 	hookKeys  = []string{"type", "functionArn", "payload"}
 )

@@ -114,69 +114,132 @@ func (h *Handler) requestApproval(ctx context.Context, req Request) (*HookAck, e
 // ---- Rollback ----
 
 // RollbackResult says what Rollback undid. Error and Cause feed the final
-// Fail state.
+// Fail state; they are set once Rollback is done.
 type RollbackResult struct {
-	FailedStep        string        `json:"failedStep"`
-	Error             string        `json:"error"`
-	Cause             string        `json:"cause"`
-	RemovedACLs       []FenceACL    `json:"removedAcls"`
-	RemovedPolicies   []FencePolicy `json:"removedPolicies"`
-	ReenabledMappings []string      `json:"reenabledMappings"`
+	FailedStep      string        `json:"failedStep"`
+	Error           string        `json:"error"`
+	Cause           string        `json:"cause"`
+	RemovedACLs     []FenceACL    `json:"removedAcls"`
+	RemovedPolicies []FencePolicy `json:"removedPolicies"`
+	// ReenabledMappings are the mappings the run disabled (Run.Disabled)
+	// that Rollback read back as Enabled.
+	ReenabledMappings []string `json:"reenabledMappings"`
+	// GoneMappings are mappings the run disabled that no longer exist
+	// (deleted during the run): nothing to re-enable.
+	GoneMappings []string `json:"goneMappings,omitempty"`
 }
 
-func (h *Handler) rollback(ctx context.Context, st *State) (*State, error) {
-	step, f := "unknown", Failure{Error: "unknown", Cause: "no failure recorded"}
+// failedStep finds the step whose failure the state machine recorded.
+func failedStep(st *State) (string, Failure) {
 	for _, name := range append(append([]string{}, StepOrder...), StepRequestApproval) {
-		if ff, ok := st.Failures[name]; ok {
-			step, f = name, ff
-			break
+		if f, ok := st.Failures[name]; ok && name != StepRollback {
+			return name, f
 		}
 	}
-	if step == "unknown" {
-		for k, ff := range st.Failures {
-			step, f = k, ff
+	for _, k := range sortedKeys(st.Failures) {
+		if k != StepRollback {
+			return k, st.Failures[k]
 		}
 	}
+	return "unknown", Failure{Error: "unknown", Cause: "no failure recorded"}
+}
+
+// rollback is one poll of Rollback. The first poll removes exactly the
+// fence the run added; every poll then moves the mappings the run
+// disabled (Run.Disabled) toward Enabled (resumeMappings). It is done
+// when each of them reads Enabled or no longer exists, and fails with
+// *RollbackIncompleteError, naming every mapping not confirmed Enabled,
+// when an update fails or the deadline (twice mappingTimeoutSeconds: a
+// mapping may first have to finish disabling) passes.
+func (h *Handler) rollback(ctx context.Context, st *State, first bool) (bool, error) {
+	now := h.now()
+	step, f := failedStep(st)
 	var remaining []string
-	remaining = append(remaining, h.deleteACLs(ctx, st.Config.Topics, st.Run.Fence.Created)...)
-	if len(st.Run.Fence.Policies) > 0 {
-		remaining = append(remaining, iamfence.Remove(ctx, h.d.IAM, iamPolicies(st.Run.Fence.Policies, st.Run.Fence.PolicyDocument))...)
+	if first || st.Rollback == nil {
+		st.Loop.Deadline = now.Add(2 * mappingTimeout(st.Config))
+		remaining = append(remaining, h.deleteACLs(ctx, st.Config.Topics, st.Run.Fence.Created)...)
+		if len(st.Run.Fence.Policies) > 0 {
+			remaining = append(remaining, iamfence.Remove(ctx, h.d.IAM, iamPolicies(st.Run.Fence.Policies, st.Run.Fence.PolicyDocument))...)
+		}
+		st.Rollback = &RollbackResult{FailedStep: step, Error: f.Error, RemovedACLs: st.Run.Fence.Created,
+			RemovedPolicies: st.Run.Fence.Policies, ReenabledMappings: []string{}}
+		if st.Rollback.RemovedACLs == nil {
+			st.Rollback.RemovedACLs = []FenceACL{}
+		}
+		if st.Rollback.RemovedPolicies == nil {
+			st.Rollback.RemovedPolicies = []FencePolicy{}
+		}
 	}
-	remaining = append(remaining, h.enableMappings(ctx, st.Run.Disabled)...)
-	if len(remaining) > 0 {
-		h.d.Log.Error("rollback incomplete: undo by hand", "remaining", remaining)
-		return nil, &RollbackIncompleteError{Remaining: remaining}
+	res, err := h.resumeMappings(ctx, st)
+	if err != nil {
+		return false, err
 	}
-	r := &RollbackResult{FailedStep: step, Error: f.Error, RemovedACLs: st.Run.Fence.Created,
-		RemovedPolicies: st.Run.Fence.Policies, ReenabledMappings: st.Run.Disabled}
-	if r.RemovedACLs == nil {
-		r.RemovedACLs = []FenceACL{}
+	st.Rollback.ReenabledMappings = append([]string{}, res.enabled...)
+	st.Rollback.GoneMappings = res.gone
+	failed := "after: cutover failed in step " + step + ": " + strings.TrimSpace(causeText(f))
+	elapsed := now.Sub(st.Steps[StepRollback].StartedAt)
+	if len(remaining) > 0 || len(res.failed) > 0 {
+		return false, h.rollbackIncomplete(append(append(append(remaining, res.unconfirmed(elapsed)...), confirmedNote(res)...), failed))
 	}
-	if r.RemovedPolicies == nil {
-		r.RemovedPolicies = []FencePolicy{}
+	st.Run.Fence.Applied = false
+	if len(res.waiting) > 0 {
+		if !now.Before(st.Loop.Deadline) {
+			remaining := res.unconfirmed(elapsed)
+			if undone := undoneNote(st.Rollback); len(undone) > 0 {
+				remaining = append(remaining, "done: "+listed(undone, ", "))
+			}
+			return false, h.rollbackIncomplete(append(remaining, failed))
+		}
+		return false, nil
 	}
-	if r.ReenabledMappings == nil {
-		r.ReenabledMappings = []string{}
+	undone := undoneNote(st.Rollback)
+	if len(undone) == 0 {
+		undone = []string{"nothing had been changed"}
 	}
-	var undone []string
+	resumes := "replication resumes: every mapping the run disabled reads Enabled"
+	switch {
+	case len(st.Run.Disabled) == 0:
+		resumes = "replication was not paused"
+	case len(res.gone) > 0:
+		resumes = "replication resumes through the mappings that read Enabled; deleted mappings replicate nothing"
+	}
+	st.Rollback.Cause = fmt.Sprintf("cutover failed in step %s: %s. Rolled back: %s. The source accepts writes and %s.",
+		step, strings.TrimSpace(causeText(f)), listed(undone, "; "), resumes)
+	return true, nil
+}
+
+// rollbackIncomplete logs everything that remains (the error's message
+// lists the first maxListed) and returns the error.
+func (h *Handler) rollbackIncomplete(remaining []string) error {
+	h.d.Log.Error("rollback incomplete: undo by hand", "remaining", remaining)
+	return &RollbackIncompleteError{Remaining: remaining}
+}
+
+// undoneNote lists what r undid, in the words of the final cause.
+func undoneNote(r *RollbackResult) []string {
+	var out []string
 	for _, a := range r.RemovedACLs {
-		undone = append(undone, "removed "+a.String())
+		out = append(out, "removed "+a.String())
 	}
 	for _, p := range r.RemovedPolicies {
-		undone = append(undone, "removed "+p.String())
+		out = append(out, "removed "+p.String())
 	}
 	for _, u := range r.ReenabledMappings {
-		undone = append(undone, "re-enabled mapping "+u)
+		out = append(out, "mapping "+u+" reads Enabled")
 	}
-	if len(undone) == 0 {
-		undone = append(undone, "nothing had been changed")
+	for _, u := range r.GoneMappings {
+		out = append(out, "mapping "+u+" was deleted during the run")
 	}
-	r.Cause = fmt.Sprintf("cutover failed in step %s: %s. Rolled back: %s. The source accepts writes and replication resumes.",
-		step, strings.TrimSpace(causeText(f)), listed(undone, "; "))
-	st.Rollback = r
-	st.Run.Fence.Applied = false
-	st.Steps[StepRollback] = &StepTime{StartedAt: h.now(), EndedAt: h.now()}
-	return st, nil
+	return out
+}
+
+// confirmedNote names the mappings res confirmed, for an incomplete
+// rollback's error.
+func confirmedNote(res resumed) []string {
+	if len(res.enabled) == 0 {
+		return nil
+	}
+	return []string{"confirmed Enabled: mapping " + listed(res.enabled, ", mapping ")}
 }
 
 func causeText(f Failure) string {
@@ -259,7 +322,8 @@ type Plan struct {
 	// would put; PoliciesExisting identical ones already there.
 	PoliciesToCreate []FencePolicy `json:"policiesToCreate"`
 	PoliciesExisting []FencePolicy `json:"policiesExisting"`
-	// MappingsToDisable are the Enabled mappings a real run would pause.
+	// MappingsToDisable are the mappings a real run would pause: those
+	// that read Enabled, or Creating, Enabling or Updating, at Validate.
 	MappingsToDisable []string `json:"mappingsToDisable"`
 	// Lagging lists partitions not drained right now (expected while
 	// producers run), the first 20 of LaggingPartitions.
@@ -292,7 +356,7 @@ func (h *Handler) plan(ctx context.Context, st *State) (*Report, error) {
 		p.ACLsExisting = append(p.ACLsExisting, f.existing...)
 	}
 	for _, m := range st.Run.Mappings {
-		if m.State == "Enabled" {
+		if polls(m.State) {
 			p.MappingsToDisable = append(p.MappingsToDisable, m.UUID)
 		}
 	}

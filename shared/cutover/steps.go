@@ -8,9 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -369,88 +366,6 @@ func (h *Handler) bounds(ctx context.Context, adm *kadm.Client, side string, top
 	s.Each(func(o kadm.ListedOffset) { start[tp(o.Topic, o.Partition)] = o })
 	e.Each(func(o kadm.ListedOffset) { end[tp(o.Topic, o.Partition)] = o })
 	return start, end, nil
-}
-
-// ---- PauseReplication ----
-
-func (h *Handler) pauseReplication(ctx context.Context, st *State) error {
-	maps, err := h.mappings(ctx, st.Config.Topics)
-	if err != nil {
-		return err
-	}
-	var disabled []string
-	undo := func(cause error) error {
-		if rest := h.enableMappings(ctx, disabled); len(rest) > 0 {
-			return &RollbackIncompleteError{Remaining: append(rest, "after: "+cause.Error())}
-		}
-		return cause
-	}
-	for _, m := range maps {
-		if m.State != "Enabled" {
-			continue
-		}
-		_, err := h.d.Lambda.UpdateEventSourceMapping(ctx, &lambda.UpdateEventSourceMappingInput{UUID: aws.String(m.UUID), Enabled: aws.Bool(false)})
-		if err != nil {
-			return undo(&PauseFailedError{Mappings: []string{m.UUID + ": " + err.Error()}})
-		}
-		disabled = append(disabled, m.UUID)
-	}
-	var problems []string
-	for _, m := range maps {
-		if s, err := h.awaitMapping(ctx, m.UUID, "Disabled"); err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", m.UUID, err))
-		} else if s != "Disabled" {
-			problems = append(problems, fmt.Sprintf("%s: state %s, not Disabled", m.UUID, s))
-		}
-	}
-	if len(problems) > 0 {
-		return undo(&PauseFailedError{Mappings: problems})
-	}
-	if err := h.fault(StepPauseReplication); err != nil {
-		return undo(err)
-	}
-	st.Run.Disabled = disabled
-	return nil
-}
-
-// awaitMapping polls a mapping until it reads want or the settle time
-// passes, and returns the last state read.
-func (h *Handler) awaitMapping(ctx context.Context, uuid, want string) (string, error) {
-	deadline := time.Now().Add(h.settle)
-	for {
-		out, err := h.d.Lambda.GetEventSourceMapping(ctx, &lambda.GetEventSourceMappingInput{UUID: aws.String(uuid)})
-		if err != nil {
-			return "", err
-		}
-		s := aws.ToString(out.State)
-		if s == want || time.Now().After(deadline) {
-			return s, nil
-		}
-		select {
-		case <-ctx.Done():
-			return s, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
-
-// enableMappings re-enables exactly uuids and returns what could not be.
-func (h *Handler) enableMappings(ctx context.Context, uuids []string) []string {
-	var remaining []string
-	for _, u := range uuids {
-		if _, err := h.d.Lambda.UpdateEventSourceMapping(ctx, &lambda.UpdateEventSourceMappingInput{UUID: aws.String(u), Enabled: aws.Bool(true)}); err != nil {
-			var nf *types.ResourceNotFoundException
-			if errors.As(err, &nf) {
-				continue // deleted meanwhile: nothing to re-enable
-			}
-			remaining = append(remaining, "mapping "+u+" still disabled: "+err.Error())
-			continue
-		}
-		if s, err := h.awaitMapping(ctx, u, "Enabled"); err != nil || s != "Enabled" {
-			remaining = append(remaining, fmt.Sprintf("mapping %s reads %s after enabling (%v)", u, s, err))
-		}
-	}
-	return remaining
 }
 
 // ---- WaitForConsumersGone ----

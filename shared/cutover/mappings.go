@@ -1,0 +1,218 @@
+package cutover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+)
+
+// Event source mapping states, as the Lambda API reports them. A Kafka
+// mapping may take up to 90 s after an update to stop or restart polling;
+// it reads Disabling or Enabling meanwhile.
+const (
+	mappingEnabled   = "Enabled"
+	mappingDisabled  = "Disabled"
+	mappingDisabling = "Disabling"
+	mappingDeleting  = "Deleting"
+)
+
+// polls reports whether a mapping in state s polls now or will without a
+// further update: Enabled, and Creating, Enabling and Updating, which
+// lead there (as does any state the API may add).
+func polls(state string) bool {
+	switch state {
+	case mappingDisabled, mappingDisabling, mappingDeleting:
+		return false
+	}
+	return true
+}
+
+// busy reports whether err is the Lambda API's answer for a mapping that
+// cannot be updated yet: ResourceInUseException (documented for a mapping
+// in transition), ResourceConflictException (documented for "another
+// operation is in progress"; AWS does not say which of the two a mapping
+// in transition gets), or TooManyRequestsException.
+func busy(err error) bool {
+	var (
+		inUse    *types.ResourceInUseException
+		conflict *types.ResourceConflictException
+		throttle *types.TooManyRequestsException
+	)
+	return errors.As(err, &inUse) || errors.As(err, &conflict) || errors.As(err, &throttle)
+}
+
+func notFound(err error) bool {
+	var nf *types.ResourceNotFoundException
+	return errors.As(err, &nf)
+}
+
+func (h *Handler) setEnabled(ctx context.Context, uuid string, enabled bool) error {
+	_, err := h.d.Lambda.UpdateEventSourceMapping(ctx, &lambda.UpdateEventSourceMappingInput{UUID: aws.String(uuid), Enabled: aws.Bool(enabled)})
+	return err
+}
+
+func mappingTimeout(c Config) time.Duration {
+	if c.MappingTimeoutSeconds <= 0 {
+		return DefaultMappingTimeoutSeconds * time.Second
+	}
+	return time.Duration(c.MappingTimeoutSeconds) * time.Second
+}
+
+// ---- PauseReplication ----
+
+// pauseReplication is one poll of PauseReplication. Every poll lists the
+// replicator's mappings of the migrated topics. A mapping that polls and
+// is not yet in Run.Disabled is added there, and is updated only from the
+// next poll on, so the state Rollback receives names every mapping an
+// update may have reached, even when an answer is lost or a later poll
+// fails. A recorded mapping that still polls is sent Enabled=false; an
+// answer that it is busy (in transition) leaves it to the next poll. The
+// step is done when every mapping reads Disabled (or is gone), and fails
+// with *PauseFailedError at mappingTimeoutSeconds or on any other update
+// error.
+func (h *Handler) pauseReplication(ctx context.Context, st *State, first bool) (bool, error) {
+	now := h.now()
+	if first {
+		st.Loop.Deadline = now.Add(mappingTimeout(st.Config))
+	}
+	maps, err := h.mappings(ctx, st.Config.Topics)
+	if err != nil {
+		return false, err
+	}
+	var waiting, failed []string
+	recorded, updated := false, false
+	for _, m := range maps {
+		switch {
+		case m.State == mappingDisabled:
+			continue
+		case !polls(m.State):
+			waiting = append(waiting, fmt.Sprintf("mapping %s reads %s", m.UUID, m.State))
+			continue
+		case !slices.Contains(st.Run.Disabled, m.UUID):
+			st.Run.Disabled = append(st.Run.Disabled, m.UUID)
+			recorded = true
+			waiting = append(waiting, fmt.Sprintf("mapping %s reads %s", m.UUID, m.State))
+			continue
+		}
+		err := h.setEnabled(ctx, m.UUID, false)
+		switch {
+		case err == nil:
+			updated = true
+			waiting = append(waiting, fmt.Sprintf("mapping %s read %s when disabled", m.UUID, m.State))
+		case notFound(err): // deleted meanwhile: it polls no more
+		case busy(err):
+			waiting = append(waiting, fmt.Sprintf("mapping %s reads %s (%s)", m.UUID, m.State, errorCode(err)))
+		default:
+			failed = append(failed, fmt.Sprintf("mapping %s could not be disabled: %v", m.UUID, err))
+		}
+	}
+	if len(failed) > 0 {
+		return false, &PauseFailedError{Mappings: append(failed, waiting...)}
+	}
+	if updated || len(waiting) == 0 {
+		if err := h.fault(StepPauseReplication); err != nil {
+			return false, err
+		}
+	}
+	if len(waiting) == 0 {
+		return true, nil
+	}
+	if !now.Before(st.Loop.Deadline) {
+		for i, w := range waiting {
+			waiting[i] = fmt.Sprintf("%s, not Disabled, %s after PauseReplication began", w, now.Sub(st.Steps[StepPauseReplication].StartedAt).Round(time.Second))
+		}
+		return false, &PauseFailedError{Mappings: waiting}
+	}
+	if recorded {
+		st.Loop.Next = now // disable what was just recorded at once
+	}
+	return false, nil
+}
+
+// errorCode is the API error code of err (ResourceInUseException, …).
+func errorCode(err error) string {
+	var ae interface{ ErrorCode() string }
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return err.Error()
+}
+
+// ---- resuming mappings (Rollback) ----
+
+// resumed is where a Rollback poll found the mappings the run disabled.
+type resumed struct {
+	enabled []string  // read Enabled
+	gone    []string  // no longer exist
+	waiting []pending // not Enabled yet
+	failed  []string  // an update failed other than busy
+}
+
+// pending is a mapping not Enabled yet and what was seen of it.
+type pending struct {
+	uuid, seen string
+}
+
+// resumeMappings moves each of uuids toward Enabled: a mapping that reads
+// Disabled is sent Enabled=true, one in transition (Disabling, Enabling,
+// …) is left to finish, and a busy answer is left to the next poll.
+func (h *Handler) resumeMappings(ctx context.Context, st *State) (resumed, error) {
+	var r resumed
+	if len(st.Run.Disabled) == 0 {
+		return r, nil
+	}
+	maps, err := h.mappings(ctx, st.Config.Topics)
+	if err != nil {
+		return r, err
+	}
+	state := map[string]string{}
+	for _, m := range maps {
+		state[m.UUID] = m.State
+	}
+	for _, u := range st.Run.Disabled {
+		s, ok := state[u]
+		switch {
+		case !ok || s == mappingDeleting:
+			r.gone = append(r.gone, u)
+		case s == mappingEnabled:
+			r.enabled = append(r.enabled, u)
+		case s != mappingDisabled:
+			r.waiting = append(r.waiting, pending{u, fmt.Sprintf("mapping %s reads %s", u, s)})
+		default:
+			err := h.setEnabled(ctx, u, true)
+			switch {
+			case err == nil:
+				r.waiting = append(r.waiting, pending{u, fmt.Sprintf("mapping %s read Disabled when enabled", u)})
+			case notFound(err):
+				r.gone = append(r.gone, u)
+			case busy(err):
+				r.waiting = append(r.waiting, pending{u, fmt.Sprintf("mapping %s reads Disabled (%s)", u, errorCode(err))})
+			default:
+				r.failed = append(r.failed, fmt.Sprintf("mapping %s reads Disabled and could not be enabled: %v", u, err))
+			}
+		}
+	}
+	return r, nil
+}
+
+// enableByHand is what an operator runs for a mapping Rollback could not
+// confirm Enabled.
+func enableByHand(uuid string) string {
+	return "aws lambda update-event-source-mapping --uuid " + uuid + " --enabled"
+}
+
+// unconfirmed lists the mappings of r not confirmed Enabled, for a
+// RollbackIncompleteError.
+func (r resumed) unconfirmed(elapsed time.Duration) []string {
+	out := append([]string{}, r.failed...)
+	for _, w := range r.waiting {
+		out = append(out, fmt.Sprintf("%s, not Enabled, %s after Rollback began (check it, then: %s)", w.seen, elapsed.Round(time.Second), enableByHand(w.uuid)))
+	}
+	return out
+}
