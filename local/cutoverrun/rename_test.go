@@ -37,6 +37,10 @@ func testRenamedTopic(t *testing.T, r *rig, partitions int32) {
 
 	// Source offsets and target offsets differ on partition 0: its first
 	// 10 records are deleted on the source before they are replicated.
+	// (An update waits until the mapping is created, as on AWS.)
+	if err := r.mapping.WaitState(ctx, esm.StateEnabled); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.mapping.SetEnabled(false); err != nil {
 		t.Fatal(err)
 	}
