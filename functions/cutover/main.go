@@ -5,14 +5,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/aws-xray-sdk-go/v2/instrumentation/awsv2"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -35,13 +39,22 @@ func main() {
 	}
 	awsv2.AWSV2Instrumentor(&awsCfg.APIOptions)
 	secrets := kafkaconn.NewSecretsManager(awsCfg)
-	src, err := cfg.Source.NewClient(ctx, secrets)
-	if err != nil {
-		fatal(log, "building source client", err)
+	// A secret that cannot be read (no Secrets Manager endpoint in the
+	// subnets, a missing grant) must not stop the function: the Preflight
+	// step reports it, and every other step fails with it.
+	initCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	src, srcErr := cfg.Source.NewClient(initCtx, secrets)
+	tgt, tgtErr := cfg.Target.NewClient(initCtx, secrets)
+	cancel()
+	clientsErr := errors.Join(srcErr, tgtErr)
+	if clientsErr != nil {
+		log.Error("building the Kafka clients", "error", clientsErr)
 	}
-	tgt, err := cfg.Target.NewClient(ctx, secrets)
-	if err != nil {
-		fatal(log, "building target client", err)
+	secretArns := map[string]string{}
+	for v, arn := range map[string]string{"SOURCE_SECRET_ARN": cfg.Source.SecretARN, "TARGET_SECRET_ARN": cfg.Target.SecretARN} {
+		if arn != "" {
+			secretArns[v] = arn
+		}
 	}
 	h := cutover.New(cutover.Deps{
 		Source: src, Target: tgt,
@@ -56,13 +69,20 @@ func main() {
 		DetailsTopic:       cfg.DetailsTopic,
 		Renames:            cfg.Renames,
 		Log:                log,
+		Preflight: cutover.PreflightDeps{
+			STS: sts.NewFromConfig(awsCfg), Secrets: secretsmanager.NewFromConfig(awsCfg), SecretArns: secretArns,
+			SNS: sns.NewFromConfig(awsCfg), SourceBootstrap: cfg.Source.Bootstrap, TargetBootstrap: cfg.Target.Bootstrap,
+			Region: awsCfg.Region, ClientsErr: clientsErr,
+		},
 	})
 	lambda.StartWithOptions(h.Handle, lambda.WithEnableSIGTERM(func() { closeAll(src, tgt) }))
 }
 
 func closeAll(cls ...*kgo.Client) {
 	for _, c := range cls {
-		c.Close()
+		if c != nil {
+			c.Close()
+		}
 	}
 }
 

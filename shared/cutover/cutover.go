@@ -138,6 +138,8 @@ type Deps struct {
 	// deployed functions leave them empty.
 	TaskTimeouts   map[string]time.Duration
 	DeadlineMargin time.Duration
+	// Preflight holds what only the Preflight step uses.
+	Preflight PreflightDeps
 }
 
 // Handler runs steps. It is safe for concurrent use.
@@ -185,7 +187,7 @@ func New(d Deps) *Handler {
 // Request is what the state machine sends for every step.
 type Request struct {
 	Step string `json:"step"`
-	// Input is the raw execution input (Validate only).
+	// Input is the raw execution input (Validate and Preflight only).
 	Input json.RawMessage `json:"input,omitempty"`
 	// State is the execution state (every other step).
 	State *State `json:"state,omitempty"`
@@ -333,6 +335,13 @@ func (h *Handler) now() time.Time { return h.d.Now().UTC().Truncate(time.Millise
 // machine retries it).
 func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
 	log := h.d.Log.With("step", req.Step)
+	if req.Step == StepPreflight {
+		out, err := h.preflight(ctx, req.Input)
+		return ret(log, out, err)
+	}
+	if err := h.d.Preflight.ClientsErr; err != nil {
+		return ret(log, nil, &ClusterError{Op: "building the Kafka clients at start-up", Err: err})
+	}
 	budget, ok := h.budget(req.Step)
 	if !ok {
 		out, err := h.step(ctx, req)
