@@ -1,5 +1,6 @@
 // Package cutoverrun runs the real cutover state machine
-// (statemachine/cutover.asl.json) locally: it starts the emulated Lambda
+// (statemachine/cutover.asl.json), or the preflight
+// (statemachine/preflight.asl.json), locally: it starts the emulated Lambda
 // endpoint with the cutover function and the hook functions in process,
 // runs the definition under the aws-local-stepfunctions interpreter (Node
 // 22, installed by `npm ci` in statemachine/local) with

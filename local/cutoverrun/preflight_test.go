@@ -156,6 +156,7 @@ func (r *rig) preflight(ctx context.Context, input map[string]any, o Options) (*
 	if len(b) > 64<<10 {
 		r.t.Errorf("report is %d bytes", len(b))
 	}
+	r.t.Logf("report: %d checks, %d bytes, preflight took %v", len(rep.Checks), len(b), took.Round(time.Millisecond))
 	if strings.Contains(string(b), "do-not-print-me") {
 		r.t.Error("the report shows a secret's contents")
 	}

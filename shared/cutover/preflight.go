@@ -55,10 +55,11 @@ const (
 
 // Bounds that keep the report small.
 const (
-	maxPreflightChecks = 120
-	maxCheckDetail     = 1000
-	maxCheckFix        = 600
-	maxPreflightCause  = 16000
+	maxPreflightChecks = 100
+	maxCheckName       = 160
+	maxCheckDetail     = 600
+	maxCheckFix        = 400
+	maxPreflightCause  = 16000 // bytes; a Fail cause may hold 32,768 characters
 	// DefaultCheckTimeout bounds each check that contacts something.
 	DefaultCheckTimeout = 10 * time.Second
 )
@@ -120,8 +121,10 @@ type PreflightReport struct {
 	// Cause lists each failed check with its fix; the state machine's
 	// Fail state shows it.
 	Cause string `json:"cause,omitempty"`
-	// Omitted counts checks left out to bound the report.
-	Omitted int `json:"omitted,omitempty"`
+	// Omitted counts checks left out to bound the report, and
+	// OmittedFailed how many of those failed.
+	Omitted       int `json:"omitted,omitempty"`
+	OmittedFailed int `json:"omittedFailed,omitempty"`
 }
 
 type preflight struct {
@@ -135,13 +138,14 @@ func (p *preflight) add(name, status, detail, fix string) {
 	if len(p.rep.Checks) >= maxPreflightChecks {
 		p.rep.Omitted++
 		if status == CheckFail {
-			p.rep.Failed = append(p.rep.Failed, name)
+			p.rep.OmittedFailed++
 		}
 		return
 	}
 	if status != CheckFail {
 		fix = ""
 	}
+	name = clipTo(name, maxCheckName)
 	p.rep.Checks = append(p.rep.Checks, Check{Name: name, Status: status, Detail: clipTo(detail, maxCheckDetail), Fix: clipTo(fix, maxCheckFix)})
 	if status == CheckFail {
 		p.rep.Failed = append(p.rep.Failed, name)
@@ -156,7 +160,7 @@ func clipTo(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n-len("…")] + "…"
+	return strings.ToValidUTF8(s[:n-len("…")], "") + "…"
 }
 
 // call runs f with the per-check deadline.
@@ -184,18 +188,27 @@ func (h *Handler) preflight(ctx context.Context, raw json.RawMessage) (*Prefligh
 		p.groups(ctx, cfg, srcOK)
 		p.approval(ctx, cfg)
 	}
-	p.rep.Passed = len(p.rep.Failed) == 0
+	p.finish()
+	return &p.rep, nil
+}
+
+// finish sets Passed and Cause.
+func (p *preflight) finish() {
+	failed := len(p.rep.Failed) + p.rep.OmittedFailed
+	p.rep.Passed = failed == 0
 	if !p.rep.Passed {
 		var b strings.Builder
-		fmt.Fprintf(&b, "%d preflight check(s) failed:", len(p.rep.Failed))
+		fmt.Fprintf(&b, "%d preflight check(s) failed:", failed)
 		for _, c := range p.rep.Checks {
 			if c.Status == CheckFail {
 				fmt.Fprintf(&b, " [%s] %s Fix: %s", c.Name, c.Detail, c.Fix)
 			}
 		}
+		if p.rep.OmittedFailed > 0 {
+			fmt.Fprintf(&b, " (and %d more, left out of the report)", p.rep.OmittedFailed)
+		}
 		p.rep.Cause = clipTo(b.String(), maxPreflightCause)
 	}
-	return &p.rep, nil
 }
 
 // ---- input ----
@@ -249,7 +262,7 @@ func (p *preflight) reach(ctx context.Context, side string, adm *kadm.Client, bo
 		case errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) || errors.Is(err, kerr.UnsupportedSaslMechanism):
 			p.fail(name, detail, fmt.Sprintf("the %s refused the cutover's credentials: check the %s secret (username/password or certificate) and the auth kind (%s_AUTH) against the %s listener", side, strings.ToUpper(side)+"_SECRET_ARN", strings.ToUpper(side), param))
 		default:
-			p.fail(name, detail, fmt.Sprintf("let the cutover function reach %s: the security groups in SecurityGroupIds must allow outbound TCP to these brokers, the brokers' security groups must allow inbound from them, and the subnets in SubnetIds must route to the cluster's network; check %s names the listener for %s_AUTH", tried, param, strings.ToUpper(side)))
+			p.fail(name, detail, fmt.Sprintf("let the cutover function reach the brokers tried: the security groups in SecurityGroupIds must allow outbound TCP to them, the brokers' security groups must allow inbound from SecurityGroupIds, and the subnets in SubnetIds must route to the cluster's network; check %s names the listener for %s_AUTH", param, strings.ToUpper(side)))
 		}
 		return false
 	}
