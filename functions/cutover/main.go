@@ -8,9 +8,11 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -26,6 +28,10 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/telemetry"
 )
 
+// secretsTimeout bounds reading the clusters' secrets when the clients are
+// built, well inside Lambda's 10 s initialization limit.
+const secretsTimeout = 5 * time.Second
+
 func main() {
 	log := telemetry.NewLogger()
 	cfg, err := cutover.LoadConfig(config.Env(nil))
@@ -38,17 +44,48 @@ func main() {
 		fatal(log, "loading AWS configuration", err)
 	}
 	awsv2.AWSV2Instrumentor(&awsCfg.APIOptions)
-	secrets := kafkaconn.NewSecretsManager(awsCfg)
-	// A secret that cannot be read (no Secrets Manager endpoint in the
-	// subnets, a missing grant) must not stop the function: the Preflight
-	// step reports it, and every other step fails with it.
-	initCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	src, srcErr := cfg.Source.NewClient(initCtx, secrets)
-	tgt, tgtErr := cfg.Target.NewClient(initCtx, secrets)
+	f := &function{cfg: cfg, awsCfg: awsCfg, log: log, secrets: kafkaconn.NewSecretsManager(awsCfg)}
+	f.connect(ctx)
+	lambda.StartWithOptions(f.handle, lambda.WithEnableSIGTERM(func() { f.mu.Lock(); defer f.mu.Unlock(); f.close() }))
+}
+
+// function holds the handler. When its Kafka clients could not be built
+// (typically a secret it could not read), it does not exit: the Preflight
+// step reports why, every other step fails with it, and each invocation
+// tries to build them again.
+type function struct {
+	cfg     cutover.FunctionConfig
+	awsCfg  aws.Config
+	log     *slog.Logger
+	secrets *kafkaconn.SecretsManager
+
+	mu         sync.Mutex
+	h          *cutover.Handler
+	clients    []*kgo.Client
+	clientsErr error
+}
+
+func (f *function) handle(ctx context.Context, req cutover.Request) (any, error) {
+	f.mu.Lock()
+	if f.clientsErr != nil {
+		f.close()
+		f.connect(ctx)
+	}
+	h := f.h
+	f.mu.Unlock()
+	return h.Handle(ctx, req)
+}
+
+// connect builds the clients and the handler.
+func (f *function) connect(ctx context.Context) {
+	cfg, awsCfg := f.cfg, f.awsCfg
+	sctx, cancel := context.WithTimeout(ctx, secretsTimeout)
+	src, srcErr := cfg.Source.NewClient(sctx, f.secrets)
+	tgt, tgtErr := cfg.Target.NewClient(sctx, f.secrets)
 	cancel()
-	clientsErr := errors.Join(srcErr, tgtErr)
-	if clientsErr != nil {
-		log.Error("building the Kafka clients", "error", clientsErr)
+	f.clients, f.clientsErr = []*kgo.Client{src, tgt}, errors.Join(srcErr, tgtErr)
+	if f.clientsErr != nil {
+		f.log.Error("building the Kafka clients", "error", f.clientsErr)
 	}
 	secretArns := map[string]string{}
 	for v, arn := range map[string]string{"SOURCE_SECRET_ARN": cfg.Source.SecretARN, "TARGET_SECRET_ARN": cfg.Target.SecretARN} {
@@ -56,10 +93,11 @@ func main() {
 			secretArns[v] = arn
 		}
 	}
-	h := cutover.New(cutover.Deps{
+	snsClient := sns.NewFromConfig(awsCfg)
+	f.h = cutover.New(cutover.Deps{
 		Source: src, Target: tgt,
 		Lambda:             awslambda.NewFromConfig(awsCfg),
-		SNS:                sns.NewFromConfig(awsCfg),
+		SNS:                snsClient,
 		ReplicatorFunction: cfg.ReplicatorFunction,
 		ApprovalTopicArn:   cfg.ApprovalTopicArn,
 		SourceAuth:         cfg.Source.Auth,
@@ -68,22 +106,22 @@ func main() {
 		ProducerRoleArns:   cfg.ProducerRoleArns,
 		DetailsTopic:       cfg.DetailsTopic,
 		Renames:            cfg.Renames,
-		Log:                log,
+		Log:                f.log,
 		Preflight: cutover.PreflightDeps{
 			STS: sts.NewFromConfig(awsCfg), Secrets: secretsmanager.NewFromConfig(awsCfg), SecretArns: secretArns,
-			SNS: sns.NewFromConfig(awsCfg), SourceBootstrap: cfg.Source.Bootstrap, TargetBootstrap: cfg.Target.Bootstrap,
-			Region: awsCfg.Region, ClientsErr: clientsErr,
+			SNS: snsClient, SourceBootstrap: cfg.Source.Bootstrap, TargetBootstrap: cfg.Target.Bootstrap,
+			Region: awsCfg.Region, ClientsErr: f.clientsErr,
 		},
 	})
-	lambda.StartWithOptions(h.Handle, lambda.WithEnableSIGTERM(func() { closeAll(src, tgt) }))
 }
 
-func closeAll(cls ...*kgo.Client) {
-	for _, c := range cls {
+func (f *function) close() {
+	for _, c := range f.clients {
 		if c != nil {
 			c.Close()
 		}
 	}
+	f.clients = nil
 }
 
 func fatal(log *slog.Logger, msg string, err error) {

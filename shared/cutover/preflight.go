@@ -62,6 +62,10 @@ const (
 	maxPreflightCause  = 16000 // bytes; a Fail cause may hold 32,768 characters
 	// DefaultCheckTimeout bounds each check that contacts something.
 	DefaultCheckTimeout = 10 * time.Second
+	// preflightBudget bounds the whole step, well inside the Preflight
+	// task's TimeoutSeconds (300) in preflight.asl.json: checks that would
+	// start later are skipped and say so.
+	preflightBudget = 240 * time.Second
 )
 
 // CallerIdentityAPI is STS GetCallerIdentity; *sts.Client implements it.
@@ -128,11 +132,18 @@ type PreflightReport struct {
 }
 
 type preflight struct {
-	h       *Handler
-	pd      PreflightDeps
-	timeout time.Duration
-	rep     PreflightReport
+	h        *Handler
+	pd       PreflightDeps
+	timeout  time.Duration
+	deadline time.Time // of the whole step
+	// notRun is set when call refused to start for want of time; the next
+	// check added becomes a skip.
+	notRun bool
+	rep    PreflightReport
 }
+
+// errNoTime is what call returns once the step's budget is spent.
+var errNoTime = errors.New("the preflight's time budget is spent")
 
 func (p *preflight) add(name, status, detail, fix string) {
 	if len(p.rep.Checks) >= maxPreflightChecks {
@@ -141,6 +152,11 @@ func (p *preflight) add(name, status, detail, fix string) {
 			p.rep.OmittedFailed++
 		}
 		return
+	}
+	if p.notRun {
+		p.notRun = false
+		status, fix = CheckSkip, ""
+		detail = fmt.Sprintf("not run: the preflight's %v budget was spent on the checks above", preflightBudget)
 	}
 	if status != CheckFail {
 		fix = ""
@@ -163,9 +179,18 @@ func clipTo(s string, n int) string {
 	return strings.ToValidUTF8(s[:n-len("…")], "") + "…"
 }
 
-// call runs f with the per-check deadline.
+// call runs f with the per-check deadline, or not at all once the step's
+// budget is spent.
 func (p *preflight) call(ctx context.Context, f func(ctx context.Context) error) error {
-	cctx, cancel := context.WithTimeout(ctx, p.timeout)
+	d := time.Now().Add(p.timeout)
+	if !p.deadline.IsZero() && d.After(p.deadline) {
+		d = p.deadline
+	}
+	if time.Until(d) < time.Second {
+		p.notRun = true
+		return errNoTime
+	}
+	cctx, cancel := context.WithDeadline(ctx, d)
 	defer cancel()
 	return f(cctx)
 }
@@ -176,6 +201,10 @@ func (h *Handler) preflight(ctx context.Context, raw json.RawMessage) (*Prefligh
 	p := &preflight{h: h, pd: h.d.Preflight, timeout: h.d.Preflight.CheckTimeout}
 	if p.timeout <= 0 {
 		p.timeout = DefaultCheckTimeout
+	}
+	p.deadline = time.Now().Add(preflightBudget)
+	if d, ok := ctx.Deadline(); ok && d.Add(-5*time.Second).Before(p.deadline) {
+		p.deadline = d.Add(-5 * time.Second)
 	}
 	cfg, inputOK := p.input(raw)
 	srcOK, tgtOK := p.clusters(ctx)
@@ -678,12 +707,19 @@ func (p *preflight) mappings(ctx context.Context, cfg Config, maps []Mapping, la
 				"add the topic to the stack's Topics parameter and deploy, or remove it from the input")
 		}
 	}
+	// The source's end offsets tell which partitions hold records, so
+	// must have a commit of the mapping's group.
 	var ends kadm.ListedOffsets
 	if srcOK {
-		_ = p.call(ctx, func(ctx context.Context) (err error) {
+		if err := p.call(ctx, func(ctx context.Context) (err error) {
 			ends, err = p.h.src.ListEndOffsets(ctx, cfg.Topics...)
+			if err == nil {
+				err = ends.Error()
+			}
 			return err
-		})
+		}); err != nil {
+			srcOK = false
+		}
 	}
 	for _, m := range maps {
 		name := fmt.Sprintf("mapping %s (%s)", m.UUID, strings.Join(m.Topics, ","))
@@ -715,6 +751,8 @@ func (p *preflight) mappings(ctx context.Context, cfg Config, maps []Mapping, la
 		}
 		if srcOK {
 			p.mappingGroup(ctx, m, ends)
+		} else {
+			p.skip("mapping group "+m.ConsumerGroup+" on source", "the source's end offsets could not be read (see above)")
 		}
 	}
 }

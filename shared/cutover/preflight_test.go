@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // TestPreflightWithoutClients: a function that could not build its Kafka
@@ -75,5 +79,39 @@ func TestPreflightReportBounds(t *testing.T) {
 		if !utf8.ValidString(c.Detail) || !utf8.ValidString(c.Fix) || len(c.Detail) > maxCheckDetail || len(c.Fix) > maxCheckFix {
 			t.Fatalf("check texts not bounded: %d/%d bytes", len(c.Detail), len(c.Fix))
 		}
+	}
+}
+
+type stubSTS struct{ calls int }
+
+func (s *stubSTS) GetCallerIdentity(context.Context, *sts.GetCallerIdentityInput, ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error) {
+	s.calls++
+	return &sts.GetCallerIdentityOutput{Arn: aws.String("arn:aws:sts::123456789012:assumed-role/cutover/fn")}, nil
+}
+
+// TestPreflightBudget: the step ends inside its invocation's deadline: a
+// check that could not finish in the time left is not started, and is
+// reported as skipped, not as failed.
+func TestPreflightBudget(t *testing.T) {
+	st := &stubSTS{}
+	h := New(Deps{ReplicatorFunction: "kmig-replicator", Preflight: PreflightDeps{STS: st}})
+	for _, tc := range []struct {
+		left   time.Duration
+		status string
+	}{{time.Minute, CheckPass}, {3 * time.Second, CheckSkip}} {
+		ctx, cancel := context.WithTimeout(context.Background(), tc.left)
+		out, err := h.Handle(ctx, Request{Step: StepPreflight, Input: json.RawMessage(`{"topics":["orders"],"groups":["billing"]}`)})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range out.(*PreflightReport).Checks {
+			if c.Name == "sts" && (c.Status != tc.status || tc.status == CheckSkip && !strings.Contains(c.Detail, "budget")) {
+				t.Errorf("%v left: sts check %+v, want %s", tc.left, c, tc.status)
+			}
+		}
+	}
+	if st.calls != 1 {
+		t.Errorf("GetCallerIdentity called %d times, want once (not when no time was left)", st.calls)
 	}
 }
