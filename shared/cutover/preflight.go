@@ -598,7 +598,7 @@ func (p *preflight) fence(ctx context.Context, cfg Config, srcOK bool) {
 		}
 		p.pass(name, detail)
 	case errors.As(err, &fu):
-		p.fail(name, err.Error(), fmt.Sprintf("set \"fence\": %q in the input, or fix the source: %s", fu.Use, fu.Reason))
+		p.fail(name, err.Error(), fmt.Sprintf("remove the cause (%s), or set \"fence\": %q in the input", fu.Reason, fu.Use))
 	case errors.As(err, &ie):
 		p.fail(name, err.Error(), "correct the input field "+ie.Field)
 	default:
