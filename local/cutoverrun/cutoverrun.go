@@ -120,10 +120,11 @@ type Options struct {
 	// Preflight configures the Preflight step (cutover.Deps.Preflight).
 	// Its SourceBootstrap and TargetBootstrap default to the clusters'.
 	Preflight cutover.PreflightDeps
-	// SourceAsApp makes the cutover function's source client authenticate
-	// as the application user (subject to its ACLs) instead of the
-	// superuser: a deployment whose cutover principal lacks rights.
-	SourceAsApp bool
+	// SourceAs, when set, is who the cutover function's source client
+	// authenticates as instead of the superuser: the application user
+	// (subject to its ACLs) or a wrong password make a deployment whose
+	// cutover principal lacks rights or credentials.
+	SourceAs *kafkalocal.Credentials
 	// ApprovalTopicArn is the cutover function's APPROVAL_TOPIC_ARN; empty
 	// means the local ApprovalTopicArn.
 	ApprovalTopicArn string
@@ -295,8 +296,8 @@ func startFunction(o Options, log *slog.Logger, sns func(*lambdaendpoint.Server)
 	for i, c := range []*kafkalocal.Cluster{o.Source, o.Target} {
 		opts := []kgo.Opt{kgo.RetryTimeout(10 * time.Second)}
 		as := c.AdminCredentials()
-		if i == 0 && o.SourceAsApp {
-			as = c.AppCredentials()
+		if i == 0 && o.SourceAs != nil {
+			as = *o.SourceAs
 		}
 		if i == 1 && len(o.TargetSeeds) > 0 {
 			opts = append(opts, kgo.SeedBrokers(o.TargetSeeds...))

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/cutover"
 )
 
@@ -33,10 +34,15 @@ func TestRealKafkaPreflight(t *testing.T) {
 		wantCheck(t, rep, name, cutover.CheckPass)
 	}
 
-	rep, _ = r.preflight(ctx, r.baseInput(), Options{SourceAsApp: true})
+	app := r.pair.Source.AppCredentials()
+	rep, _ = r.preflight(ctx, r.baseInput(), Options{SourceAs: &app})
 	wantCheck(t, rep, "source: describe ACLs", cutover.CheckFail, "CLUSTER_AUTHORIZATION_FAILED", "--operation Describe --cluster")
 	wantCheck(t, rep, "source: create ACLs (fence acl)", cutover.CheckFail, "ALTER", "--operation Alter --cluster")
 	wantCheck(t, rep, "source: list offsets", cutover.CheckPass)
+
+	wrong := kafkalocal.Credentials{User: r.pair.Source.AdminCredentials().User, Password: "not-the-password"}
+	rep, _ = r.preflight(ctx, r.baseInput(), Options{SourceAs: &wrong})
+	wantCheck(t, rep, "source cluster reachable", cutover.CheckFail, "authentication failed", "SOURCE_SECRET_ARN")
 
 	if after := r.snapshot(ctx); !reflect.DeepEqual(before, after) {
 		t.Errorf("the preflight changed something:\nbefore %+v\nafter  %+v", before, after)

@@ -292,11 +292,22 @@ func TestPreflight(t *testing.T) {
 
 	t.Run("ACL describe denied on the SCRAM source", func(t *testing.T) {
 		o := healthy
-		o.SourceAsApp = true
+		app := r.pair.Source.AppCredentials()
+		o.SourceAs = &app
 		rep, _ := r.preflight(ctx, r.baseInput(), o)
 		wantCheck(t, rep, "source: describe ACLs", cutover.CheckFail, "CLUSTER_AUTHORIZATION_FAILED", "DESCRIBE on the source cluster")
 		if c, _ := check(rep, "source: create ACLs (fence acl)"); c.Status == cutover.CheckPass {
 			t.Errorf("the application user may create ACLs? %+v", c)
+		}
+	})
+
+	t.Run("wrong source password", func(t *testing.T) {
+		o := healthy
+		o.SourceAs = &kafkalocal.Credentials{User: r.pair.Source.AdminCredentials().User, Password: "not-the-password"}
+		rep, _ := r.preflight(ctx, r.baseInput(), o)
+		wantCheck(t, rep, "source cluster reachable", cutover.CheckFail, "SOURCE_SECRET_ARN", "SOURCE_AUTH")
+		if c, _ := check(rep, "source: list offsets, describe configs, describe groups"); c.Status != cutover.CheckSkip {
+			t.Errorf("source checks not skipped after the source failed: %+v", c)
 		}
 	})
 

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -286,12 +288,21 @@ func (p *preflight) reach(ctx context.Context, side string, adm *kadm.Client, bo
 		return err
 	})
 	if err != nil {
-		detail := fmt.Sprintf("no answer to a metadata request within %v from %s: %v", p.timeout, tried, err)
+		auth, listener := strings.ToUpper(side)+"_AUTH", param
+		credentials := fmt.Sprintf("the credentials in %s_SECRET_ARN", strings.ToUpper(side))
 		switch {
 		case errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) || errors.Is(err, kerr.UnsupportedSaslMechanism):
-			p.fail(name, detail, fmt.Sprintf("the %s refused the cutover's credentials: check the %s secret (username/password or certificate) and the auth kind (%s_AUTH) against the %s listener", side, strings.ToUpper(side)+"_SECRET_ARN", strings.ToUpper(side), param))
+			p.fail(name, fmt.Sprintf("tried %s: authentication failed: %v", tried, err),
+				fmt.Sprintf("the %s refused the cutover's credentials: check %s and that %s is the mechanism of the %s listener", side, credentials, auth, listener))
+		case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+			p.fail(name, fmt.Sprintf("tried %s: the broker accepted the connection and closed it: %v", tried, err),
+				fmt.Sprintf("the address is reachable but the handshake failed: check that %s (TLS or not, SASL mechanism) matches the %s listener, and %s", auth, listener, credentials))
+		case errors.Is(err, syscall.ECONNREFUSED):
+			p.fail(name, fmt.Sprintf("tried %s: connection refused: %v", tried, err),
+				fmt.Sprintf("nothing listens there: check %s (host and port of the listener for %s)", listener, auth))
 		default:
-			p.fail(name, detail, fmt.Sprintf("let the cutover function reach the brokers tried: the security groups in SecurityGroupIds must allow outbound TCP to them, the brokers' security groups must allow inbound from SecurityGroupIds, and the subnets in SubnetIds must route to the cluster's network; check %s names the listener for %s_AUTH", param, strings.ToUpper(side)))
+			p.fail(name, fmt.Sprintf("tried %s: no answer to a metadata request within %v: %v", tried, p.timeout, err),
+				fmt.Sprintf("let the cutover function reach the brokers tried: the security groups in SecurityGroupIds must allow outbound TCP to them, the brokers' security groups must allow inbound from SecurityGroupIds, and the subnets in SubnetIds must route to the cluster's network; check %s names the listener for %s", listener, auth))
 		}
 		return false
 	}
