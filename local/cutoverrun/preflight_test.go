@@ -22,6 +22,7 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/cutover"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/rundetails"
 )
 
 // The preflight runs the Preflight step of the real cutover handler
@@ -224,7 +225,7 @@ func TestPreflight(t *testing.T) {
 		for _, name := range []string{"input", "source cluster reachable", "target cluster reachable", "secrets manager: SOURCE_SECRET_ARN", "sts",
 			"lambda api: list mappings", "source: list offsets", "source: describe configs", "source: describe groups",
 			"target: list offsets", "target: describe configs", "target: describe groups", "source: describe ACLs",
-			"source: create ACLs (fence acl)", "fence acl: plan", "mapping " + r.mapping.UUID() + " (" + r.topic + ")",
+			"source: create ACLs (fence acl)", "fence acl: plan", "target: details topic " + rundetails.DefaultTopic, "mapping " + r.mapping.UUID() + " (" + r.topic + ")",
 			"mapping group kmig-replicator-" + r.topic + " on source", "group " + r.group + " on source", "approval topic"} {
 			wantCheck(t, rep, name, cutover.CheckPass)
 		}
@@ -309,6 +310,15 @@ func TestPreflight(t *testing.T) {
 		if c, _ := check(rep, "source: list offsets, describe configs, describe groups"); c.Status != cutover.CheckSkip {
 			t.Errorf("source checks not skipped after the source failed: %+v", c)
 		}
+	})
+
+	t.Run("details topic with 3 partitions", func(t *testing.T) {
+		if _, err := r.tgtAdm.CreateTopic(ctx, 3, -1, nil, rundetails.DefaultTopic); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _, _ = r.tgtAdm.DeleteTopics(ctx, rundetails.DefaultTopic) }()
+		rep, _ := r.preflight(ctx, r.baseInput(), healthy)
+		wantCheck(t, rep, "target: details topic "+rundetails.DefaultTopic, cutover.CheckFail, "3 partitions", "CutoverDetailsTopic")
 	})
 
 	t.Run("input", func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamfence"
@@ -487,7 +489,70 @@ func (p *preflight) kafkaPermissions(ctx context.Context, cfg Config, srcOK, tgt
 	}
 	if tgtOK {
 		p.targetCommit(ctx, cfg)
+		p.detailsTopic(ctx)
 	}
+}
+
+// detailsTopic checks the target's details topic, which Validate creates
+// when missing (rundetails.Store.Ensure) and every run writes: an existing
+// one must have exactly one partition; a missing one needs the right to
+// create it, as far as the target reports the principal's cluster
+// operations.
+func (p *preflight) detailsTopic(ctx context.Context) {
+	if p.h.details == nil {
+		return
+	}
+	topic := p.h.details.Topic()
+	name := "target: details topic " + topic
+	var td kadm.TopicDetails
+	err := p.call(ctx, func(ctx context.Context) (err error) {
+		td, err = p.h.tgt.ListTopics(ctx, topic)
+		return err
+	})
+	if err != nil {
+		p.fail(name, "looking it up: "+err.Error(), "the cutover's target principal must be able to describe topic "+topic+" (for MSK IAM kafka-cluster:DescribeTopic on its ARN)")
+		return
+	}
+	if t, ok := td[topic]; ok && t.Err == nil {
+		if n := len(t.Partitions); n != 1 {
+			p.fail(name, fmt.Sprintf("it has %d partitions; the run's details need exactly 1", n),
+				"delete the topic (it only holds past runs' details) or set the stack's CutoverDetailsTopic parameter to a new name")
+			return
+		}
+		p.pass(name, "exists with 1 partition")
+		return
+	}
+	ops, reported, err := p.clusterOps(ctx, p.h.d.Target)
+	switch {
+	case err == nil && reported && (slices.Contains(ops, kmsg.ACLOperationCreate) || slices.Contains(ops, kmsg.ACLOperationAll)):
+		p.pass(name, "missing; Validate creates it, and the target reports CREATE on the cluster for the cutover's principal")
+	case err == nil && reported:
+		p.fail(name, "missing, and the target reports no CREATE on the cluster for the cutover's principal, so Validate cannot create it",
+			"create the topic (1 partition) or grant the cutover's principal CREATE on it or on the target cluster")
+	default:
+		p.skip(name, "missing; Validate creates it, which cannot be tried without creating it, and the target did not report the principal's cluster operations")
+	}
+}
+
+// clusterOps returns the operations the cluster reports the client's
+// principal may perform on it (DescribeCluster, KIP-430); reported is false
+// when the cluster did not say.
+func (p *preflight) clusterOps(ctx context.Context, cl *kgo.Client) (ops []kadm.ACLOperation, reported bool, err error) {
+	err = p.call(ctx, func(ctx context.Context) error {
+		req := kmsg.NewPtrDescribeClusterRequest()
+		req.IncludeClusterAuthorizedOperations = true
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return err
+		}
+		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+			return err
+		}
+		reported = resp.ClusterAuthorizedOperations != math.MinInt32
+		ops = kadm.DecodeACLOperations(resp.ClusterAuthorizedOperations)
+		return nil
+	})
+	return ops, reported, err
 }
 
 // kafkaCheck runs f and turns a Kafka refusal into a fix naming the grant.
@@ -639,22 +704,7 @@ func (p *preflight) aclRights(ctx context.Context, cfg Config) {
 		return "DescribeAcls answered", err
 	})
 	const name = "source: create ACLs (fence acl)"
-	var ops []kadm.ACLOperation
-	reported := false
-	err := p.call(ctx, func(ctx context.Context) error {
-		req := kmsg.NewPtrDescribeClusterRequest()
-		req.IncludeClusterAuthorizedOperations = true
-		resp, err := req.RequestWith(ctx, p.h.d.Source)
-		if err != nil {
-			return err
-		}
-		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-			return err
-		}
-		reported = resp.ClusterAuthorizedOperations != -2147483648
-		ops = kadm.DecodeACLOperations(resp.ClusterAuthorizedOperations)
-		return nil
-	})
+	ops, reported, err := p.clusterOps(ctx, p.h.d.Source)
 	switch {
 	case err != nil:
 		p.skip(name, "creating ACLs cannot be tried without creating one, and the source did not report the principal's authorized cluster operations: "+err.Error())
@@ -694,7 +744,7 @@ func (p *preflight) iamRoles(ctx context.Context, cfg Config) {
 		case err == nil:
 			p.pass(name, "iam:GetRole answered")
 		case unreachable(err):
-			p.fail(name, fmt.Sprintf("iam:GetRole got no answer within %v: %v", p.timeout, err), "IAM has no VPC endpoint in most regions: route SubnetIds to a NAT gateway, or use \"fence\": \"none\"")
+			p.fail(name, fmt.Sprintf("iam:GetRole got no answer within %v: %v", p.timeout, err), "IAM's API is a global endpoint: give SubnetIds a route to it (a NAT gateway), or use \"fence\": \"none\"")
 		case denied(err):
 			p.fail(name, "iam:GetRole was denied: "+err.Error(), "list the role's ARN in the stack's ProducerRoleArns parameter (the cutover role may touch only those)")
 		case errors.As(err, &nse) && nse.ErrorCode() == "NoSuchEntity":
