@@ -88,7 +88,8 @@ func (f *function) connect(ctx context.Context) {
 		f.log.Error("building the Kafka clients", "error", f.clientsErr)
 	}
 	secretArns := map[string]string{}
-	for v, arn := range map[string]string{"SOURCE_SECRET_ARN": cfg.Source.SecretARN, "TARGET_SECRET_ARN": cfg.Target.SecretARN} {
+	for v, arn := range map[string]string{"SOURCE_SECRET_ARN": cfg.Source.SecretARN, "TARGET_SECRET_ARN": cfg.Target.SecretARN,
+		"SOURCE_CA_SECRET_ARN": cfg.Source.CASecretARN, "TARGET_CA_SECRET_ARN": cfg.Target.CASecretARN} {
 		if arn != "" {
 			secretArns[v] = arn
 		}

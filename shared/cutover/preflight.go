@@ -2,6 +2,8 @@ package cutover
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -94,7 +96,8 @@ type PreflightDeps struct {
 	STS     CallerIdentityAPI
 	Secrets SecretValueAPI
 	// SecretArns are the configured secrets (SOURCE_SECRET_ARN,
-	// TARGET_SECRET_ARN), keyed by their variable.
+	// TARGET_SECRET_ARN, SOURCE_CA_SECRET_ARN, TARGET_CA_SECRET_ARN),
+	// keyed by their variable.
 	SecretArns map[string]string
 	SNS        TopicAttributesAPI
 	// SourceBootstrap and TargetBootstrap are the brokers the clients were
@@ -296,6 +299,9 @@ func (p *preflight) reach(ctx context.Context, side string, adm *kadm.Client, bo
 		case errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState) || errors.Is(err, kerr.UnsupportedSaslMechanism):
 			p.fail(name, fmt.Sprintf("tried %s: authentication failed: %v", tried, err),
 				fmt.Sprintf("the %s refused the cutover's credentials: check %s and that %s is the mechanism of the %s listener", side, credentials, auth, listener))
+		case errors.As(err, new(*tls.CertificateVerificationError)) || errors.As(err, new(x509.UnknownAuthorityError)):
+			p.fail(name, fmt.Sprintf("tried %s: the brokers' TLS certificate is not trusted: %v", tried, err),
+				fmt.Sprintf("give the stack the root CA that signed the brokers' certificates (the %sCaSecretArn parameter, %s_CA_SECRET_ARN), or check %s names the cluster you mean", strings.ToUpper(side[:1])+side[1:], strings.ToUpper(side), listener))
 		case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
 			p.fail(name, fmt.Sprintf("tried %s: the broker accepted the connection and closed it: %v", tried, err),
 				fmt.Sprintf("the address is reachable but the handshake failed: check that %s (TLS or not, SASL mechanism) matches the %s listener, and %s", auth, listener, credentials))
@@ -319,7 +325,7 @@ func (p *preflight) reach(ctx context.Context, side string, adm *kadm.Client, bo
 // awsAPIs checks Secrets Manager and STS.
 func (p *preflight) awsAPIs(ctx context.Context) {
 	if len(p.pd.SecretArns) == 0 {
-		p.skip("secrets manager", "no secret is configured (SOURCE_SECRET_ARN and TARGET_SECRET_ARN are empty)")
+		p.skip("secrets manager", "no secret is configured (SOURCE_SECRET_ARN, TARGET_SECRET_ARN and their _CA_SECRET_ARN are empty)")
 	} else if p.pd.Secrets == nil {
 		p.skip("secrets manager", "the cutover function has no Secrets Manager client")
 	} else {

@@ -2,9 +2,17 @@ package cutover
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +20,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestPreflightWithoutClients: a function that could not build its Kafka
@@ -114,4 +123,64 @@ func TestPreflightBudget(t *testing.T) {
 	if st.calls != 1 {
 		t.Errorf("GetCallerIdentity called %d times, want once (not when no time was left)", st.calls)
 	}
+}
+
+// tlsServer listens with a certificate of its own, self-signed CA, as a
+// cluster whose certificates a private CA issued; it answers nothing after
+// the handshake. It returns its host:port.
+func tlsServer(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "private-ca-broker"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _ = c.(*tls.Conn).Handshake(); time.Sleep(time.Second); c.Close() }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestPreflightUntrustedCA: a target whose TLS certificate a private CA
+// issued, reached without that CA, fails the reachability check with the
+// parameter that supplies the CA.
+func TestPreflightUntrustedCA(t *testing.T) {
+	addr := tlsServer(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	h := New(Deps{Target: cl, ReplicatorFunction: "kmig-replicator", Preflight: PreflightDeps{TargetBootstrap: []string{addr}, CheckTimeout: 3 * time.Second}})
+	out, err := h.Handle(context.Background(), Request{Step: StepPreflight, Input: json.RawMessage(`{"topics":["orders"],"groups":["billing"]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range out.(*PreflightReport).Checks {
+		if c.Name == "target cluster reachable" {
+			if c.Status != CheckFail || !strings.Contains(c.Detail, "not trusted") || !strings.Contains(c.Fix, "TargetCaSecretArn") || !strings.Contains(c.Fix, "TARGET_CA_SECRET_ARN") {
+				t.Errorf("check %+v, want a failure naming TargetCaSecretArn", c)
+			}
+			return
+		}
+	}
+	t.Error("no target cluster reachable check")
 }
