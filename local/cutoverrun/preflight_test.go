@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/iamlocal"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/cutover"
@@ -132,13 +133,29 @@ func (r *rig) commitAppGroup(ctx context.Context) {
 	}
 }
 
+// setMapping enables or disables the rig's mapping and waits until it
+// reads so.
+func (r *rig) setMapping(ctx context.Context, enabled bool) {
+	r.t.Helper()
+	want := esm.StateDisabled
+	if enabled {
+		want = esm.StateEnabled
+	}
+	if err := r.mapping.SetEnabled(enabled); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.mapping.WaitState(ctx, want); err != nil {
+		r.t.Fatalf("mapping did not read %s: %v", want, err)
+	}
+}
+
 // preflight runs the Preflight step once, directly on the handler, and
 // returns its report.
 func (r *rig) preflight(ctx context.Context, input map[string]any, o Options) (*cutover.PreflightReport, time.Duration) {
 	r.t.Helper()
 	o.Source, o.Target, o.Mappings = r.pair.Source, r.pair.Target, r.reg
 	if o.Preflight.CheckTimeout == 0 {
-		o.Preflight.CheckTimeout = 2 * time.Second
+		o.Preflight.CheckTimeout = 5 * time.Second
 	}
 	fn, err := startFunction(o, r.log, nil)
 	if err != nil {
@@ -241,6 +258,7 @@ func TestPreflight(t *testing.T) {
 		addr := blackhole(t)
 		o := healthy
 		o.TargetSeeds = []string{addr}
+		o.Preflight.CheckTimeout = 2 * time.Second
 		rep, took := r.preflight(ctx, r.baseInput(), o)
 		if rep.Passed {
 			t.Fatal("passed with an unreachable target")
@@ -261,6 +279,7 @@ func TestPreflight(t *testing.T) {
 	t.Run("unreachable secrets manager", func(t *testing.T) {
 		o := healthy
 		o.Preflight = ar.deps("http://" + blackhole(t))
+		o.Preflight.CheckTimeout = 2 * time.Second
 		start := time.Now()
 		rep, _ := r.preflight(ctx, r.baseInput(), o)
 		wantCheck(t, rep, "secrets manager: SOURCE_SECRET_ARN", cutover.CheckFail, "com.amazonaws.us-east-1.secretsmanager", "NAT gateway")
@@ -271,14 +290,8 @@ func TestPreflight(t *testing.T) {
 	})
 
 	t.Run("mapping disabled", func(t *testing.T) {
-		if err := r.mapping.SetEnabled(false); err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			if err := r.mapping.SetEnabled(true); err != nil {
-				t.Fatal(err)
-			}
-		}()
+		r.setMapping(ctx, false)
+		defer r.setMapping(ctx, true)
 		rep, _ := r.preflight(ctx, r.baseInput(), healthy)
 		wantCheck(t, rep, "mapping "+r.mapping.UUID()+" ("+r.topic+")", cutover.CheckFail, "Disabled", "update-event-source-mapping --uuid "+r.mapping.UUID()+" --enabled")
 	})
@@ -363,7 +376,7 @@ func TestPreflightStateMachine(t *testing.T) {
 	r.waitReplicated(ctx)
 	r.commitAppGroup(ctx)
 	before := r.snapshot(ctx)
-	o := Options{Definition: PreflightDefinition, Preflight: cutover.PreflightDeps{CheckTimeout: 2 * time.Second}}
+	o := Options{Definition: PreflightDefinition, Preflight: cutover.PreflightDeps{CheckTimeout: 5 * time.Second}}
 
 	res := r.run(ctx, r.baseInput(), o)
 	if res.Status != "SUCCEEDED" || res.Preflight == nil || !res.Preflight.Passed {
@@ -373,15 +386,11 @@ func TestPreflightStateMachine(t *testing.T) {
 		t.Errorf("states %v, want %v", got, want)
 	}
 
-	if err := r.mapping.SetEnabled(false); err != nil {
-		t.Fatal(err)
-	}
+	r.setMapping(ctx, false)
 	addr := blackhole(t)
 	o.TargetSeeds = []string{addr}
 	res = r.run(ctx, r.baseInput(), o)
-	if err := r.mapping.SetEnabled(true); err != nil {
-		t.Fatal(err)
-	}
+	r.setMapping(ctx, true)
 	if res.Status != "FAILED" || res.Error != "PreflightFailed" {
 		t.Fatalf("broken rig: %s %s %s", res.Status, res.Error, res.Cause)
 	}
