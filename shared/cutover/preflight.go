@@ -805,6 +805,9 @@ func (p *preflight) mappings(ctx context.Context, cfg Config, maps []Mapping, la
 			p.fail(name, "GetEventSourceMapping was denied: "+err.Error(), "grant the cutover role lambda:GetEventSourceMapping on this mapping's ARN (the stack's per-topic policy does)")
 		case err != nil:
 			p.fail(name, "GetEventSourceMapping failed: "+err.Error(), "see the error")
+		case state == "Creating" || state == "Enabling" || state == "Updating":
+			p.fail(name, "state "+state+": the mapping is changing",
+				"wait until the mapping reads Enabled (aws lambda get-event-source-mapping --uuid "+m.UUID+") and run the preflight again")
 		case state != "Enabled":
 			p.fail(name, "state "+state+", last processing result "+quote(result),
 				fmt.Sprintf("enable the mapping (aws lambda update-event-source-mapping --uuid %s --enabled) and let it catch up; the cutover drains only through Enabled mappings", m.UUID))
