@@ -1,5 +1,6 @@
 // Package cutoverrun runs the real cutover state machine
-// (statemachine/cutover.asl.json) locally: it starts the emulated Lambda
+// (statemachine/cutover.asl.json), or the preflight
+// (statemachine/preflight.asl.json), locally: it starts the emulated Lambda
 // endpoint with the cutover function and the hook functions in process,
 // runs the definition under the aws-local-stepfunctions interpreter (Node
 // 22, installed by `npm ci` in statemachine/local) with
@@ -112,7 +113,32 @@ type Options struct {
 	// invocations, as a cold start or a queued request does on AWS: the
 	// function's handler starts that long after the request arrives.
 	StartupDelay map[string]time.Duration
+	// Definition is the state machine definition in statemachine/ to run:
+	// empty means CutoverDefinition; PreflightDefinition runs the
+	// preflight.
+	Definition string
+	// Preflight configures the Preflight step (cutover.Deps.Preflight).
+	// Its SourceBootstrap and TargetBootstrap default to the clusters'.
+	Preflight cutover.PreflightDeps
+	// SourceAs, when set, is who the cutover function's source client
+	// authenticates as instead of the superuser: the application user
+	// (subject to its ACLs) or a wrong password make a deployment whose
+	// cutover principal lacks rights or credentials.
+	SourceAs *kafkalocal.Credentials
+	// ApprovalTopicArn is the cutover function's APPROVAL_TOPIC_ARN; empty
+	// means the local ApprovalTopicArn.
+	ApprovalTopicArn string
+	// TargetSeeds, when set, replaces the brokers the cutover function's
+	// target client is given: a deployment with a wrong or unreachable
+	// target address.
+	TargetSeeds []string
 }
+
+// The definitions in statemachine/ that Run can execute.
+const (
+	CutoverDefinition   = "cutover.asl.json"
+	PreflightDefinition = "preflight.asl.json"
+)
 
 // Event is one entry of the interpreter's execution log.
 type Event struct {
@@ -135,8 +161,10 @@ type Result struct {
 	Output json.RawMessage
 	// Error and Cause come from the Fail state when it failed.
 	Error, Cause string
-	// Report is Output decoded, when it succeeded.
+	// Report is Output decoded, when a cutover succeeded.
 	Report *cutover.Report
+	// Preflight is Output decoded, when a preflight succeeded.
+	Preflight *cutover.PreflightReport
 	// Events is the execution's event log, in order.
 	Events []Event
 	// Duration is the wall time of the interpreter run.
@@ -245,6 +273,9 @@ func startFunction(o Options, log *slog.Logger, sns func(*lambdaendpoint.Server)
 	if o.ReplicatorFunction == "" {
 		o.ReplicatorFunction = DefaultReplicatorFunction
 	}
+	if o.ApprovalTopicArn == "" {
+		o.ApprovalTopicArn = ApprovalTopicArn
+	}
 	if o.SourceAuth == "" {
 		o.SourceAuth = kafkaconn.AuthSCRAM512
 		if o.Source.Security() == kafkalocal.SecurityPlaintext {
@@ -262,8 +293,16 @@ func startFunction(o Options, log *slog.Logger, sns func(*lambdaendpoint.Server)
 		o.Endpoint(f.ep)
 	}
 	var cls []*kgo.Client
-	for _, c := range []*kafkalocal.Cluster{o.Source, o.Target} {
-		cl, err := c.NewClient(kgo.RetryTimeout(10 * time.Second))
+	for i, c := range []*kafkalocal.Cluster{o.Source, o.Target} {
+		opts := []kgo.Opt{kgo.RetryTimeout(10 * time.Second)}
+		as := c.AdminCredentials()
+		if i == 0 && o.SourceAs != nil {
+			as = *o.SourceAs
+		}
+		if i == 1 && len(o.TargetSeeds) > 0 {
+			opts = append(opts, kgo.SeedBrokers(o.TargetSeeds...))
+		}
+		cl, err := c.NewClientAs(as, opts...)
 		if err != nil {
 			f.close()
 			return nil, err
@@ -278,7 +317,7 @@ func startFunction(o Options, log *slog.Logger, sns func(*lambdaendpoint.Server)
 	})
 	d := cutover.Deps{
 		Source: cls[0], Target: cls[1], Lambda: lc,
-		ReplicatorFunction: o.ReplicatorFunction, ApprovalTopicArn: ApprovalTopicArn,
+		ReplicatorFunction: o.ReplicatorFunction, ApprovalTopicArn: o.ApprovalTopicArn,
 		Log: log, Fault: o.Fault,
 		SourceAuth: o.SourceAuth, IAM: o.IAM, SourceClusterArn: o.SourceClusterArn, ProducerRoleArns: o.ProducerRoleArns,
 		Renames:        o.Renames,
@@ -297,6 +336,16 @@ func startFunction(o Options, log *slog.Logger, sns func(*lambdaendpoint.Server)
 	}
 	if sns != nil {
 		d.SNS = sns(f.ep)
+	}
+	d.Preflight = o.Preflight
+	if d.Preflight.SourceBootstrap == nil {
+		d.Preflight.SourceBootstrap = o.Source.Bootstrap()
+	}
+	if d.Preflight.TargetBootstrap == nil {
+		d.Preflight.TargetBootstrap = o.Target.Bootstrap()
+		if len(o.TargetSeeds) > 0 {
+			d.Preflight.TargetBootstrap = o.TargetSeeds
+		}
 	}
 	f.h = cutover.New(d)
 	return f, nil
@@ -374,6 +423,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		ep.Register(name, fn)
 	}
 
+	defName := o.Definition
+	if defName == "" {
+		defName = CutoverDefinition
+	}
 	input := o.Input
 	if len(input) == 0 {
 		input = json.RawMessage("{}")
@@ -381,7 +434,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if !json.Valid(input) {
 		return nil, errors.New("cutoverrun: Input is not valid JSON")
 	}
-	definition := filepath.Join(root, "statemachine", "cutover.asl.json")
+	definition := filepath.Join(root, "statemachine", defName)
+	if len(o.TaskTimeouts) > 0 && defName != CutoverDefinition {
+		return nil, errors.New("cutoverrun: TaskTimeouts apply to the cutover definition only")
+	}
 	if len(o.TaskTimeouts) > 0 {
 		def, err := readDefinition(root)
 		if err != nil {
@@ -409,7 +465,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := interpret(ctx, node, dir, definition, subs, input, url, res); err != nil {
 		return nil, err
 	}
-	if res.Status == "SUCCEEDED" {
+	if res.Status == "SUCCEEDED" && defName == PreflightDefinition {
+		var rep cutover.PreflightReport
+		if err := json.Unmarshal(res.Output, &rep); err == nil {
+			res.Preflight = &rep
+		}
+	} else if res.Status == "SUCCEEDED" {
 		var rep cutover.Report
 		if err := json.Unmarshal(res.Output, &rep); err == nil {
 			res.Report = &rep

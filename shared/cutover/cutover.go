@@ -3,7 +3,8 @@
 // check, the fence (Kafka ACLs, or IAM deny policies for IAM-authenticated
 // MSK sources), the drain wait, pausing replication, waiting for
 // source consumers to leave, exact offset translation, hooks, target
-// verification, the report, and rollback.
+// verification, the report, and rollback; and the read-only preflight
+// (statemachine/preflight.asl.json, preflight.go).
 //
 // The state machine calls one Lambda function for every step; Handler.Handle
 // dispatches on Request.Step. Each step receives the whole execution state
@@ -19,10 +20,11 @@
 // translation treat transaction markers and aborted records as nothing to
 // read (offsets.Consumed).
 //
-// Guarantees: Validate and Plan (dry run) change nothing on either cluster
-// or on any event source mapping, but for writing the run's details to the
-// details topic (created on first use); a step that fails after a partial change
-// undoes its own change before returning; errors returned at the boundary
+// Guarantees: Preflight changes nothing on either cluster or on any event
+// source mapping; Validate and Plan (dry run) change nothing either, but for
+// writing the run's details to the details topic (created on first use); a
+// step that fails after a partial change undoes its own change before
+// returning; errors returned at the boundary
 // are the typed errors in errors.go, whose type names are the names the
 // state machine catches. It never deletes an ACL or IAM policy it did not
 // create and never enables a mapping it did not disable.
@@ -138,6 +140,8 @@ type Deps struct {
 	// deployed functions leave them empty.
 	TaskTimeouts   map[string]time.Duration
 	DeadlineMargin time.Duration
+	// Preflight holds what only the Preflight step uses.
+	Preflight PreflightDeps
 }
 
 // Handler runs steps. It is safe for concurrent use.
@@ -185,7 +189,7 @@ func New(d Deps) *Handler {
 // Request is what the state machine sends for every step.
 type Request struct {
 	Step string `json:"step"`
-	// Input is the raw execution input (Validate only).
+	// Input is the raw execution input (Validate and Preflight only).
 	Input json.RawMessage `json:"input,omitempty"`
 	// State is the execution state (every other step).
 	State *State `json:"state,omitempty"`
@@ -320,8 +324,9 @@ type FenceRecord struct {
 func (h *Handler) now() time.Time { return h.d.Now().UTC().Truncate(time.Millisecond) }
 
 // Handle runs one step. It returns the updated *State for every step but
-// Report and Plan (which return the report) and the hook steps (which
-// return a small acknowledgement the state machine discards).
+// Report and Plan (which return the report), Preflight (which returns a
+// *PreflightReport) and the hook steps (which return a small
+// acknowledgement the state machine discards).
 //
 // Each step runs under a deadline of its own, so that it ends before its
 // Task's TimeoutSeconds: Step Functions does not stop an invocation it has
@@ -330,9 +335,16 @@ func (h *Handler) now() time.Time { return h.d.Now().UTC().Truncate(time.Millise
 // invocation that started late (a cold start, a queued request) has only
 // what is left of its Task's time. A step that reaches its deadline fails
 // with *StepDeadlineError (Rollback keeps its own error, so that the state
-// machine retries it).
+// machine retries it). Preflight keeps its own budget (preflightBudget).
 func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
 	log := h.d.Log.With("step", req.Step)
+	if req.Step == StepPreflight {
+		out, err := h.preflight(ctx, req.Input)
+		return ret(log, out, err)
+	}
+	if err := h.d.Preflight.ClientsErr; err != nil {
+		return ret(log, nil, &ClusterError{Op: "building the Kafka clients at start-up", Err: err})
+	}
 	budget, ok := h.budget(req.Step)
 	if !ok {
 		out, err := h.step(ctx, req)
