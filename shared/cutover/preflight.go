@@ -571,8 +571,19 @@ func (p *preflight) kafkaCheck(ctx context.Context, name string, resources []str
 func (p *preflight) kafkaCheckFix(ctx context.Context, name string, resources []string, fixFor func(error) string, f func(ctx context.Context) (string, error)) {
 	var detail string
 	err := p.call(ctx, func(ctx context.Context) (err error) {
-		detail, err = f(ctx)
-		return err
+		// A broker's retriable answer (a group coordinator still loading
+		// after a restart, a leader moving) is asked again within the
+		// check's deadline, as the steps' own requests would be.
+		for {
+			if detail, err = f(ctx); err == nil || !kerr.IsRetriable(err) {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
 	})
 	if err == nil {
 		p.pass(name, detail)

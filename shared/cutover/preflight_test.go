@@ -20,6 +20,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -183,4 +184,29 @@ func TestPreflightUntrustedCA(t *testing.T) {
 		}
 	}
 	t.Error("no target cluster reachable check")
+}
+
+// TestPreflightRetriesRetriableAnswers: a Kafka answer the broker marks
+// retriable (a group coordinator still loading after a restart) is asked
+// again within the check's deadline and passes; a refusal fails at once.
+func TestPreflightRetriesRetriableAnswers(t *testing.T) {
+	p := &preflight{timeout: 5 * time.Second}
+	calls := 0
+	p.kafkaCheck(context.Background(), "target: describe groups", []string{"g"}, func(context.Context) (string, error) {
+		if calls++; calls < 3 {
+			return "", fmt.Errorf("group g: %w", kerr.CoordinatorNotAvailable)
+		}
+		return "g (Empty, 0 members)", nil
+	})
+	denied := 0
+	p.kafkaCheck(context.Background(), "source: describe groups", []string{"g"}, func(context.Context) (string, error) {
+		denied++
+		return "", fmt.Errorf("group g: %w", kerr.GroupAuthorizationFailed)
+	})
+	if len(p.rep.Checks) != 2 || p.rep.Checks[0].Status != CheckPass || calls != 3 {
+		t.Fatalf("retriable answers: %d calls, checks %+v", calls, p.rep.Checks)
+	}
+	if p.rep.Checks[1].Status != CheckFail || denied != 1 {
+		t.Fatalf("a refusal: %d calls, check %+v", denied, p.rep.Checks[1])
+	}
 }
