@@ -2,7 +2,6 @@ package transform
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
@@ -125,11 +124,9 @@ func ParseTopicMap(data []byte) (TopicMap, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var specs []Spec
-	if err := dec.Decode(&specs); err != nil {
-		return nil, &ParseError{Index: -1, Err: fmt.Errorf("not a JSON list of transforms: %w", err)}
+	specs, err := decodeSpecs(data)
+	if err != nil {
+		return nil, err
 	}
 	for i, s := range specs {
 		if s.Type != "rename" {

@@ -148,6 +148,17 @@ func (e *ParseError) Error() string {
 
 func (e *ParseError) Unwrap() error { return e.Err }
 
+// decodeSpecs decodes a JSON list of Specs, refusing unknown fields.
+func decodeSpecs(data []byte) ([]Spec, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var specs []Spec
+	if err := dec.Decode(&specs); err != nil {
+		return nil, &ParseError{Index: -1, Err: fmt.Errorf("not a JSON list of transforms: %w", err)}
+	}
+	return specs, nil
+}
+
 // Parse builds a Chain from a JSON list of Specs. Unknown fields, unknown
 // types, bad regexes, unregistered hooks and many-to-one renames are
 // refused with a *ParseError, as are renames of or to illegal topic
@@ -157,11 +168,9 @@ func Parse(data []byte) (*Chain, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return c, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var specs []Spec
-	if err := dec.Decode(&specs); err != nil {
-		return nil, &ParseError{Index: -1, Err: fmt.Errorf("not a JSON list of transforms: %w", err)}
+	specs, err := decodeSpecs(data)
+	if err != nil {
+		return nil, err
 	}
 	for i, s := range specs {
 		st, err := c.build(i, s)
