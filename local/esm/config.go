@@ -99,6 +99,10 @@ type Config struct {
 	// InvokeTimeout, when positive, is the deadline of each invocation's
 	// context, like a function timeout.
 	InvokeTimeout time.Duration
+	// Overlap, when Every > 0, emulates a poller rebalance that leaves
+	// the partition's previous owner still processing a batch: see
+	// Overlap.
+	Overlap Overlap
 	// StartDisabled creates the mapping in the Disabled state.
 	StartDisabled bool
 	// Logger receives state changes and failures; nil discards them.
@@ -183,6 +187,12 @@ func (c Config) normalize() (Config, error) {
 		c.RetryBackoff = DefaultRetryBackoff
 	case c.RetryBackoff < 0:
 		bad("RetryBackoff", "%v is negative", c.RetryBackoff)
+	}
+	if c.Overlap.Every < 0 {
+		bad("Overlap.Every", "%d is negative", c.Overlap.Every)
+	}
+	if c.Overlap.Lead < 0 {
+		bad("Overlap.Lead", "%v is negative", c.Overlap.Lead)
 	}
 	if c.InvokeTimeout < 0 {
 		bad("InvokeTimeout", "%v is negative", c.InvokeTimeout)
