@@ -282,6 +282,8 @@ func TestIAMGrantsWhatTheCodeNeeds(t *testing.T) {
 		{"CutoverTopicPolicy", "kafka-cluster:ReadData", "SourceClusterArn", "drain and translation read source records"},
 		{"ReplicatorRole", "kafka-cluster:Connect", "SourceClusterArn", "the replicator's transaction check connects to the source"},
 		{"ReplicatorTopicPolicy", "kafka-cluster:ReadData", "SourceClusterArn", "the replicator's transaction check fetches the batch's range from the source"},
+		{"ReplicatorRole", "kafka-cluster:DescribeTransactionalId", "TargetClusterArn", "the fence's transactional producers find their coordinator"},
+		{"ReplicatorRole", "kafka-cluster:AlterTransactionalId", "TargetClusterArn", "the fence's transactional producers init, add partitions and commit"},
 	} {
 		found := false
 		for _, s := range stmts {
