@@ -106,7 +106,7 @@ func LoadConfig(env config.Env) (Config, error) {
 	}
 	c.MetricsNamespace = env.String(EnvMetricsNamespace, DefaultMetricsNamespace)
 	c.TransactionalIDPrefix = env.String(EnvTransactionalID, "")
-	return c, nil
+	return c, c.validate()
 }
 
 // TargetOptions are every kgo option of one replicator target client:
