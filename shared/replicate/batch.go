@@ -57,7 +57,7 @@ func (r *Replicator) Handle(ctx context.Context, payload []byte) (Result, error)
 	if werr != nil && len(b.fenced) > 0 && fencedErr(werr) {
 		err = b.fencedWrite(failed, werr)
 	}
-	if ferr := b.endFences(err == nil); ferr != nil && err == nil {
+	if ferr := b.endFences(failed); ferr != nil && err == nil {
 		err = ferr
 	}
 	ok := err == nil
@@ -377,12 +377,17 @@ func (b *batch) fencedWrite(failed map[*kgo.Record]bool, err error) error {
 }
 
 // endFences ends the transaction of every fenced partition of the batch,
-// all at once: a commit if commit (every record acknowledged), an abort
-// otherwise. It returns the first failure.
-func (b *batch) endFences(commit bool) error {
+// all at once, once every record sent is resolved. A partition whose
+// records were all acknowledged commits, even if the batch fails: what it
+// wrote is a prefix of its records, which the retry skips by provenance, as
+// without the fence. A partition with an unacknowledged record aborts, so
+// the target holds none of this batch's records for it. It returns the
+// first failure.
+func (b *batch) endFences(failed map[*kgo.Record]bool) error {
 	errs := make([]error, len(b.fenced))
 	var wg sync.WaitGroup
 	for i, ps := range b.fenced {
+		commit := !slices.ContainsFunc(ps.write, func(rec *kgo.Record) bool { return failed[rec] })
 		wg.Go(func() { errs[i] = b.r.endFence(ps.fence, ps.srcTopic, ps.srcPart, commit) })
 	}
 	wg.Wait()
