@@ -369,7 +369,7 @@ func (b *batch) fencedWrite(failed map[*kgo.Record]bool, err error) error {
 	for _, ps := range b.fenced {
 		for _, rec := range ps.write {
 			if failed[rec] {
-				return &FenceError{Topic: ps.srcTopic, Partition: ps.srcPart, TransactionalID: ps.fence.id, Op: "write", Fenced: true, Err: err}
+				return &FenceError{Topic: ps.srcTopic, Partition: ps.srcPart, TransactionalID: ps.fence.id, Op: "write", Err: err}
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -103,7 +104,7 @@ func (r *Replicator) beginFence(ctx context.Context, topic string, partition int
 			fp.cl = nil
 		}
 		fp.mu.Unlock()
-		return &FenceError{Topic: topic, Partition: partition, TransactionalID: fp.id, Op: op, Fenced: fencedErr(err), Err: err}
+		return fenceFailure(topic, partition, fp.id, op, err)
 	}
 	if fp.cl == nil {
 		cl, err := r.newFenceClient(fp.id)
@@ -148,9 +149,18 @@ func (r *Replicator) endFence(fp *fencedProducer, topic string, partition int32,
 		if !commit {
 			op = "abort"
 		}
-		return &FenceError{Topic: topic, Partition: partition, TransactionalID: fp.id, Op: op, Fenced: fencedErr(err), Err: err}
+		return fenceFailure(topic, partition, fp.id, op, err)
 	}
 	return nil
+}
+
+// fenceFailure is a *FenceError if err says a newer producer of the
+// transactional ID took over, and a *TargetWriteError otherwise.
+func fenceFailure(topic string, partition int32, id, op string, err error) error {
+	if fencedErr(err) {
+		return &FenceError{Topic: topic, Partition: partition, TransactionalID: id, Op: op, Err: err}
+	}
+	return &TargetWriteError{Errors: []string{fmt.Sprintf("transaction %s of source %s/%d (transactional ID %s): %v", op, topic, partition, id, err)}, Err: err}
 }
 
 // fencedErr reports whether err means a newer producer of the same
