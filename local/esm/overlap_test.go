@@ -9,7 +9,7 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
 )
 
-// TestOverlap: with Overlap.Every = 2, every second batch of a partition
+// TestOverlap: with Overlap.Every = 2, every second batch the worker cuts
 // is also handed, as its own copy of the same event, to the zombie
 // handler; the new owner redelivers and commits the batch and goes on with
 // the next ones while the zombie is still running, and the mapping's Close
