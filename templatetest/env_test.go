@@ -37,6 +37,7 @@ var sampleValues = map[string]string{
 	"DEAD_LETTER_TOPIC":        "kmig.dead-letter",
 	"PROVENANCE_HEADER":        "true",
 	"METRICS_NAMESPACE":        "KafkaMskMigrator",
+	"TRANSACTIONAL_ID_PREFIX":  "kmig-",
 	"REPLICATOR_FUNCTION_NAME": "kmig-ReplicatorFunction-AbCdEf",
 	"APPROVAL_TOPIC_ARN":       "arn:aws:sns:eu-west-1:123456789012:kmig-ApprovalTopic-AbCdEf",
 	"SOURCE_CLUSTER_ARN":       "arn:aws:kafka:eu-west-1:123456789012:cluster/source/abcd1234-ab12-cd34-ef56-abcdef123456-1",

@@ -288,6 +288,8 @@ func TestIAMGrantsWhatTheCodeNeeds(t *testing.T) {
 		{"CutoverRenamedTopicPolicy", "kafka-cluster:DescribeTopicDynamicConfiguration", "RenamedTopic", "Validate compares configs with the renamed target topic"},
 		{"ProvisionerRenamedTopicPolicy", "kafka-cluster:CreateTopic", "RenamedTopic", "the provisioner creates the renamed target topic"},
 		{"ProvisionerRenamedTopicPolicy", "kafka-cluster:AlterTopicDynamicConfiguration", "RenamedTopic", "the provisioner sets the renamed target topic's configs"},
+		{"ReplicatorRole", "kafka-cluster:DescribeTransactionalId", "TargetClusterArn", "the fence's transactional producers find their coordinator"},
+		{"ReplicatorRole", "kafka-cluster:AlterTransactionalId", "TargetClusterArn", "the fence's transactional producers init, add partitions and commit"},
 	} {
 		found := false
 		for _, s := range stmts {

@@ -49,7 +49,11 @@ func main() {
 		log.Error("building source client", "error", err)
 		os.Exit(1)
 	}
-	r, err := replicate.New(cfg, cl, src, replicate.WithLogger(log), replicate.WithClientFactory(newClient))
+	newFenceClient := func(transactionalID string) (*kgo.Client, error) {
+		return replicate.NewFenceClient(ctx, cfg, secrets, transactionalID)
+	}
+	r, err := replicate.New(cfg, cl, src, replicate.WithLogger(log), replicate.WithClientFactory(newClient),
+		replicate.WithFenceClientFactory(newFenceClient))
 	if err != nil {
 		log.Error("invalid configuration", "error", err)
 		os.Exit(1)

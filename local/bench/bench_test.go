@@ -72,6 +72,9 @@ func BenchmarkHandle(b *testing.B) {
 		if err := rig.Handle(ctx, nextEvent(b, rig.Main)); err != nil { // warm up
 			b.Fatal(err)
 		}
+		if err := rig.Fenced.Handle(ctx, nextEvent(b, rig.Fenced)); err != nil {
+			b.Fatal(err)
+		}
 		if err := rig.Raw(ctx, rig.RawRecords()); err != nil {
 			b.Fatal(err)
 		}
@@ -86,6 +89,19 @@ func BenchmarkHandle(b *testing.B) {
 				payload := nextEvent(b, rig.Main)
 				b.StartTimer()
 				if err := rig.Handle(ctx, payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+			report(b)
+		})
+		b.Run(SizeLabel(size)+"/fenced", func(b *testing.B) {
+			b.SetBytes(int64(w.DataBytes()))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				payload := nextEvent(b, rig.Fenced)
+				b.StartTimer()
+				if err := rig.Fenced.Handle(ctx, payload); err != nil {
 					b.Fatal(err)
 				}
 			}

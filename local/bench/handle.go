@@ -27,6 +27,10 @@ const (
 	// transactions of TxnRecords records each.
 	TxnTopic          = "bench.txn"
 	TxnUncheckedTopic = "bench.txn.unchecked"
+	// FencedTopic is EventTopic's twin for the handler with the fence
+	// (replicate.Config.TransactionalIDPrefix): each partition written in
+	// a transaction of its own transactional ID.
+	FencedTopic = "bench.events.fenced"
 	// TxnRecords is how many records (over all partitions) each source
 	// transaction holds: Kafka Streams' exactly-once commits every 100 ms
 	// write transactions of this order.
@@ -50,9 +54,10 @@ type Rig struct {
 	rawCl    *kgo.Client
 	// Main is the handler as deployed (transaction check on) on a
 	// non-transactional topic; Unchecked the same without the check;
-	// Txn and TxnUnchecked the same two on a transactional topic.
-	Main, Unchecked, Txn, TxnUnchecked *Stream
-	streams                            []*Stream
+	// Txn and TxnUnchecked the same two on a transactional topic; Fenced
+	// is Main with the fence.
+	Main, Unchecked, Txn, TxnUnchecked, Fenced *Stream
+	streams                                    []*Stream
 }
 
 // Stream is one replicator and the source topic it replicates: each event
@@ -85,6 +90,7 @@ func NewRig(ctx context.Context, w *Workload, compression string) (*Rig, error) 
 	topics := []kafkalocal.Topic{
 		{Name: EventTopic, Partitions: Partitions}, {Name: UncheckedTopic, Partitions: Partitions},
 		{Name: TxnTopic, Partitions: Partitions}, {Name: TxnUncheckedTopic, Partitions: Partitions},
+		{Name: FencedTopic, Partitions: Partitions},
 	}
 	src, err := kafkalocal.StartSource(kafkalocal.ClusterOptions{Topics: topics, Security: kafkalocal.SecurityPlaintext})
 	if err != nil {
@@ -125,8 +131,11 @@ func NewRig(ctx context.Context, w *Workload, compression string) (*Rig, error) 
 		topic   string
 		txn     bool
 		checked bool
-	}{{&r.Main, EventTopic, false, true}, {&r.Unchecked, UncheckedTopic, false, false}, {&r.Txn, TxnTopic, true, true}, {&r.TxnUnchecked, TxnUncheckedTopic, true, false}} {
-		st, err := r.newStream(ctx, cfg, s.topic, s.txn, s.checked)
+		fenced  bool
+	}{{&r.Main, EventTopic, false, true, false}, {&r.Unchecked, UncheckedTopic, false, false, false},
+		{&r.Txn, TxnTopic, true, true, false}, {&r.TxnUnchecked, TxnUncheckedTopic, true, false, false},
+		{&r.Fenced, FencedTopic, false, true, true}} {
+		st, err := r.newStream(ctx, cfg, s.topic, s.txn, s.checked, s.fenced)
 		if err != nil {
 			r.Close()
 			return nil, err
@@ -136,7 +145,7 @@ func NewRig(ctx context.Context, w *Workload, compression string) (*Rig, error) 
 	return r, nil
 }
 
-func (r *Rig) newStream(ctx context.Context, cfg replicate.Config, topic string, txn, checked bool) (*Stream, error) {
+func (r *Rig) newStream(ctx context.Context, cfg replicate.Config, topic string, txn, checked, fenced bool) (*Stream, error) {
 	s := &Stream{rig: r, topic: topic, txn: txn}
 	r.streams = append(r.streams, s)
 	var err error
@@ -146,6 +155,12 @@ func (r *Rig) newStream(ctx context.Context, cfg replicate.Config, topic string,
 	opts := []replicate.Option{replicate.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), replicate.WithMetricsWriter(nil)}
 	if !checked {
 		opts = append(opts, replicate.WithoutTransactionCheck())
+	}
+	if fenced {
+		cfg.TransactionalIDPrefix = "bench-fence-"
+		opts = append(opts, replicate.WithFenceClientFactory(func(id string) (*kgo.Client, error) {
+			return replicate.NewFenceClient(ctx, cfg, nil, id)
+		}))
 	}
 	if s.repl, err = replicate.New(cfg, s.replC, r.srcCl, opts...); err != nil {
 		return nil, err
@@ -173,6 +188,10 @@ func (r *Rig) newStream(ctx context.Context, cfg replicate.Config, topic string,
 // Close stops the clients and the clusters.
 func (r *Rig) Close() {
 	for _, s := range r.streams {
+		if s.repl != nil {
+			_ = s.repl.Close(context.Background()) // its client and fenced producers
+			s.replC = nil
+		}
 		for _, cl := range []*kgo.Client{s.replC, s.seed} {
 			if cl != nil {
 				cl.Close()

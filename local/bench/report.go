@@ -54,6 +54,15 @@ func (r *Report) Write(out io.Writer) error {
 	}
 	tw.Flush()
 
+	fmt.Fprintf(&b, "\nFENCE  (the handler as deployed beside the same handler with the fence: each event's partitions written in one\n")
+	fmt.Fprintf(&b, "  transaction each, of the partition's transactional ID; ratio = throughput with ÷ without, per round; MB/s as above)\n")
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "value\twithout\twith fence\twith/without")
+	for _, h := range r.Handle {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", SizeLabel(h.ValueSize), rate(h.HandlerMBs), rate(h.FencedMBs), ratio(h.FenceRatio))
+	}
+	tw.Flush()
+
 	fmt.Fprintf(&b, "\nMEMORY per batch  (alloc = bytes allocated during one call, × event size; peak = heap rise during the call;\n"+
 		"  handle and raw: the median of %d batches in a row, each batch listed below the table)\n", MemorySamples)
 	if o.Profile {

@@ -102,6 +102,9 @@ type HandleResult struct {
 	UncheckedMBs, TxnMBs, TxnUncheckedMBs Summary
 	// Per-round throughput with the check ÷ without it.
 	CheckRatio, TxnCheckRatio Summary
+	// MB/s of the handler with the fence (a transaction per partition
+	// and event), and per round its throughput ÷ the handler's.
+	FencedMBs, FenceRatio Summary
 	// What the check fetched from the source per event: fetches and
 	// record-batch bytes (non-transactional topic, transactional topic).
 	SourceFetches, SourceBytes, TxnSourceFetches, TxnSourceBytes float64
@@ -291,7 +294,7 @@ func RunDecode(ctx context.Context, w *Workload, rounds int, sample time.Duratio
 // after one unmeasured warm-up round. Writing each event's records to the
 // source first is not timed.
 func RunHandle(ctx context.Context, rig *Rig, rounds int) (HandleResult, error) {
-	streams := []*Stream{rig.Main, rig.Unchecked, rig.Txn, rig.TxnUnchecked}
+	streams := []*Stream{rig.Main, rig.Unchecked, rig.Txn, rig.TxnUnchecked, rig.Fenced}
 	cs := make([]*contender, 0, len(streams)+1)
 	for _, s := range streams {
 		var payload []byte
@@ -324,6 +327,7 @@ func RunHandle(ctx context.Context, rig *Rig, rounds int) (HandleResult, error) 
 		Ratio:        Summarize(ratios(secs[0], raw)),
 		UncheckedMBs: Summarize(per(mb, secs[1])), TxnMBs: Summarize(per(mb, secs[2])), TxnUncheckedMBs: Summarize(per(mb, secs[3])),
 		CheckRatio: Summarize(ratios(secs[0], secs[1])), TxnCheckRatio: Summarize(ratios(secs[2], secs[3])),
+		FencedMBs: Summarize(per(mb, secs[4])), FenceRatio: Summarize(ratios(secs[4], secs[0])),
 		SourceFetches: float64(main1.Fetches-main0.Fetches) / r, SourceBytes: float64(main1.Bytes-main0.Bytes) / r,
 		TxnSourceFetches: float64(txn1.Fetches-txn0.Fetches) / r, TxnSourceBytes: float64(txn1.Bytes-txn0.Bytes) / r,
 	}, nil

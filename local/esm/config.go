@@ -118,6 +118,10 @@ type Config struct {
 	// InvokeTimeout, when positive, is the deadline of each invocation's
 	// context, like a function timeout.
 	InvokeTimeout time.Duration
+	// Overlap, when Every > 0, emulates a poller rebalance that leaves
+	// the partition's previous owner still processing a batch: see
+	// Overlap.
+	Overlap Overlap
 	// StartDisabled creates the mapping in the Disabled state.
 	StartDisabled bool
 	// Transition is how long the mapping reads Disabling after it is
@@ -224,6 +228,12 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.Transition < 0 || c.Transition > MaxTransition {
 		bad("Transition", "%v is not between 0 and %v", c.Transition, MaxTransition)
+	}
+	if c.Overlap.Every < 0 {
+		bad("Overlap.Every", "%d is negative", c.Overlap.Every)
+	}
+	if c.Overlap.Lead < 0 {
+		bad("Overlap.Lead", "%v is negative", c.Overlap.Lead)
 	}
 	if c.InvokeTimeout < 0 {
 		bad("InvokeTimeout", "%v is negative", c.InvokeTimeout)

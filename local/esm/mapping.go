@@ -26,6 +26,10 @@
 // mapping is disabled, as on AWS; a record whose event alone exceeds 6 MB
 // is such a batch (RecordTooLargeError), never dropped silently.
 //
+// Config.Overlap emulates what AWS does not rule out: a rebalance that
+// hands a partition to a new poller while the old one still invokes the
+// function with a batch of it (see Overlap).
+//
 // The payload passed to Handler.Invoke is reused after Invoke returns; a
 // handler that keeps it must copy it. Disabling or closing waits for an
 // in-flight invocation to return: a handler that never returns blocks it.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -52,6 +53,7 @@ type worker struct {
 	wake         chan struct{}
 
 	// Owned by the worker goroutine.
+	cut   int // batches cut so far, for Overlap.Every
 	enc   *Encoder
 	buf   []byte // the event of the current attempt; see encode
 	batch []*kgo.Record
@@ -442,6 +444,9 @@ func (w *worker) process(recs []*kgo.Record, size int, tooLarge *RecordTooLargeE
 		m.st.oversized.Add(1)
 	}
 	maxRetries := *m.cfg.MaximumRetryAttempts
+	if w.cut++; m.cfg.Overlap.Every > 0 && w.cut%m.cfg.Overlap.Every == 0 && tooLarge == nil && size <= MaxPayloadBytes {
+		w.overlap(recs, size)
+	}
 	for attempt := 1; ; attempt++ {
 		if tooLarge == nil && size <= MaxPayloadBytes {
 			if attempt > 1 {
@@ -487,6 +492,73 @@ func (w *worker) process(recs []*kgo.Record, size int, tooLarge *RecordTooLargeE
 			return
 		}
 		m.st.retries.Add(1)
+	}
+}
+
+// Overlap emulates a rebalance of the mapping's pollers that moves a
+// partition while its previous owner is still invoking the function with a
+// batch of it. AWS documents event source mappings as at-least-once ("Lambda
+// event source mappings process each event at least once, and duplicate
+// processing of records can occur") and does not document whether a
+// revoked poller's invocation ends before the partition's new owner
+// invokes, so a function must be right when it does not.
+//
+// An overlapped batch is invoked twice at once: first as the previous
+// owner's (the zombie's) invocation, through Handler, whose outcome is
+// ignored and never committed, since that poller no longer owns the
+// partition; then, Lead later, as the new owner's redelivery from the
+// committed offset, through the mapping's handler, retried and committed
+// as any batch. The new owner goes on with the partition's following
+// batches without waiting for the zombie, so those overlap it too. The
+// session waits for zombie invocations when it stops.
+type Overlap struct {
+	// Every overlaps every Every-th batch each worker cuts (the Every-th,
+	// the 2·Every-th, ...); 0 turns overlap off.
+	Every int
+	// Handler receives the zombie invocations: another execution
+	// environment of the function, which a test may slow down. nil means
+	// the mapping's handler.
+	Handler lambda.Handler
+	// Lead is how long the zombie's invocation starts before the
+	// redelivery; 0 starts both at once.
+	Lead time.Duration
+}
+
+// overlap starts the zombie invocation of recs (see Overlap) on its own
+// copy of the event, and waits Overlap.Lead before the redelivery goes on.
+func (w *worker) overlap(recs []*kgo.Record, size int) {
+	s, m := w.s, w.s.m
+	h := m.cfg.Overlap.Handler
+	if h == nil {
+		h = m.h
+	}
+	n, event := len(recs), w.enc.Append(make([]byte, 0, size), recs)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{
+			AwsRequestID:       newUUID(),
+			InvokedFunctionArn: m.cfg.FunctionArn,
+		})
+		if m.cfg.InvokeTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, m.cfg.InvokeTimeout)
+			defer cancel()
+		}
+		err := func() (err error) {
+			defer func() {
+				if p := recover(); p != nil {
+					err = fmt.Errorf("handler panic: %v", p)
+				}
+			}()
+			_, err = h.Invoke(ctx, event)
+			return err
+		}()
+		m.cfg.Logger.Info("esm: overlapped invocation of the previous owner ended; its outcome is ignored",
+			"uuid", m.cfg.UUID, "records", n, "err", err)
+	}()
+	if m.cfg.Overlap.Lead > 0 {
+		s.sleep(m.cfg.Overlap.Lead)
 	}
 }
 

@@ -34,13 +34,16 @@ type Replication struct {
 const FunctionName = "kmig-replicator"
 
 // StartReplication builds the replicator from the same environment
-// variables the Lambda function reads, and one mapping per topic reading the
+// variables the Lambda function reads (with the fence on, as the template
+// sets it: TRANSACTIONAL_ID_PREFIX is the mappings' group prefix), and one
+// mapping per topic reading the
 // source as the migrator's SCRAM user (the source's superuser: in a
 // deployment the mappings and the cutover share the source secret). Each
 // mapping's consumer group is MappingGroup(topic).
 func StartReplication(ctx context.Context, pair *kafkalocal.Pair, topics []string, env map[string]string, log *slog.Logger) (*Replication, error) {
 	vars := map[string]string{"TARGET_BOOTSTRAP_SERVERS": pair.Target.BootstrapServers(), "TARGET_AUTH": "plaintext",
-		"SOURCE_BOOTSTRAP_SERVERS": pair.Source.BootstrapServers(), "SOURCE_AUTH": "plaintext"}
+		"SOURCE_BOOTSTRAP_SERVERS": pair.Source.BootstrapServers(), "SOURCE_AUTH": "plaintext",
+		"TRANSACTIONAL_ID_PREFIX": MappingGroup("")}
 	for k, v := range env {
 		vars[k] = v
 	}
@@ -60,7 +63,11 @@ func StartReplication(ctx context.Context, pair *kafkalocal.Pair, topics []strin
 		cl.Close()
 		return nil, err
 	}
-	r, err := replicate.New(cfg, cl, src, replicate.WithLogger(log), replicate.WithMetricsWriter(nil))
+	newFence := func(transactionalID string) (*kgo.Client, error) {
+		return replicate.NewFenceClient(ctx, cfg, nil, transactionalID, kgo.MetadataMinAge(200*time.Millisecond))
+	}
+	r, err := replicate.New(cfg, cl, src, replicate.WithLogger(log), replicate.WithMetricsWriter(nil),
+		replicate.WithFenceClientFactory(newFence))
 	if err != nil {
 		cl.Close()
 		src.Close()

@@ -54,6 +54,12 @@ func (r *Replicator) Handle(ctx context.Context, payload []byte) (Result, error)
 	if werr != nil && (err == nil || errors.As(err, &open)) {
 		err = werr
 	}
+	if werr != nil && len(b.fenced) > 0 && fencedErr(werr) {
+		err = b.fencedWrite(failed, werr)
+	}
+	if ferr := b.endFences(failed); ferr != nil && err == nil {
+		err = ferr
+	}
 	ok := err == nil
 	r.remember(b.order, failed, ok)
 	res := b.result(ev)
@@ -92,6 +98,9 @@ type batch struct {
 	starts map[string]kadm.ListedOffsets
 	parts  map[tp]*partState
 	order  []*partState
+	// fenced are the partitions whose transaction is open (see fence.go),
+	// including one whose dedup failed.
+	fenced []*partState
 
 	verdicts []txnstate.Verdict // scratch for one chunk's transaction verdicts
 
@@ -133,6 +142,9 @@ type partState struct {
 	// gone holds the source offsets of delivered records the source no
 	// longer holds whose outcome cannot be read (txnstate.Unknown).
 	gone map[int64]bool
+	// fence is the partition's transactional producer, in a transaction,
+	// when the fence is on; nil otherwise.
+	fence *fencedProducer
 }
 
 // chunk handles a run of one partition's records as the decoder yields it.
@@ -142,6 +154,15 @@ func (b *batch) chunk(c *kafkaevent.Partition) error {
 	ps := b.parts[key]
 	if ps == nil {
 		ps = &partState{srcTopic: c.Topic, srcPart: c.Partition, target: tp{r.cfg.Transforms.TargetTopic(c.Topic), c.Partition}, done: -1}
+		if r.cfg.TransactionalIDPrefix != "" {
+			// Fence older invocations before reading the tail.
+			fp, err := r.beginFence(b.ctx, c.Topic, c.Partition)
+			if err != nil {
+				return err
+			}
+			ps.fence = fp
+			b.fenced = append(b.fenced, ps)
+		}
 		if r.cfg.Provenance {
 			first := c.Records[0].Offset
 			if err := telemetry.Trace(b.ctx, "dedup", func(ctx context.Context) error { return b.dedup(ctx, ps, first) }); err != nil {
@@ -322,15 +343,65 @@ func (b *batch) write(ps *partState, recs []kgo.Record) error {
 	// partition is written, so a retry that skips by provenance can never
 	// skip an unacknowledged dead letter.
 	if len(dead) > 0 {
-		if err := r.produceDead(b.ctx, dead); err != nil {
+		if err := r.produceDead(b.ctx, b.client(ps), dead); err != nil {
 			return err
 		}
 		b.m.RecordsDeadLettered += int64(len(dead))
 	}
 	ps.write = append(ps.write, write...)
 	ps.srcOff = append(ps.srcOff, srcOff...)
-	b.acks.send(r, b.ctx, "target", write)
+	b.acks.send(r, b.ctx, b.client(ps), "target", write)
 	return nil
+}
+
+// client is the producer of ps's records: its transactional producer when
+// the fence is on, the replicator's client otherwise.
+func (b *batch) client(ps *partState) *kgo.Client {
+	if ps.fence != nil {
+		return ps.fence.cl
+	}
+	return b.r.cl.Load()
+}
+
+// fencedWrite names the first fenced partition whose records the target
+// refused because a newer producer of its transactional ID took over.
+func (b *batch) fencedWrite(failed map[*kgo.Record]bool, err error) error {
+	for _, ps := range b.fenced {
+		for _, rec := range ps.write {
+			if failed[rec] {
+				return &FenceError{Topic: ps.srcTopic, Partition: ps.srcPart, TransactionalID: ps.fence.id, Op: "write", Err: err}
+			}
+		}
+	}
+	return err
+}
+
+// endFences ends the transaction of every fenced partition of the batch,
+// all at once, once every record sent is resolved. A partition whose
+// records were all acknowledged commits, even if the batch fails: what it
+// wrote is a prefix of its records, which the retry skips by provenance, as
+// without the fence. A partition with an unacknowledged record aborts, so
+// the target holds none of this batch's records for it. It returns the
+// first failure.
+func (b *batch) endFences(failed map[*kgo.Record]bool) error {
+	errs := make([]error, len(b.fenced))
+	var wg sync.WaitGroup
+	for i, ps := range b.fenced {
+		commit := !slices.ContainsFunc(ps.write, func(rec *kgo.Record) bool { return failed[rec] })
+		wg.Go(func() { errs[i] = b.r.endFence(ps.fence, ps.srcTopic, ps.srcPart, commit) })
+	}
+	wg.Wait()
+	var first error
+	for i, ps := range b.fenced {
+		ps.fence = nil
+		if errs[i] != nil {
+			b.r.log.WarnContext(b.ctx, "fenced write failed; the batch will be retried", "error", errs[i])
+			if first == nil {
+				first = errs[i]
+			}
+		}
+	}
+	return first
 }
 
 // send hands records to the producer without waiting; wait collects the
@@ -345,14 +416,14 @@ func (b *batch) write(ps *partState, recs []kgo.Record) error {
 // reached the target is then a prefix of each partition's records, and the
 // retry skips exactly that prefix by provenance. Waiting is also what makes
 // decoding in place safe: no record outlives the payload it points into.
-func (a *acks) send(r *Replicator, ctx context.Context, what string, recs []*kgo.Record) {
+func (a *acks) send(r *Replicator, ctx context.Context, cl *kgo.Client, what string, recs []*kgo.Record) {
 	a.wg.Add(len(recs))
 	ctx = context.WithoutCancel(ctx)
-	cl := r.cl.Load()
+	shared := cl == r.cl.Load() // a fenced producer is replaced by endFence
 	for _, rec := range recs {
 		cl.Produce(ctx, rec, func(rec *kgo.Record, err error) {
 			if err != nil {
-				if producerStopped(err) {
+				if shared && producerStopped(err) {
 					r.stopped.Store(true)
 				}
 				a.mu.Lock()
@@ -680,9 +751,9 @@ func (r *Replicator) deadLetter(orig *kgo.Record, src provenance.Source, kind st
 // produceDead writes dead letters and waits for every acknowledgement.
 // Like data records (see send), they are produced without the invocation's
 // cancellation.
-func (r *Replicator) produceDead(ctx context.Context, recs []*kgo.Record) error {
+func (r *Replicator) produceDead(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
 	var a acks
-	a.send(r, ctx, "dead-letter", recs)
+	a.send(r, ctx, cl, "dead-letter", recs)
 	if failed, first, causes := a.wait(); len(failed) > 0 {
 		return &TargetWriteError{Failed: len(failed), Errors: causes, Err: first}
 	}
@@ -715,6 +786,9 @@ func (r *Replicator) remember(parts []*partState, failed map[*kgo.Record]bool, o
 			}
 			if n := len(ps.write); n > 0 {
 				t.end = ps.write[n-1].Offset + 1
+				if r.cfg.TransactionalIDPrefix != "" {
+					t.end++ // the commit marker
+				}
 			}
 			r.tails[ps.target] = t
 			continue

@@ -23,6 +23,7 @@ const (
 	EnvDeadLetterTopic  = "DEAD_LETTER_TOPIC"
 	EnvProvenanceHeader = "PROVENANCE_HEADER"
 	EnvMetricsNamespace = "METRICS_NAMESPACE"
+	EnvTransactionalID  = "TRANSACTIONAL_ID_PREFIX"
 )
 
 // Policy says what happens to a record that fails permanently (a transform
@@ -55,6 +56,12 @@ type Config struct {
 	// there is no dedup on retry and no exact offset translation.
 	Provenance       bool
 	MetricsNamespace string
+	// TransactionalIDPrefix, when set, fences overlapping invocations for
+	// the same source partition: each batch writes a source partition in
+	// a transaction whose transactional ID is the prefix + topic + "-" +
+	// partition (see fence.go). Needs Provenance. Empty turns the fence
+	// off.
+	TransactionalIDPrefix string
 }
 
 // Defaults for optional settings.
@@ -98,7 +105,8 @@ func LoadConfig(env config.Env) (Config, error) {
 		return c, err
 	}
 	c.MetricsNamespace = env.String(EnvMetricsNamespace, DefaultMetricsNamespace)
-	return c, nil
+	c.TransactionalIDPrefix = env.String(EnvTransactionalID, "")
+	return c, c.validate()
 }
 
 // TargetOptions are every kgo option of one replicator target client:
@@ -128,6 +136,12 @@ func NewTargetClient(ctx context.Context, cfg Config, secrets kafkaconn.Secrets,
 		return nil, fmt.Errorf("building target client: %w", err)
 	}
 	return cl, nil
+}
+
+// NewFenceClient builds one source partition's transactional producer
+// (see Config.TransactionalIDPrefix) from TargetOptions and FenceOptions.
+func NewFenceClient(ctx context.Context, cfg Config, secrets kafkaconn.Secrets, transactionalID string, extra ...kgo.Opt) (*kgo.Client, error) {
+	return NewTargetClient(ctx, cfg, secrets, append(FenceOptions(transactionalID), extra...)...)
 }
 
 // NewSourceClient builds the replicator's source client from cfg.Source
@@ -170,6 +184,9 @@ func ProducerOptions(c Config) []kgo.Opt {
 }
 
 func (c Config) validate() error {
+	if c.TransactionalIDPrefix != "" && !c.Provenance {
+		return &config.Error{Variable: EnvTransactionalID, Problem: fmt.Sprintf("needs %s=true: the fence resumes from the target's provenance", EnvProvenanceHeader)}
+	}
 	if c.OnRecordError == DeadLetter && c.DeadLetterTopic == "" {
 		return &config.Error{Variable: EnvDeadLetterTopic, Problem: fmt.Sprintf("must be set when %s is %s", EnvRecordErrors, DeadLetter)}
 	}

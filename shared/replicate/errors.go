@@ -134,3 +134,26 @@ type SourceRecordGoneError struct{}
 func (e *SourceRecordGoneError) Error() string {
 	return "the source no longer holds this record and an aborted transaction may have covered it, so whether it was committed cannot be read"
 }
+
+// FenceError fails a batch whose writes to a source partition's target
+// were refused because a newer invocation for the same source partition
+// took the partition's transactional ID over (see
+// Config.TransactionalIDPrefix): this invocation overlapped a newer one, as
+// after a poller rebalance. What it wrote in the transaction is aborted, so
+// the target holds none of it; the newer invocation writes the records.
+// Other failures of the fence's transactions (the target unreachable) are
+// *TargetWriteError.
+type FenceError struct {
+	Topic           string // the source topic
+	Partition       int32
+	TransactionalID string
+	Op              string // "begin", "write", "commit" or "abort"
+	Err             error
+}
+
+func (e *FenceError) Error() string {
+	return fmt.Sprintf("source %s/%d: fenced by a newer invocation for the partition (transactional ID %s, at %s); this invocation's writes are aborted: %v",
+		e.Topic, e.Partition, e.TransactionalID, e.Op, e.Err)
+}
+
+func (e *FenceError) Unwrap() error { return e.Err }

@@ -185,7 +185,10 @@ func (r *rig) newFunction(metrics io.Writer) (*Replicator, *kgo.Client, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	repl, err := New(r.cfg, cl, r.source, WithLogger(quietLogger()), WithMetricsWriter(metrics), WithClientFactory(newClient))
+	newFence := func(id string) (*kgo.Client, error) {
+		return NewFenceClient(context.Background(), r.cfg, nil, id, kgo.MetadataMinAge(100*time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond }))
+	}
+	repl, err := New(r.cfg, cl, r.source, WithLogger(quietLogger()), WithMetricsWriter(metrics), WithClientFactory(newClient), WithFenceClientFactory(newFence))
 	if err != nil {
 		cl.Close()
 		return nil, nil, err

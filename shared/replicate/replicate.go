@@ -20,6 +20,13 @@
 //   - With the provenance header on, a retried batch writes no duplicates:
 //     records at or below the source offset named by the newest target
 //     record's kmig-src header are skipped.
+//   - With a transactional ID prefix (Config.TransactionalIDPrefix) this
+//     holds even when invocations for the same source partition overlap
+//     (a poller rebalance that leaves the old owner running): each batch
+//     writes a partition in a transaction of the partition's own
+//     transactional ID, which fences every older invocation (see
+//     fence.go). Without it, overlapping invocations can duplicate records
+//     and write them out of order.
 //   - It never logs record contents or secrets.
 package replicate
 
@@ -71,6 +78,12 @@ type Replicator struct {
 	// WithoutTransactionCheck.
 	txn          *txnstate.Reader
 	uncheckedTxn bool
+
+	// fence holds each source partition's transactional producer when
+	// cfg.TransactionalIDPrefix is set (see fence.go).
+	newFenceClient func(transactionalID string) (*kgo.Client, error)
+	fenceMu        sync.Mutex
+	fence          map[tp]*fencedProducer
 
 	log     *slog.Logger
 	metrics io.Writer
@@ -139,6 +152,7 @@ func New(cfg Config, cl, source *kgo.Client, opts ...Option) (*Replicator, error
 	r := &Replicator{
 		cfg: cfg, adm: kadm.NewClient(cl), reader: peek.New(cl),
 		metrics: os.Stdout, now: time.Now, tails: map[tp]tail{}, pins: map[tp]int64{},
+		fence: map[tp]*fencedProducer{},
 	}
 	r.cl.Store(cl)
 	for _, o := range opts {
@@ -146,6 +160,9 @@ func New(cfg Config, cl, source *kgo.Client, opts ...Option) (*Replicator, error
 	}
 	if r.log == nil {
 		r.log = telemetry.NewLogger()
+	}
+	if r.cfg.TransactionalIDPrefix != "" && r.newFenceClient == nil {
+		return nil, errors.New("replicate: a transactional ID prefix needs WithFenceClientFactory")
 	}
 	if !r.uncheckedTxn {
 		if source == nil {
@@ -163,6 +180,7 @@ func (r *Replicator) Close(ctx context.Context) error {
 	cl := r.cl.Load()
 	err := cl.Flush(ctx)
 	cl.Close()
+	r.closeFence()
 	return err
 }
 

@@ -167,3 +167,14 @@ func deleteTopics(c *kafkalocal.Cluster, topics []kafkalocal.Topic) {
 }
 
 func TestRealKafkaTransactions(t *testing.T) { testTransactions(t, realEnv(t, false)) }
+
+// Overlapping delivery on real brokers: the fence relies on Kafka's own
+// InitProducerID semantics (older epochs fenced, their open transaction
+// aborted before the call returns).
+func TestRealKafkaOverlappingDelivery(t *testing.T) { testOverlappingDelivery(t, realEnv(t, false)) }
+func TestRealKafkaOverlappingDeliveryZombieCommitsLate(t *testing.T) {
+	testOverlappingDeliveryZombieCommitsLate(t, realEnv(t, false))
+}
+func TestRealKafkaOverlappingDeliveryUnfenced(t *testing.T) {
+	testOverlappingDeliveryUnfenced(t, realEnv(t, false))
+}

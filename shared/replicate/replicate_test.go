@@ -394,7 +394,7 @@ func TestLoadConfig(t *testing.T) {
 		return m
 	}
 	c, err := LoadConfig(config.Map(base))
-	if err != nil || c.Target.Auth != "iam" || !c.Provenance || c.OnRecordError != FailBatch || c.Compression != "lz4" ||
+	if err != nil || c.Target.Auth != "iam" || !c.Provenance || c.OnRecordError != FailBatch || c.Compression != "lz4" || c.TransactionalIDPrefix != "" ||
 		c.Source.Auth != "iam" || len(c.Source.Bootstrap) != 2 || c.Source.Prefix != "SOURCE" {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}
@@ -421,6 +421,7 @@ func TestLoadConfig(t *testing.T) {
 		{"bad provenance flag", with("PROVENANCE_HEADER", "maybe"), "PROVENANCE_HEADER", "not a boolean"},
 		{"bad compression", with("TARGET_COMPRESSION", "brotli"), "TARGET_COMPRESSION", "not one of"},
 		{"tiny max bytes", with("TARGET_MAX_MESSAGE_BYTES", "10"), "TARGET_MAX_MESSAGE_BYTES", "outside"},
+		{"fence without provenance", with("TRANSACTIONAL_ID_PREFIX", "kmig-", "PROVENANCE_HEADER", "false"), "TRANSACTIONAL_ID_PREFIX", "needs PROVENANCE_HEADER=true"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := LoadConfig(config.Map(tc.env))
