@@ -99,7 +99,9 @@ type PartitionReport struct {
 	// the newest target record, -1 if the target partition is empty.
 	TargetTailSource int64 `json:"targetTailSource"`
 	// RecordsReplicated is the number of offsets in the target partition
-	// (target end − target start).
+	// (target end − target start). The replicator writes in transactions,
+	// so it counts their commit markers (and any aborted copies) too: it
+	// bounds the records copied from above.
 	RecordsReplicated int64 `json:"recordsReplicated"`
 	// Lag lists why the partition is not drained; empty when drained.
 	Lag []string `json:"lag,omitempty"`
