@@ -30,6 +30,7 @@ type stall struct {
 	held    []*heldWrite
 	blocked int             // requests held so far
 	seen    map[string]bool // requests held, by content: a client's retry of one passes
+	open    bool            // released for good: nothing is held any more
 }
 
 type heldWrite struct {
@@ -69,7 +70,7 @@ func (c *stallConn) Write(b []byte) (int, error) {
 		// as another zombie's.
 		key := string(b[4:8]) + string(b[12:])
 		c.s.mu.Lock()
-		if c.s.seen[key] {
+		if c.s.seen[key] || c.s.open {
 			c.s.mu.Unlock()
 			return c.Conn.Write(b)
 		}
@@ -112,7 +113,14 @@ func (s *stall) releaseUpTo(upTo int64) {
 	s.held = kept
 }
 
-func (s *stall) releaseAll() { s.releaseUpTo(1 << 62) }
+// releaseAll lets every held write through, and every later one: a
+// zombie's request written after the run ended must not wait forever.
+func (s *stall) releaseAll() {
+	s.mu.Lock()
+	s.open = true
+	s.mu.Unlock()
+	s.releaseUpTo(1 << 62)
+}
 
 // overlapRun is one partition replicated under overlapping delivery: every
 // other batch is invoked at once by a zombie (the partition's previous
