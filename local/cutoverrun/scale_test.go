@@ -146,6 +146,9 @@ func TestCutoverOf2000PartitionsAnd50Groups(t *testing.T) {
 	if rep.Details == nil || rep.Details.Inline || rep.Details.Groups == nil || rep.Details.Partitions == nil {
 		t.Fatalf("report details %+v; want references, not everything inline", rep.Details)
 	}
+	if n := len(rep.Fence.Created); n != topics || len(rep.Fence.Remains) != 21 || !strings.Contains(rep.Fence.Remains[20], "and 80 more") {
+		t.Fatalf("fence created %d ACLs, report lists %d remaining: %v", n, len(rep.Fence.Remains), rep.Fence.Remains)
+	}
 	if rep.Drain == nil || rep.Drain.Partitions != topics*partitions || rep.Drain.Lagging != 0 || rep.Drain.RecordsReplicated != 2*topics*partitions {
 		t.Fatalf("drain summary %+v; want %d partitions, none lagging, %d records", rep.Drain, topics*partitions, 2*topics*partitions)
 	}

@@ -319,8 +319,8 @@ func (h *Handler) fenceSource(ctx context.Context, st *State) error {
 	return nil
 }
 
-// remains says what a successful run leaves on the source: every ACL and
-// policy the fence added. The report computes it, so the execution state
+// remains says what a successful run leaves on the source: the ACLs and
+// policies the fence added, the first 20 of them and how many more. The report computes it, so the execution state
 // does not carry it twice.
 func (f FenceRecord) remains() []string {
 	var out []string
@@ -333,6 +333,11 @@ func (f FenceRecord) remains() []string {
 	}
 	for _, p := range f.Policies {
 		out = append(out, p.String()+" (denies kafka-cluster:WriteData on the migrated topics)")
+	}
+	if len(out) > maxListed {
+		// fence.created and fence.policies list them all; the report
+		// must stay small whatever the number of topics.
+		out = append(out[:maxListed], fmt.Sprintf("… and %d more, listed in fence.created and fence.policies", len(out)-maxListed))
 	}
 	return out
 }
