@@ -51,13 +51,14 @@ test-arm64:
 	  echo "SKIP test-arm64: qemu-aarch64-static not found (Debian package qemu-user-static)"; \
 	fi
 
-## fuzz: each decoder (and the event base64 encoder, and the record-batch header parser) fuzz target for a fixed number of inputs (FUZZTIME, go test -fuzztime syntax)
+## fuzz: each decoder (and the event base64 encoder, the record-batch header parser and the topic selection's patterns) fuzz target for a fixed number of inputs (FUZZTIME, go test -fuzztime syntax)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./shared/kafkaevent
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeInPlace$$' -fuzztime $(FUZZTIME) ./shared/b64
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./shared/provenance
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendEncode$$' -fuzztime $(FUZZTIME) ./shared/b64
 	$(GO) test -run '^$$' -fuzz '^FuzzHeaders$$' -fuzztime $(FUZZTIME) ./shared/txnstate
+	$(GO) test -run '^$$' -fuzz '^FuzzSelection$$' -fuzztime $(FUZZTIME) ./shared/selection
 
 ## bench: side-by-side ratios, measured in one run, on embedded Kafka
 bench:
