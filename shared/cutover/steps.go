@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -203,24 +204,34 @@ func (h *Handler) drainStatus(ctx context.Context, st *State, appGroups bool) ([
 	if err != nil {
 		return nil, err
 	}
-	groupOffsets := map[string]kadm.OffsetResponses{}
-	fetch := func(g string) (kadm.OffsetResponses, error) {
-		if o, ok := groupOffsets[g]; ok {
-			return o, nil
+	sStable, err := h.stableOffsets(ctx, topics)
+	if err != nil {
+		return nil, err
+	}
+	// Every group's commits, read once: the replicator's mappings' groups
+	// and, when asked, the application groups.
+	groups := map[string]kadm.OffsetResponses{}
+	var names []string
+	for _, m := range st.Run.Mappings {
+		names = append(names, m.ConsumerGroup)
+	}
+	if appGroups {
+		names = append(names, st.Config.Groups...)
+	}
+	for _, g := range names {
+		if _, ok := groups[g]; ok {
+			continue
 		}
 		o, err := h.fetchOffsets(ctx, h.src, g)
 		if err != nil {
 			return nil, &ClusterError{Op: "fetching source offsets of group " + g, Err: err}
 		}
-		groupOffsets[g] = o
-		return o, nil
+		groups[g] = o
 	}
-	sStable, err := h.stableOffsets(ctx, topics)
-	if err != nil {
-		return nil, err
-	}
-	var out []PartitionReport
-	for _, k := range sortedKeys(sEnd) {
+	keys := sortedKeys(sEnd)
+	out := make([]PartitionReport, len(keys))
+	err = forEach(ctx, len(keys), partitionParallelism, func(ctx context.Context, i int) error {
+		k := keys[i]
 		s := sEnd[k]
 		target := st.Config.TargetTopic(s.Topic)
 		tk := tp(target, s.Partition)
@@ -228,72 +239,130 @@ func (h *Handler) drainStatus(ctx context.Context, st *State, appGroups bool) ([
 			SourceLast: -1, TargetTailSource: -1, TargetStart: tStart[tk].Offset, TargetEnd: tEnd[tk].Offset}
 		p.RecordsReplicated = p.TargetEnd - p.TargetStart
 		src := offsets.SourcePartition{Topic: p.Topic, Partition: p.Partition, Start: p.SourceStart, End: p.SourceEnd, Stable: sStable[k]}
-		if src.Stable < src.End {
-			p.Lag = append(p.Lag, fmt.Sprintf("a transaction is open on the source from offset %d", src.Stable))
+		var err error
+		if p.Lag, err = h.partitionLag(ctx, st, &p, src, groups, appGroups); err != nil {
+			return err
 		}
-		if p.SourceEnd > p.SourceStart {
-			rec, err := h.srcPk.Last(ctx, p.Topic, p.Partition, p.SourceStart, p.SourceEnd)
-			switch {
-			case errors.Is(err, peek.ErrNoRecord):
-			case err != nil:
-				return nil, &ClusterError{Op: "reading source tail of " + k, Err: err}
-			default:
-				p.SourceLast = rec.Offset
-			}
-		}
-		tail, ok, err := offsets.TailProvenance(ctx, h.tgtPk, p.TargetTopic, p.Partition, p.TargetStart, p.TargetEnd)
-		if err != nil {
-			var np *offsets.NoProvenanceError
-			if errors.As(err, &np) {
-				return nil, &ProvenanceMissingError{Detail: np.Error()}
-			}
-			return nil, &ClusterError{Op: "reading target tail", Err: err}
-		}
-		if ok {
-			p.TargetTailSource = tail.Source.Offset
-		}
-		if p.SourceLast >= 0 && p.TargetTailSource < p.SourceLast {
-			p.Lag = append(p.Lag, fmt.Sprintf("target holds source offsets up to %d, source last is %d", p.TargetTailSource, p.SourceLast))
-		}
-		for _, m := range st.Run.Mappings {
-			if !slices.Contains(m.Topics, p.Topic) {
-				continue
-			}
-			o, err := fetch(m.ConsumerGroup)
-			if err != nil {
-				return nil, err
-			}
-			c, has := committed(o, p.Topic, p.Partition)
-			done := p.SourceLast < 0 && src.Stable == src.End // no data record to read
-			if has {
-				if done, err = h.consumed(ctx, src, c); err != nil {
-					return nil, err
-				}
-			}
-			if !done {
-				p.Lag = append(p.Lag, fmt.Sprintf("replicator group %s committed %s of %d", m.ConsumerGroup, fmtCommit(c, has), p.SourceEnd))
-			}
-		}
-		if appGroups {
-			for _, g := range st.Config.Groups {
-				o, err := fetch(g)
-				if err != nil {
-					return nil, err
-				}
-				c, has := committed(o, p.Topic, p.Partition)
-				if !has {
-					continue
-				}
-				if done, err := h.consumed(ctx, src, c); err != nil {
-					return nil, err
-				} else if !done {
-					p.Lag = append(p.Lag, fmt.Sprintf("group %s committed %d of %d", g, c, p.SourceEnd))
-				}
-			}
-		}
-		out = append(out, p)
+		out[i] = p
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// partitionParallelism bounds how many partitions a step reads at once.
+const partitionParallelism = 16
+
+// partitionLag reads one partition's source tail and target tail
+// provenance into p and returns why it is not drained (nothing when it
+// is), given every group's commits.
+func (h *Handler) partitionLag(ctx context.Context, st *State, p *PartitionReport, src offsets.SourcePartition, groups map[string]kadm.OffsetResponses, appGroups bool) ([]string, error) {
+	var lag []string
+	if src.Stable < src.End {
+		lag = append(lag, fmt.Sprintf("a transaction is open on the source from offset %d", src.Stable))
+	}
+	if p.SourceEnd > p.SourceStart {
+		rec, err := h.srcPk.Last(ctx, p.Topic, p.Partition, p.SourceStart, p.SourceEnd)
+		switch {
+		case errors.Is(err, peek.ErrNoRecord):
+		case err != nil:
+			return nil, &ClusterError{Op: "reading source tail of " + tp(p.Topic, p.Partition), Err: err}
+		default:
+			p.SourceLast = rec.Offset
+		}
+	}
+	tail, ok, err := offsets.TailProvenance(ctx, h.tgtPk, p.TargetTopic, p.Partition, p.TargetStart, p.TargetEnd)
+	if err != nil {
+		var np *offsets.NoProvenanceError
+		if errors.As(err, &np) {
+			return nil, &ProvenanceMissingError{Detail: np.Error()}
+		}
+		return nil, &ClusterError{Op: "reading target tail", Err: err}
+	}
+	if ok {
+		p.TargetTailSource = tail.Source.Offset
+	}
+	if p.SourceLast >= 0 && p.TargetTailSource < p.SourceLast {
+		lag = append(lag, fmt.Sprintf("target holds source offsets up to %d, source last is %d", p.TargetTailSource, p.SourceLast))
+	}
+	for _, m := range st.Run.Mappings {
+		if !slices.Contains(m.Topics, p.Topic) {
+			continue
+		}
+		c, has := committed(groups[m.ConsumerGroup], p.Topic, p.Partition)
+		done := p.SourceLast < 0 && src.Stable == src.End // no data record to read
+		if has {
+			if done, err = h.consumed(ctx, src, c); err != nil {
+				return nil, err
+			}
+		}
+		if !done {
+			lag = append(lag, fmt.Sprintf("replicator group %s committed %s of %d", m.ConsumerGroup, fmtCommit(c, has), p.SourceEnd))
+		}
+	}
+	if !appGroups {
+		return lag, nil
+	}
+	for _, g := range st.Config.Groups {
+		c, has := committed(groups[g], p.Topic, p.Partition)
+		if !has {
+			continue
+		}
+		if done, err := h.consumed(ctx, src, c); err != nil {
+			return nil, err
+		} else if !done {
+			lag = append(lag, fmt.Sprintf("group %s committed %d of %d", g, c, p.SourceEnd))
+		}
+	}
+	return lag, nil
+}
+
+// forEach calls f(ctx, i) for every i in [0, n), at most par at a time,
+// and returns the first error. After an error it starts no further call
+// and cancels the others' context.
+func forEach(ctx context.Context, n, par int, f func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	sem := make(chan struct{}, par)
+	started := 0
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		started++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := f(ctx, i); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+					cancel()
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	if started < n {
+		return &ClusterError{Op: "reading the partitions", Err: context.Cause(ctx)}
+	}
+	return nil
 }
 
 // consumed reports whether a group committed at c has read every data
