@@ -334,10 +334,10 @@ func (f FenceRecord) remains() []string {
 	for _, p := range f.Policies {
 		out = append(out, p.String()+" (denies kafka-cluster:WriteData on the migrated topics)")
 	}
-	if len(out) > maxListed {
-		// fence.created and fence.policies list them all; the report
-		// must stay small whatever the number of topics.
-		out = append(out[:maxListed], fmt.Sprintf("… and %d more, listed in fence.created and fence.policies", len(out)-maxListed))
+	// fence.created and fence.policies list them all; the report must
+	// stay small whatever the number of topics.
+	if shown, more := firstListed(out); more > 0 {
+		return append(shown, fmt.Sprintf("… and %d more, listed in fence.created and fence.policies", more))
 	}
 	return out
 }

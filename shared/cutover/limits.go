@@ -31,25 +31,43 @@ const maxListed = 20
 // hook function's error message).
 const maxMessageBytes = 4 * 1024
 
+// prefixUTF8 returns the longest prefix of s of at most n bytes that ends
+// on a UTF-8 boundary.
+func prefixUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 // clip returns s cut to at most n bytes (on a UTF-8 boundary), saying how
 // much was left out.
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	cut := prefixUTF8(s, n)
+	return cut + fmt.Sprintf("… (%d more bytes)", len(s)-len(cut))
+}
+
+// firstListed returns the first maxListed items and how many it left out.
+func firstListed(items []string) (shown []string, more int) {
+	if len(items) <= maxListed {
+		return items, 0
 	}
-	return s[:cut] + fmt.Sprintf("… (%d more bytes)", len(s)-cut)
+	return items[:maxListed:maxListed], len(items) - maxListed
 }
 
 // listed joins items for a message, at most maxListed of them.
 func listed(items []string, sep string) string {
-	if len(items) <= maxListed {
-		return strings.Join(items, sep)
+	shown, more := firstListed(items)
+	if more == 0 {
+		return strings.Join(shown, sep)
 	}
-	return strings.Join(items[:maxListed], sep) + fmt.Sprintf("%s… and %d more", sep, len(items)-maxListed)
+	return strings.Join(shown, sep) + fmt.Sprintf("%s… and %d more", sep, more)
 }
 
 // Growth the state may still see after Validate, beyond the Validate

@@ -179,11 +179,12 @@ func (p *preflight) pass(name, detail string)      { p.add(name, CheckPass, deta
 func (p *preflight) skip(name, why string)         { p.add(name, CheckSkip, why, "") }
 func (p *preflight) fail(name, detail, fix string) { p.add(name, CheckFail, detail, fix) }
 
+// clipTo returns s cut to at most n bytes, ending in "…" when cut.
 func clipTo(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return strings.ToValidUTF8(s[:n-len("…")], "") + "…"
+	return prefixUTF8(s, n-len("…")) + "…"
 }
 
 // call runs f with the per-check deadline, or not at all once the step's
@@ -885,7 +886,7 @@ func (p *preflight) mappingGroup(ctx context.Context, m Mapping, ends kadm.Liste
 	}
 	switch {
 	case len(missing) > 0:
-		p.fail(name, fmt.Sprintf("no committed offset for %s (the partitions hold records)", strings.Join(clipList(missing, 20), ", ")),
+		p.fail(name, fmt.Sprintf("no committed offset for %s (the partitions hold records)", listed(missing, ", ")),
 			fmt.Sprintf("let mapping %s deliver its first batches (it commits after each); if it does not, read its LastProcessingResult", m.UUID))
 	default:
 		p.pass(name, fmt.Sprintf("committed offsets for every non-empty partition of %d", parts))
@@ -924,13 +925,6 @@ func (p *preflight) groups(ctx context.Context, cfg Config, srcOK bool) {
 		}
 		p.pass(name, fmt.Sprintf("committed offsets for %d partition(s)", n))
 	}
-}
-
-func clipList(l []string, n int) []string {
-	if len(l) <= n {
-		return l
-	}
-	return append(l[:n:n], fmt.Sprintf("and %d more", len(l)-n))
 }
 
 // ---- approval ----

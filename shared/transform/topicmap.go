@@ -3,8 +3,9 @@ package transform
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 )
 
 // TopicMap is the source → target topic name map of a TRANSFORMS
@@ -85,12 +86,7 @@ func (m TopicMap) Check(topics []string, o CheckOptions) error {
 	for _, t := range o.TargetOnly {
 		targetOnly[t] = true
 	}
-	srcs := make([]string, 0, len(m))
-	for s := range m {
-		srcs = append(srcs, s)
-	}
-	sort.Strings(srcs)
-	for _, s := range srcs {
+	for _, s := range slices.Sorted(maps.Keys(m)) {
 		d := m[s]
 		switch {
 		case o.Strict && !migrated[s]:
@@ -158,11 +154,7 @@ func (c *Chain) addRenames(i int, topics map[string]string) error {
 	if len(topics) == 0 {
 		return perr("rename needs a non-empty map of source topic to target topic")
 	}
-	srcs := make([]string, 0, len(topics))
-	for src := range topics {
-		srcs = append(srcs, src)
-	}
-	sort.Strings(srcs)
+	srcs := slices.Sorted(maps.Keys(topics))
 	for _, src := range srcs {
 		dst := topics[src]
 		if !validTopicName(src) || !validTopicName(dst) {

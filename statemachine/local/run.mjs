@@ -74,32 +74,29 @@ function checked(stateName, f) {
   };
 }
 
+// invoke calls a function at the endpoint the way the Lambda integration
+// does: an API error becomes Lambda.<type>, a function error its
+// errorType.
+async function invoke(functionName, payload) {
+  const fn = encodeURIComponent(functionName);
+  const r = await fetch(`${endpoint}/2015-03-31/functions/${fn}/invocations`, { method: 'POST', body: JSON.stringify(payload) });
+  const body = await r.text();
+  if (!r.ok) throw named(`Lambda.${r.headers.get('x-amzn-errortype') ?? 'ServiceException'}`, body);
+  if (r.headers.get('x-amz-function-error')) {
+    const e = JSON.parse(body);
+    throw named(e.errorType, `${e.errorType}: ${e.errorMessage}`);
+  }
+  return body === '' ? null : JSON.parse(body);
+}
+
 function lambdaOverride(resource) {
-  return async (input) => {
-    const fn = encodeURIComponent(resource);
-    const r = await fetch(`${endpoint}/2015-03-31/functions/${fn}/invocations`, { method: 'POST', body: JSON.stringify(input) });
-    const body = await r.text();
-    if (!r.ok) throw named(`Lambda.${r.headers.get('x-amzn-errortype') ?? 'ServiceException'}`, body);
-    if (r.headers.get('x-amz-function-error')) {
-      const e = JSON.parse(body);
-      throw named(e.errorType, `${e.errorType}: ${e.errorMessage}`);
-    }
-    return body === '' ? null : JSON.parse(body);
-  };
+  return (input) => invoke(resource, input);
 }
 
 function approvalOverride(stateName) {
   return async (input) => {
     const token = `${execName}/${stateName}/${randomUUID()}`;
-    const payload = { ...(input.Payload ?? {}), taskToken: token };
-    const fn = encodeURIComponent(input.FunctionName);
-    const r = await fetch(`${endpoint}/2015-03-31/functions/${fn}/invocations`, { method: 'POST', body: JSON.stringify(payload) });
-    const body = await r.text();
-    if (!r.ok) throw named(`Lambda.${r.headers.get('x-amzn-errortype') ?? 'ServiceException'}`, body);
-    if (r.headers.get('x-amz-function-error')) {
-      const e = JSON.parse(body);
-      throw named(e.errorType, `${e.errorType}: ${e.errorMessage}`);
-    }
+    await invoke(input.FunctionName, { ...(input.Payload ?? {}), taskToken: token });
     for (;;) {
       const w = await fetch(`${endpoint}/local/task-tokens/${encodeURIComponent(token)}/wait`, { method: 'POST' });
       const res = await w.json();
