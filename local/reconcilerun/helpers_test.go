@@ -1,0 +1,155 @@
+package reconcilerun
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/reconcile"
+)
+
+func testLog() *slog.Logger {
+	if os.Getenv("KMIG_TEST_LOG") == "1" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// kfakePair starts an embedded source (SCRAM with ACLs, as a self-managed
+// source) and target.
+func kfakePair(t testing.TB) *kafkalocal.Pair {
+	t.Helper()
+	p, err := kafkalocal.StartPair(kafkalocal.PairOptions{Source: kafkalocal.ClusterOptions{Security: kafkalocal.SecuritySCRAMACL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+func startRig(t testing.TB, o Options) *Rig {
+	t.Helper()
+	if o.Log == nil {
+		o.Log = testLog()
+	}
+	if o.Options.PollInterval == 0 {
+		o.Options.PollInterval = 50 * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := Start(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+func admin(t testing.TB, c *kafkalocal.Cluster) *kadm.Client {
+	t.Helper()
+	a, err := c.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	return a
+}
+
+// produce writes n records to each of partitions of topic, numbered from
+// first: key "k<i>", value "<topic>/<p>/<i>", a header and a CreateTime.
+func produce(t testing.TB, c *kafkalocal.Cluster, topic string, partitions []int32, first, n int) {
+	t.Helper()
+	var rs []*kgo.Record
+	for _, p := range partitions {
+		for i := first; i < first+n; i++ {
+			rs = append(rs, &kgo.Record{Topic: topic, Partition: p, Key: fmt.Appendf(nil, "k%d", i),
+				Value:     fmt.Appendf(nil, "%s/%d/%d", topic, p, i),
+				Headers:   []kgo.RecordHeader{{Key: "h", Value: []byte("v")}},
+				Timestamp: time.UnixMilli(1_700_000_000_000 + int64(i))})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A new client each time: it sees partitions added since.
+	cl, err := c.NewClient(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func parts(n int32) []int32 {
+	out := make([]int32, n)
+	for i := range out {
+		out[i] = int32(i)
+	}
+	return out
+}
+
+func run(t testing.TB, r *Rig) reconcile.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := r.Run(ctx)
+	if err != nil {
+		t.Fatalf("Run: %v\nreport: %+v", err, rep)
+	}
+	return rep
+}
+
+// requireReplicated waits until topic is on the target complete: every
+// record equal, in order, none lost, none duplicated.
+func requireReplicated(t testing.TB, r *Rig, topic string, wantPerPartition map[int32]int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := r.WaitReplicated(ctx, topic)
+	if err != nil {
+		t.Fatalf("%v: %+v", err, res)
+	}
+	for _, p := range res {
+		if want, ok := wantPerPartition[p.Partition]; ok && p.Source != want {
+			t.Errorf("%s/%d: %d source records, want %d", topic, p.Partition, p.Source, want)
+		}
+	}
+}
+
+// waitAssigned waits until group's member holds every partition of topic
+// up to n.
+func waitAssigned(t testing.TB, adm *kadm.Client, group, topic string, n int32) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		dg, err := adm.DescribeGroups(context.Background(), group)
+		if err == nil {
+			g := dg[group]
+			if int32(len(g.AssignedPartitions()[topic])) >= n {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("group %s never held %d partitions of %s", group, n, topic)
+}
+
+func addPartitions(t testing.TB, adm *kadm.Client, topic string, n int) {
+	t.Helper()
+	rs, err := adm.CreatePartitions(context.Background(), n, topic)
+	if err == nil {
+		err = rs.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
