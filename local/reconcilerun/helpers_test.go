@@ -152,4 +152,3 @@ func addPartitions(t testing.TB, adm *kadm.Client, topic string, n int) {
 		t.Fatal(err)
 	}
 }
-
