@@ -1,82 +1,57 @@
-// Package provision is the CloudFormation custom resource that prepares the
-// target topics before any event source mapping starts: on Create and
-// Update it runs topicsync.Apply for the resource's properties and answers
-// SUCCESS only when the target is verified in sync; on Delete it answers
-// SUCCESS and leaves every target topic alone.
+// Package provision is the provisioner function: the reconciler
+// (shared/reconcile) behind two entry points.
 //
-// Before it connects to either cluster, it checks each mapping's consumer
-// group ID (ConsumerGroupIdPrefix + topic) against Lambda's ConsumerGroupId
-// limits, which CloudFormation cannot compute: a group ID Lambda would
-// refuse fails the resource with a *ConsumerGroupIDError, before any
-// topic or mapping is created.
+//   - CloudFormation custom resources. Custom::TargetTopics: Create and
+//     Update run one reconciliation and answer SUCCESS only when it
+//     succeeded (bad configuration, a bad selection, an unreachable
+//     cluster or a failed topic answer FAILED with the reason, sent before
+//     the Lambda deadline); Delete deletes the replicator's event source
+//     mappings that this stack's reconciler created (tag kmig:stack =
+//     STACK_NAME) and never a target topic. Custom::TopicScope goes to the
+//     TopicScope handler. The resource's properties are not read: the
+//     configuration is the function's environment, and properties only
+//     make CloudFormation send an Update when they change.
+//   - Scheduled invocations (EventBridge Scheduler): any event that is not
+//     a CloudFormation custom resource event, for example
+//     {"reconcile": true}, runs one reconciliation and returns its report.
 //
-// It never changes the source cluster, never deletes anything on the
-// target, and always answers CloudFormation (bad properties, bad
-// configuration and unreachable clusters are FAILED with a reason, sent
-// before the Lambda deadline), so a stack never hangs waiting for it.
+// It always answers CloudFormation, so a stack never hangs waiting for it.
 package provision
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/cfn"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
-	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/topicsync"
-	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/reconcile"
 )
 
-// EnvTransforms is the replicator's TRANSFORMS, which the provisioner reads
-// for the target names of renamed topics.
-const EnvTransforms = "TRANSFORMS"
+// Custom resource types the function serves.
+const (
+	ResourceTargetTopics = "Custom::TargetTopics"
+	ResourceTopicScope   = "Custom::TopicScope"
+)
 
-// Config is the provisioner function's configuration.
-type Config struct {
-	Source kafkaconn.Config // SOURCE_BOOTSTRAP_SERVERS, SOURCE_AUTH, SOURCE_SECRET_ARN, SOURCE_CA_SECRET_ARN
-	Target kafkaconn.Config // TARGET_BOOTSTRAP_SERVERS, TARGET_AUTH, TARGET_SECRET_ARN, TARGET_CA_SECRET_ARN
-	// Renames are the rename transforms of TRANSFORMS, the replicator's
-	// own configuration: each renamed topic is created under its target
-	// name.
-	Renames transform.TopicMap
-}
+// LoadConfig reads the function's environment: reconcile.LoadConfig.
+func LoadConfig(env config.Env) (reconcile.Config, error) { return reconcile.LoadConfig(env) }
 
-// LoadConfig reads the provisioner's environment. Every problem is a
-// *config.Error naming its variable; all of them are reported, joined.
-func LoadConfig(env config.Env) (Config, error) {
-	var cfg Config
-	var errs []error
-	var err error
-	if cfg.Source, err = kafkaconn.FromEnv(env, "SOURCE"); err != nil {
-		errs = append(errs, err)
-	}
-	if cfg.Target, err = kafkaconn.FromEnv(env, "TARGET"); err != nil {
-		errs = append(errs, err)
-	}
-	raw, _ := env.Lookup(EnvTransforms)
-	if cfg.Renames, err = transform.ParseTopicMap([]byte(raw)); err != nil {
-		errs = append(errs, &config.Error{Variable: EnvTransforms, Problem: "invalid transforms", Err: err})
-	}
-	return cfg, errors.Join(errs...)
-}
-
-// Connector opens admin clients for the source and the target; close
+// Connector opens the source and target clients for one run; close
 // releases both.
-type Connector func(ctx context.Context) (source, target *kadm.Client, close func(), err error)
+type Connector func(ctx context.Context) (source, target *kgo.Client, close func(), err error)
 
-// Connect returns a Connector for cfg. Clients are built per invocation: the
-// custom resource runs rarely, and a fresh client never carries stale
-// metadata.
-func Connect(cfg Config, secrets kafkaconn.Secrets) Connector {
-	return func(ctx context.Context) (*kadm.Client, *kadm.Client, func(), error) {
+// Connect returns a Connector for cfg. Clients are built per invocation:
+// a fresh client never carries stale metadata, and a run is rare enough.
+func Connect(cfg reconcile.Config, secrets kafkaconn.Secrets) Connector {
+	return func(ctx context.Context) (*kgo.Client, *kgo.Client, func(), error) {
 		src, err := cfg.Source.NewClient(ctx, secrets, kgo.MetadataMinAge(time.Second))
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("source client: %w", err)
@@ -86,41 +61,89 @@ func Connect(cfg Config, secrets kafkaconn.Secrets) Connector {
 			src.Close()
 			return nil, nil, nil, fmt.Errorf("target client: %w", err)
 		}
-		return kadm.NewClient(src), kadm.NewClient(tgt), func() { src.Close(); tgt.Close() }, nil
+		return src, tgt, func() { src.Close(); tgt.Close() }, nil
 	}
 }
 
-// Provisioner handles the custom resource's events.
+// CustomResource handles one custom resource event: the physical ID, the
+// response Data, and the error that makes the response FAILED.
+type CustomResource func(ctx context.Context, ev cfn.Event) (physicalID string, data map[string]any, err error)
+
+// Provisioner is the function's handler. It implements lambda.Handler.
 type Provisioner struct {
-	// Connect opens the clusters for Create and Update.
-	Connect Connector
-	// ConfigErr, when set, fails every Create and Update with it as the
-	// reason (Delete still succeeds): the function answers CloudFormation
-	// even when its environment is wrong.
+	Config reconcile.Config
+	// ConfigErr, when set, fails every reconciliation with it as the
+	// reason; a Delete still answers SUCCESS (leaving the mappings).
 	ConfigErr error
-	// Renames are the target names of renamed topics (Config.Renames).
-	Renames transform.TopicMap
-	// Logger receives one line per event; nil discards.
+	Connect   Connector
+	Lambda    reconcile.LambdaAPI
+	// TopicScope serves Custom::TopicScope; nil answers FAILED.
+	TopicScope CustomResource
+	// Options are the reconciler's run options.
+	Options reconcile.Options
+	// FunctionName is the metrics' FunctionName dimension.
+	FunctionName string
+	// Logger receives the report lines; nil discards.
 	Logger *slog.Logger
-	// Margin is kept free before the Lambda deadline to send the
-	// response; 0 means 20 seconds.
+	// Margin is kept free before the Lambda deadline to answer; 0 means
+	// 20 seconds.
 	Margin time.Duration
 }
 
-// MaxReasonBytes bounds the FAILED reason: CloudFormation rejects a
-// response body over 4096 bytes.
+// MaxReasonBytes bounds a FAILED reason: CloudFormation refuses a response
+// body over 4096 bytes.
 const MaxReasonBytes = 2048
 
-// Handler returns the Lambda handler: p.Handle wrapped by cfn.LambdaWrap,
-// which PUTs the response to the event's pre-signed ResponseURL.
-func (p *Provisioner) Handler() cfn.CustomResourceLambdaFunction {
-	return cfn.LambdaWrap(p.Handle)
+// Invoke dispatches one event: a CloudFormation custom resource event
+// (it has a RequestType and a ResponseURL) is answered at its ResponseURL;
+// any other event runs one reconciliation and returns the report as JSON.
+func (p *Provisioner) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	var probe struct {
+		RequestType string `json:"RequestType"`
+		ResponseURL string `json:"ResponseURL"`
+	}
+	_ = json.Unmarshal(payload, &probe)
+	if probe.RequestType != "" && probe.ResponseURL != "" {
+		var ev cfn.Event
+		if err := json.Unmarshal(payload, &ev); err != nil {
+			return nil, fmt.Errorf("custom resource event: %w", err)
+		}
+		reasonText, err := cfn.LambdaWrap(p.HandleCustomResource)(ctx, ev)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(map[string]string{"reason": reasonText})
+	}
+	rep, err := p.reconcile(ctx)
+	out, merr := json.Marshal(rep)
+	if err != nil {
+		return nil, err
+	}
+	return out, merr
 }
 
-// PhysicalID is the resource's physical ID: stable for the life of the
-// resource (Create derives it from the stack and logical ID; Update and
-// Delete keep the one CloudFormation sends), so an Update never looks like
-// a replacement.
+// HandleCustomResource handles one custom resource event by its type.
+func (p *Provisioner) HandleCustomResource(ctx context.Context, ev cfn.Event) (string, map[string]any, error) {
+	switch ev.ResourceType {
+	case ResourceTopicScope:
+		if p.TopicScope == nil {
+			return PhysicalID(ev), nil, reason(errors.New("this provisioner does not serve " + ResourceTopicScope))
+		}
+		id, data, err := p.TopicScope(ctx, ev)
+		if err != nil {
+			err = reason(err)
+		}
+		return id, data, err
+	case ResourceTargetTopics, "":
+		return p.targetTopics(ctx, ev)
+	}
+	return PhysicalID(ev), nil, reason(fmt.Errorf("unknown resource type %q (served: %s, %s)", ev.ResourceType, ResourceTargetTopics, ResourceTopicScope))
+}
+
+// PhysicalID is a Custom::TargetTopics resource's physical ID: stable for
+// the life of the resource (Create derives it from the stack and logical
+// ID; Update and Delete keep the one CloudFormation sends), so an Update
+// never looks like a replacement.
 func PhysicalID(ev cfn.Event) string {
 	if ev.RequestType != cfn.RequestCreate && ev.PhysicalResourceID != "" {
 		return ev.PhysicalResourceID
@@ -133,58 +156,66 @@ func PhysicalID(ev cfn.Event) string {
 	return "kmig-target-topics/" + stack + "/" + ev.LogicalResourceID
 }
 
-// Handle processes one custom resource event and returns the physical ID,
-// the response Data and the error that makes the response FAILED.
-func (p *Provisioner) Handle(ctx context.Context, ev cfn.Event) (string, map[string]any, error) {
+func (p *Provisioner) log() *slog.Logger {
+	if p.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Logger
+}
+
+func (p *Provisioner) targetTopics(ctx context.Context, ev cfn.Event) (string, map[string]any, error) {
 	id := PhysicalID(ev)
-	log := p.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("requestType", string(ev.RequestType), "logicalResourceId", ev.LogicalResourceID, "physicalResourceId", id)
-
-	if ev.RequestType == cfn.RequestDelete {
-		log.InfoContext(ctx, "delete: target topics are left in place")
-		return id, map[string]any{"Summary": "target topics left in place"}, nil
-	}
-	if ev.RequestType != cfn.RequestCreate && ev.RequestType != cfn.RequestUpdate {
-		return id, nil, reason(fmt.Errorf("unknown RequestType %q", ev.RequestType))
-	}
-	props, err := ParseProperties(ev.ResourceProperties)
-	if err != nil {
-		log.ErrorContext(ctx, "bad properties", "error", err)
-		return id, nil, reason(err)
-	}
-	if p.ConfigErr != nil {
-		log.ErrorContext(ctx, "bad configuration", "error", p.ConfigErr)
-		return id, nil, reason(fmt.Errorf("provisioner configuration: %w", p.ConfigErr))
-	}
-
-	opts, err := props.options(p.Renames)
-	if err != nil {
-		log.ErrorContext(ctx, "bad renames", "error", err)
-		return id, nil, reason(err)
-	}
-
+	log := p.log().With("requestType", string(ev.RequestType), "logicalResourceId", ev.LogicalResourceID, "physicalResourceId", id)
 	ctx, cancel := p.withMargin(ctx)
 	defer cancel()
-	src, tgt, closeFn, err := p.Connect(ctx)
-	if err != nil {
-		log.ErrorContext(ctx, "connect", "error", err)
-		return id, nil, reason(err)
+	switch ev.RequestType {
+	case cfn.RequestDelete:
+		if p.ConfigErr != nil {
+			log.WarnContext(ctx, "delete with a bad configuration: the mappings are left in place", "error", p.ConfigErr)
+			return id, map[string]any{"Summary": "configuration invalid; mappings and target topics left in place"}, nil
+		}
+		deleted, kept, err := DeleteMappings(ctx, p.Lambda, p.Config)
+		log.InfoContext(ctx, "delete: target topics are left in place", "mappingsDeleted", deleted, "mappingsKept", kept, "error", err)
+		if err != nil {
+			return id, nil, reason(err)
+		}
+		return id, map[string]any{"Summary": fmt.Sprintf("deleted %d event source mappings; target topics left in place", len(deleted))}, nil
+	case cfn.RequestCreate, cfn.RequestUpdate:
+	default:
+		return id, nil, reason(fmt.Errorf("unknown RequestType %q", ev.RequestType))
 	}
-	defer closeFn()
-
-	res, err := topicsync.Apply(ctx, src, tgt, opts)
-	data := resultData(res)
+	rep, err := p.reconcile(ctx)
+	data := map[string]any{
+		"TopicsSelected":  fmt.Sprint(rep.TopicsSelected),
+		"MappingsCreated": fmt.Sprint(len(rep.MappingsCreated)),
+		"Summary":         summary(rep),
+	}
 	if err != nil {
-		log.ErrorContext(ctx, "topic sync failed", "error", err, "pending", res.Final.Pending())
 		return id, data, reason(err)
 	}
-	log.InfoContext(ctx, "target topics in sync", "topicsCreated", res.TopicsCreated,
-		"partitionsAdded", res.PartitionsAdded, "configsSet", res.ConfigsSet, "aclsCreated", len(res.ACLsCreated),
-		"notes", notes(res.Planned))
 	return id, data, nil
+}
+
+func summary(rep reconcile.Report) string {
+	return fmt.Sprintf("%d topics selected, %d mappings created, %d polling, %d not polling, %d partitions added, %d skipped, %d gaps",
+		rep.TopicsSelected, len(rep.MappingsCreated), rep.MappingsPolling, len(rep.MappingsNotPolling), rep.PartitionsAdded, len(rep.Skipped), len(rep.Gaps))
+}
+
+// reconcile runs one reconciliation with fresh clients.
+func (p *Provisioner) reconcile(ctx context.Context) (reconcile.Report, error) {
+	if p.ConfigErr != nil {
+		p.log().ErrorContext(ctx, "bad configuration", "error", p.ConfigErr)
+		return reconcile.Report{Error: p.ConfigErr.Error()}, fmt.Errorf("provisioner configuration: %w", p.ConfigErr)
+	}
+	src, tgt, closeFn, err := p.Connect(ctx)
+	if err != nil {
+		p.log().ErrorContext(ctx, "connect", "error", err)
+		return reconcile.Report{Error: err.Error()}, err
+	}
+	defer closeFn()
+	r := &reconcile.Reconciler{Config: p.Config, Source: src, Target: tgt, Lambda: p.Lambda, Options: p.Options,
+		FunctionName: p.FunctionName, Log: p.Logger}
+	return r.Run(ctx)
 }
 
 func (p *Provisioner) withMargin(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -214,62 +245,3 @@ type reasonError struct {
 
 func (e *reasonError) Error() string { return e.msg }
 func (e *reasonError) Unwrap() error { return e.err }
-
-// resultData is the response's Data: short strings, readable with
-// Fn::GetAtt (TopicsCreated, PartitionsAdded, ConfigsSet, AclsCreated,
-// Summary).
-func resultData(res topicsync.Result) map[string]any {
-	var added, set []string
-	for _, t := range sortedTopics(res.PartitionsAdded) {
-		added = append(added, fmt.Sprintf("%s+%d", t, res.PartitionsAdded[t]))
-	}
-	for _, t := range sortedTopicsL(res.ConfigsSet) {
-		set = append(set, t+":"+strings.Join(res.ConfigsSet[t], "|"))
-	}
-	summary := "in sync, nothing changed"
-	if res.Changed() {
-		summary = fmt.Sprintf("created %d topics, added partitions to %d, set configs on %d, created %d ACLs",
-			len(res.TopicsCreated), len(res.PartitionsAdded), len(res.ConfigsSet), len(res.ACLsCreated))
-	}
-	d := map[string]any{
-		"TopicsCreated":   strings.Join(res.TopicsCreated, ","),
-		"PartitionsAdded": strings.Join(added, ","),
-		"ConfigsSet":      strings.Join(set, ","),
-		"AclsCreated":     fmt.Sprint(len(res.ACLsCreated)),
-		"Summary":         summary,
-	}
-	for k, v := range d {
-		if s := v.(string); len(s) > 400 {
-			d[k] = s[:397] + "..."
-		}
-	}
-	return d
-}
-
-func notes(p topicsync.Plan) []string {
-	out := append([]string{}, p.Notes...)
-	for _, t := range p.Topics {
-		for _, n := range t.Notes {
-			out = append(out, t.Topic+": "+n)
-		}
-	}
-	return out
-}
-
-func sortedTopics(m map[string]int32) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedTopicsL(m map[string][]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

@@ -70,7 +70,11 @@ func throttled(err error) bool {
 // in transition), ResourceConflictException ("another operation is in
 // progress"; AWS does not say which of the two a mapping in transition
 // gets), or TooManyRequestsException.
-func busy(err error) bool {
+func busy(err error) bool { return Busy(err) }
+
+// Busy reports whether err is the Lambda API's answer for a mapping that
+// cannot be updated or deleted yet, or a throttled call: worth retrying.
+func Busy(err error) bool {
 	var (
 		inUse    *types.ResourceInUseException
 		conflict *types.ResourceConflictException
@@ -109,6 +113,20 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Retry calls fn until it succeeds, fails with an error retryable does
+// not accept, or ctx ends, pausing with jittered backoff (100 ms doubling
+// to 5 s) between calls.
+func Retry(ctx context.Context, retryable func(error) bool, fn func() error) error {
+	return retry(ctx, retryable, fn)
+}
+
+// ListMappings returns every event source mapping of function, reading
+// every page (the API returns at most 100 per page) and retrying
+// TooManyRequestsException until ctx ends.
+func ListMappings(ctx context.Context, api LambdaAPI, function string) ([]Mapping, error) {
+	return listMappings(ctx, api, function)
 }
 
 // retry calls fn until it succeeds, fails with an error retryable does not
