@@ -119,6 +119,11 @@ type Deps struct {
 	// name. Validate records the ones of the run's topics in
 	// Config.Renames, which every later step uses.
 	Renames transform.TopicMap
+	// ConsumerGroupIDPrefix is the prefix of the mappings' consumer
+	// groups (CONSUMER_GROUP_ID_PREFIX); when Validate finds the groups
+	// itself it never takes one with this prefix. Empty: no prefix known
+	// (the mappings' own groups are still left out).
+	ConsumerGroupIDPrefix string
 	// Now defaults to time.Now.
 	Now func() time.Time
 	// Log defaults to slog.Default().
