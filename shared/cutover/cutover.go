@@ -260,8 +260,13 @@ type Run struct {
 	ID        string    `json:"id"`
 	StartedAt time.Time `json:"startedAt"`
 	// Mappings are the replicator's event source mappings reading the
-	// migrated topics, as found by Validate.
-	Mappings []Mapping `json:"mappings"`
+	// migrated topics, as found by Validate, when they take at most
+	// mappingsInlineBytes; more are kept in the details topic, referenced
+	// by MappingDetails (a []Mapping), and Mappings is empty.
+	// MappingCount counts them either way.
+	Mappings       []Mapping       `json:"mappings"`
+	MappingDetails *rundetails.Ref `json:"mappingDetails,omitempty"`
+	MappingCount   int             `json:"mappingCount"`
 	// Disabled lists the UUIDs of the mappings this run disabled (they
 	// polled before: Enabled, or Creating, Enabling or Updating);
 	// Rollback re-enables exactly these. PauseReplication adds a mapping

@@ -209,8 +209,12 @@ func (h *Handler) drainStatus(ctx context.Context, st *State, appGroups bool) ([
 	}
 	// Every group's commits, read once: the replicator's mappings' groups
 	// and, when asked, the application groups.
+	maps, err := h.runMappings(ctx, st)
+	if err != nil {
+		return nil, err
+	}
 	var names []string
-	for _, m := range st.Run.Mappings {
+	for _, m := range maps {
 		names = append(names, m.ConsumerGroup)
 	}
 	if appGroups {
@@ -222,7 +226,7 @@ func (h *Handler) drainStatus(ctx context.Context, st *State, appGroups bool) ([
 	}
 	// The mappings that read each topic.
 	readers := map[string][]Mapping{}
-	for _, m := range st.Run.Mappings {
+	for _, m := range maps {
 		for _, t := range m.Topics {
 			readers[t] = append(readers[t], m)
 		}

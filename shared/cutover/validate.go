@@ -4,6 +4,7 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/topicsync"
 
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -55,8 +56,12 @@ func (h *Handler) validate(ctx context.Context, raw []byte, execution string) (*
 	}
 	st := &State{
 		Config: cfg,
-		Run:    Run{ID: newRunID(execution), StartedAt: start, Mappings: maps, Fence: fence, Warnings: warnings},
+		Run:    Run{ID: newRunID(execution), StartedAt: start, Mappings: maps, MappingCount: len(maps), Fence: fence, Warnings: warnings},
 		Steps:  map[string]*StepTime{StepValidate: {StartedAt: start, EndedAt: h.now()}},
+	}
+	inline := mappingsFit(maps)
+	if !inline {
+		st.Run.Mappings, st.Run.MappingDetails = []Mapping{}, &rundetails.Ref{}
 	}
 	bound, err := boundState(st)
 	if err != nil {
@@ -68,6 +73,14 @@ func (h *Handler) validate(ctx context.Context, raw []byte, execution string) (*
 	if err := h.details.Ensure(ctx); err != nil {
 		return nil, &ClusterError{Op: "preparing the details topic on the target", Err: err}
 	}
+	if !inline {
+		ref, err := h.putDetails(ctx, st, "mappings", maps)
+		if err != nil {
+			return nil, err
+		}
+		st.Run.MappingDetails = &ref
+	}
+	st.Steps[StepValidate].EndedAt = h.now()
 	return st, nil
 }
 
@@ -101,6 +114,29 @@ func (h *Handler) mappings(ctx context.Context, topics []string) ([]Mapping, err
 		return nil, err
 	}
 	return readingAny(all, topics), nil
+}
+
+// mappingsInlineBytes bounds the mappings the state carries itself; more
+// go to the details topic.
+const mappingsInlineBytes = 8 * 1024
+
+// mappingsFit reports whether maps stay in the state (mappingsInlineBytes).
+func mappingsFit(maps []Mapping) bool {
+	b, _ := json.Marshal(maps)
+	return len(b) <= mappingsInlineBytes
+}
+
+// runMappings returns the run's mappings, from the state or, when there
+// are many, the details topic.
+func (h *Handler) runMappings(ctx context.Context, st *State) ([]Mapping, error) {
+	if st.Run.MappingDetails == nil {
+		return st.Run.Mappings, nil
+	}
+	var maps []Mapping
+	if err := h.getDetails(ctx, *st.Run.MappingDetails, &maps); err != nil {
+		return nil, err
+	}
+	return maps, nil
 }
 
 // readingAny returns the mappings of all that read any of topics.
