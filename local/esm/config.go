@@ -140,9 +140,10 @@ type Config struct {
 	// (required with it, refused without it).
 	StartingPositionTimestamp time.Time
 	// UncommittedPartitionStart is where the mapping starts on a
-	// partition without a committed offset once its group exists: a
-	// group that had commits when the mapping joined it, or any group
-	// after the mapping's first assignment (a partition added to the
+	// partition without a committed offset once its group exists: the
+	// group has had a committed offset (seeded, or committed by the
+	// mapping), or the partition is assigned after the first assignment
+	// of the mapping's current polling period (a partition added to the
 	// topic later). PartitionEarliest (the default) or PartitionLatest.
 	UncommittedPartitionStart PartitionStart
 	// MetadataRefresh is how often the polling consumer refreshes the

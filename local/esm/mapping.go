@@ -187,9 +187,10 @@ type Mapping struct {
 	reader    *peek.Reader // on the admin client, for offsets.Consumed
 	adminErr  error
 
-	// groupSeen is set once a session has had its first assignment:
-	// from then on the group exists (see adjustStart).
-	groupSeen atomic.Bool
+	// groupCommitted is set once the group is known to have a committed
+	// offset: seen at an assignment or committed by the mapping (see
+	// adjustStart).
+	groupCommitted atomic.Bool
 
 	st counters
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -130,24 +131,22 @@ func (m *Mapping) startSession() (*session, error) {
 const LogUncommittedPartition = "esm: partition without a committed offset in an existing group"
 
 // adjustStart returns the function that sees the offsets each assignment
-// starts from, before fetching begins: committed offsets as they are, and
-// reset (StartingPosition) for partitions without a commit. Once the group
-// exists (it had a commit at the mapping's first assignment, or that
+// of a session starts from, before fetching begins: committed offsets as
+// they are, and reset (StartingPosition) for partitions without a commit.
+// Once the group exists (it has had a commit, or the session's first
 // assignment is over), a partition without a commit starts at
 // UncommittedPartitionStart instead.
 func (m *Mapping) adjustStart(reset kgo.Offset) func(context.Context, map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	var assigned atomic.Bool // this session had an assignment before
 	return func(ctx context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
-		exists := m.groupSeen.Swap(true)
-		if !exists {
-			for _, ps := range offs {
-				for _, o := range ps {
-					if o != reset {
-						exists = true
-					}
+		for _, ps := range offs {
+			for _, o := range ps {
+				if o != reset {
+					m.groupCommitted.Store(true)
 				}
 			}
 		}
-		if !exists {
+		if later := assigned.Swap(true); !later && !m.groupCommitted.Load() {
 			return offs, nil
 		}
 		var topics []string
@@ -727,6 +726,9 @@ func (w *worker) commit(recs []*kgo.Record) {
 			}
 		}
 	})
+	if cerr == nil {
+		m.groupCommitted.Store(true)
+	}
 	if cerr != nil {
 		m.st.commitErrors.Add(1)
 		m.recordErr(fmt.Errorf("esm: mapping %s: committing offsets of group %s: %w", m.cfg.UUID, m.cfg.ConsumerGroupID, cerr), "")

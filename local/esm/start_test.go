@@ -233,3 +233,40 @@ func TestStartDelay(t *testing.T) {
 		}
 	}
 }
+
+// TestAtTimestamp: AT_TIMESTAMP starts a group without commits at the
+// first record stamped at or after StartingPositionTimestamp.
+func TestAtTimestamp(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	src := startSource(t, []kafkalocal.Topic{{Name: "ts", Partitions: 1}})
+	old := time.Now().Add(-time.Hour)
+	var rs []*kgo.Record
+	for i := range 6 {
+		ts := old
+		if i >= 4 {
+			ts = time.Now()
+		}
+		rs = append(rs, &kgo.Record{Topic: "ts", Value: []byte{byte(i)}, Timestamp: ts})
+	}
+	if err := src.ProduceSync(ctx, rs...); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	m := newMapping(t, src, "ts", rec, func(c *Config) {
+		c.StartingPosition = AtTimestamp
+		c.StartingPositionTimestamp = old.Add(30 * time.Minute)
+	})
+	waitCaughtUp(t, m, 20*time.Second)
+	var got []int64
+	for _, a := range rec.snapshot() {
+		if a.ok {
+			got = append(got, a.records[tp{"ts", 0}]...)
+		}
+	}
+	if !equalInts(got, seq(4, 6)) {
+		t.Fatalf("AT_TIMESTAMP delivered %v, want offsets 4 and 5", got)
+	}
+	if _, err := New(Config{FunctionName: "f", Topics: []string{"ts"}, BootstrapServers: src.Bootstrap(), StartingPosition: AtTimestamp}, rec); err == nil {
+		t.Fatal("AT_TIMESTAMP without a timestamp accepted")
+	}
+}

@@ -537,8 +537,11 @@ func (s *Server) updateMapping(w http.ResponseWriter, r *http.Request, uuid stri
 				fmt.Sprintf("Cannot update the event source mapping %s because it is in use (state %s).", uuid, m.State()))
 			return
 		case errors.Is(err, esm.ErrDeleted):
-			s.countError("ResourceNotFoundException")
-			apiError(w, http.StatusNotFound, "ResourceNotFoundException", "The resource you requested does not exist. (Service: Lambda, mapping "+uuid+")")
+			// Still listed, so still Deleting: the mapping is busy, as
+			// one in transition is.
+			s.countError(ResourceInUse.Type)
+			apiError(w, ResourceInUse.Status, ResourceInUse.Type,
+				fmt.Sprintf("Cannot update the event source mapping %s because it is in use (state %s).", uuid, esm.StateDeleting))
 			return
 		case err != nil:
 			s.countError("ServiceException")

@@ -562,7 +562,7 @@ func (s *Server) tags(w http.ResponseWriter, r *http.Request, arn string) {
 	}
 	switch r.Method {
 	case http.MethodGet:
-		writeJSON(w, http.StatusOK, map[string]any{"Tags": s.meta(uuid).tags})
+		writeJSON(w, http.StatusOK, map[string]any{"Tags": cloneTags(s.meta(uuid).tags)})
 	case http.MethodPost:
 		var body struct{ Tags map[string]string }
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
