@@ -101,7 +101,7 @@ const MaxRolePolicyChars = 10240
 // one role's policies, as JSON arrays ("arn","arn"): each role references
 // each list at most once, and the rest of the largest role's policies
 // stays below MaxRolePolicyChars-ListBudget (templatetest checks both).
-const ListBudget = 4200
+const ListBudget = 3000
 
 // Error is a property that cannot be used; the resource fails with its
 // message.

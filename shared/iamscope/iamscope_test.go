@@ -172,18 +172,18 @@ func TestSizeBudgetFallback(t *testing.T) {
 
 	// Few enough for topics, too many for topics, groups and IDs.
 	names = nil
-	for i := range 14 {
+	for i := range 12 {
 		names = append(names, fmt.Sprintf("team%02d.orders.events.v1", i))
 	}
 	data = handle(t, map[string]any{PropTopicPatterns: names})
 	if data[AttrScope] != ScopeTopics {
-		t.Fatalf("14 names: Scope %v, want %s", data[AttrScope], ScopeTopics)
+		t.Fatalf("12 names: Scope %v, want %s", data[AttrScope], ScopeTopics)
 	}
-	if got := list(data, AttrTargetTopicArns); len(got) != 14 {
-		t.Errorf("14 names: %d target topic ARNs, want 14", len(got))
+	if got := list(data, AttrTargetTopicArns); len(got) != 12 {
+		t.Errorf("12 names: %d target topic ARNs, want 12", len(got))
 	}
 	if got, want := list(data, AttrSourceGroupArns), []string{srcGroup + "kmig-*"}; !slices.Equal(got, want) {
-		t.Errorf("14 names: groups %q, want %q", got, want)
+		t.Errorf("12 names: groups %q, want %q", got, want)
 	}
 
 	for n := 1; n <= 60; n++ {
