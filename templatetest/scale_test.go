@@ -207,3 +207,46 @@ func TestResourceCountIndependentOfTopics(t *testing.T) {
 		}
 	}
 }
+
+// lambdaEnvLimit is Lambda's quota on a function's environment: "4 KB, for
+// all environment variables associated with the function, in aggregate"
+// (Lambda quotas).
+const lambdaEnvLimit = 4096
+
+// TestReconcilerEnvironmentLeavesRoomForPatterns: TOPIC_PATTERNS,
+// EXCLUDED_TOPIC_PATTERNS and TRANSFORMS share the reconciler's 4 KB
+// environment with its other variables. With realistic values (three
+// brokers per cluster, secrets, a cluster ARN, two subnets) the others
+// leave at least minPatternRoom characters, which the README promises.
+func TestReconcilerEnvironmentLeavesRoomForPatterns(t *testing.T) {
+	const minPatternRoom = 1500
+	realistic := map[string]string{
+		"SOURCE_BOOTSTRAP_SERVERS": "kafka-1.source.example.internal:9096,kafka-2.source.example.internal:9096,kafka-3.source.example.internal:9096",
+		"TARGET_BOOTSTRAP_SERVERS": "b-1.target.abc123.c2.kafka.eu-west-1.amazonaws.com:9098,b-2.target.abc123.c2.kafka.eu-west-1.amazonaws.com:9098,b-3.target.abc123.c2.kafka.eu-west-1.amazonaws.com:9098",
+		"TARGET_SECRET_ARN":        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:AmazonMSK_target-AbCdEf",
+		"TARGET_CA_SECRET_ARN":     "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kmig-target-ca-AbCdEf",
+		"REPLICATOR_FUNCTION_NAME": "kafka-msk-migrator-ReplicatorFunction-AbCdEfGhIjKl",
+		"STACK_NAME":               "kafka-msk-migrator-production",
+	}
+	vars := findResource(t, loadTemplate(t), "ProvisionerFunction").Node.get("Properties", "Environment", "Variables")
+	size := 0
+	for _, k := range vars.Keys {
+		if k == "TOPIC_PATTERNS" || k == "EXCLUDED_TOPIC_PATTERNS" || k == "TRANSFORMS" {
+			size += len(k)
+			continue
+		}
+		v, ok := realistic[k]
+		if !ok {
+			v, ok = sampleValues[k]
+		}
+		if !ok {
+			t.Fatalf("no sample value for %s", k)
+		}
+		size += len(k) + len(v)
+	}
+	if room := lambdaEnvLimit - size; room < minPatternRoom {
+		t.Errorf("the reconciler's other variables take %d bytes: %d left for the patterns and transforms, want at least %d", size, room, minPatternRoom)
+	} else {
+		t.Logf("the reconciler's other variables take %d bytes: %d left for TOPIC_PATTERNS, EXCLUDED_TOPIC_PATTERNS and TRANSFORMS", size, room)
+	}
+}
