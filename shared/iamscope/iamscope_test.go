@@ -2,6 +2,7 @@ package iamscope
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -186,10 +187,11 @@ func TestSizeBudgetFallback(t *testing.T) {
 		t.Errorf("12 names: groups %q, want %q", got, want)
 	}
 
+	seen := map[string]bool{}
 	for n := 1; n <= 60; n++ {
 		var ps []string
 		for i := range n {
-			ps = append(ps, fmt.Sprintf("some.rather-long.topic.prefix.%02d.*", i))
+			ps = append(ps, fmt.Sprintf(`some\.rather-long\.topic\.prefix\.%02d\..*`, i))
 		}
 		s, err := Compute(Properties{SourceClusterArn: srcCluster, TargetClusterArn: tgtCluster, Include: ps, ConsumerGroupIDPrefix: "kmig-"})
 		if err != nil {
@@ -198,6 +200,10 @@ func TestSizeBudgetFallback(t *testing.T) {
 		if s.size() > ListBudget {
 			t.Fatalf("%d patterns: lists take %d characters, over ListBudget %d", n, s.size(), ListBudget)
 		}
+		seen[s.Scope] = true
+	}
+	if !seen[ScopePrefixes] || !seen[ScopeTopics] || !seen[ScopeClusters] {
+		t.Errorf("1 to 60 patterns reached scopes %v, want all three", seen)
 	}
 }
 
@@ -325,4 +331,36 @@ func covered(patterns []string, arn string) bool {
 		}
 	}
 	return false
+}
+
+// CloudFormation refuses a custom resource response body over 4,096
+// bytes. Whatever the selection, the answer (lists within ListBudget, a
+// 128-character stack name in the IDs) stays under it.
+func TestResponseFitsCloudFormationLimit(t *testing.T) {
+	stack := strings.Repeat("s", 128)
+	largest := 0
+	for n := 1; n <= 80; n++ {
+		var ps []any
+		for i := range n {
+			ps = append(ps, fmt.Sprintf("some-rather-long-topic-name-%03d", i))
+		}
+		ev := event(cfn.RequestCreate, map[string]any{PropTopicPatterns: ps})
+		ev.StackID = "arn:aws-us-gov:cloudformation:us-gov-west-1:123456789012:stack/" + stack + "/5d1e0b70-0000-0000-0000-000000000000"
+		ev.RequestID = "5d1e0b70-0000-0000-0000-000000000000"
+		id, data, err := Handle(context.Background(), ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := cfn.NewResponse(&ev)
+		r.Status, r.PhysicalResourceID, r.Data = cfn.StatusSuccess, id, data
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > 4096 {
+			t.Fatalf("%d names (Scope %v): response body %d bytes, over CloudFormation's 4,096", n, data[AttrScope], len(b))
+		}
+		largest = max(largest, len(b))
+	}
+	t.Logf("largest response body: %d bytes", largest)
 }
