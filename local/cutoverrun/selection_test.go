@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/lambdaendpoint"
 )
 
 // TestSubsetCutoverByPattern cuts over the topics a pattern selects among
@@ -188,5 +189,49 @@ func TestTopicsOmitted(t *testing.T) {
 		if s := f.ByTopic[tp].State(); s != esm.StateDisabled {
 			t.Errorf("mapping of %s reads %s; want Disabled", tp, s)
 		}
+	}
+}
+
+// TestCutoverPagedAndThrottled cuts over 150 topics, found by the
+// replicator's function over two pages of mappings (the endpoint pages at
+// 100, as AWS does), while the endpoint holds the control plane to
+// Lambda's quota of 15 requests per second: throttled updates are sent
+// again, and every mapping, on both pages, ends Disabled.
+func TestCutoverPagedAndThrottled(t *testing.T) {
+	const topics, partitions = 150, 1
+	ctx := ctxFor(t, 6*time.Minute)
+	tn := names("paged", topics)
+	f := startFleet(t, ctx, FleetOptions{Topics: tn, Partitions: partitions})
+	if err := f.Commit(ctx, "app", tn); err != nil {
+		t.Fatal(err)
+	}
+	funcs, hooks := f.Hooks(ctx, []string{"app"}, tn[0])
+	var ep *lambdaendpoint.Server
+	in := map[string]any{
+		"groups": []string{"app"}, "fence": "acl", "hooks": hooks,
+		"quietSeconds": 1, "drainTimeoutSeconds": 120, "consumersTimeoutSeconds": 15, "verifySeconds": 60, "pollSeconds": 1,
+	}
+	res, err := f.Run(ctx, in, Options{Functions: funcs, Timeout: 5 * time.Minute, Endpoint: func(s *lambdaendpoint.Server) {
+		ep = s
+		s.SetControlPlaneRate(lambdaendpoint.ControlPlaneRate)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != "SUCCEEDED" || res.Report == nil {
+		t.Fatalf("status %s: %s: %s", res.Status, res.Error, res.Cause)
+	}
+	if len(res.Report.Topics) != topics || res.Report.MappingCount != topics || len(res.Report.Paused) != topics {
+		t.Fatalf("report: %d topics, %d mappings, %d paused; want %d each", len(res.Report.Topics), res.Report.MappingCount, len(res.Report.Paused), topics)
+	}
+	for _, tp := range tn {
+		if s := f.ByTopic[tp].State(); s != esm.StateDisabled {
+			t.Fatalf("mapping of %s reads %s; want Disabled", tp, s)
+		}
+	}
+	n := ep.Errors("TooManyRequestsException")
+	t.Logf("%d requests throttled; execution took %v", n, res.Duration.Round(time.Millisecond))
+	if n == 0 {
+		t.Error("no request was throttled: the test did not exercise the rate limit")
 	}
 }
