@@ -20,6 +20,14 @@
 // translation treat transaction markers and aborted records as nothing to
 // read (offsets.Consumed).
 //
+// Validate resolves the input's topics, names or patterns (package
+// selection), among the topics the replicator's event source mappings read
+// (every one when the input names none), and, when the input names no
+// groups, finds the application groups on the source; every later step
+// works on those lists. Steps that touch many mappings, partitions or
+// groups do so concurrently within fixed bounds (mappingParallelism,
+// partitionParallelism, commitParallelism).
+//
 // Guarantees: Preflight changes nothing on either cluster or on any event
 // source mapping; Validate and Plan (dry run) change nothing either, but for
 // writing the run's details to the details topic (created on first use); a
