@@ -132,8 +132,8 @@ type Options struct {
 	// target client is given: a deployment with a wrong or unreachable
 	// target address.
 	TargetSeeds []string
-	// ConsumerGroupIDPrefix is the cutover function's
-	// CONSUMER_GROUP_ID_PREFIX (cutover.Deps.ConsumerGroupIDPrefix).
+	// ConsumerGroupIDPrefix sets cutover.Deps.ConsumerGroupIDPrefix;
+	// empty lets Validate infer it from the mappings.
 	ConsumerGroupIDPrefix string
 }
 

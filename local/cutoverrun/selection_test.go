@@ -29,7 +29,7 @@ func TestSubsetCutoverByPattern(t *testing.T) {
 	f := startFleet(t, ctx, FleetOptions{Topics: all, Partitions: partitions})
 	for g, topics := range map[string][]string{
 		"app-orders": orders, "app-refunds": refunds, "app-both": all,
-		MappingGroupPrefix + "legacy": orders, // the mappings' prefix: never an application group
+		MappingGroupPrefix + "legacy": orders, // the mappings' prefix (inferred): never an application group
 	} {
 		if err := f.Commit(ctx, g, topics); err != nil {
 			t.Fatal(err)
@@ -46,7 +46,7 @@ func TestSubsetCutoverByPattern(t *testing.T) {
 		"quietSeconds": 1, "drainTimeoutSeconds": 60, "consumersTimeoutSeconds": 15, "verifySeconds": 60, "pollSeconds": 1,
 		"hooks": hooks,
 	}
-	res, err := f.Run(ctx, in, Options{Functions: funcs, Timeout: 3 * time.Minute, ConsumerGroupIDPrefix: MappingGroupPrefix})
+	res, err := f.Run(ctx, in, Options{Functions: funcs, Timeout: 3 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,10 +22,6 @@ const (
 	// EnvTransforms is the replicator's TRANSFORMS: the cutover reads the
 	// target names of renamed topics from its rename transforms.
 	EnvTransforms = "TRANSFORMS"
-	// EnvConsumerGroupIDPrefix is the prefix of the replicator mappings'
-	// consumer groups (the reconciler's CONSUMER_GROUP_ID_PREFIX): groups
-	// with it are never taken for application groups.
-	EnvConsumerGroupIDPrefix = "CONSUMER_GROUP_ID_PREFIX"
 )
 
 // FunctionConfig is the cutover function's configuration.
@@ -50,19 +46,14 @@ type FunctionConfig struct {
 	// Renames are the rename transforms of TRANSFORMS: the target name of
 	// each renamed topic.
 	Renames transform.TopicMap
-	// ConsumerGroupIDPrefix is the mappings' group prefix (empty: none
-	// known); Validate never takes a group with it for an application
-	// group when it finds the groups itself.
-	ConsumerGroupIDPrefix string
 }
 
 // LoadConfig reads SOURCE_BOOTSTRAP_SERVERS, SOURCE_AUTH, SOURCE_SECRET_ARN,
 // SOURCE_CA_SECRET_ARN, TARGET_BOOTSTRAP_SERVERS, TARGET_AUTH,
 // TARGET_SECRET_ARN, TARGET_CA_SECRET_ARN,
 // REPLICATOR_FUNCTION_NAME (required), APPROVAL_TOPIC_ARN, SOURCE_CLUSTER_ARN
-// PRODUCER_ROLE_ARNS (comma-separated), CUTOVER_DETAILS_TOPIC, TRANSFORMS
-// (the replicator's, for its renames) and CONSUMER_GROUP_ID_PREFIX (all six
-// optional).
+// PRODUCER_ROLE_ARNS (comma-separated), CUTOVER_DETAILS_TOPIC and TRANSFORMS
+// (the replicator's, for its renames) (all five optional).
 // The log level is the function's logging configuration. kafkaconn also reads
 // AWS_REGION for IAM auth. Every problem is a *config.Error naming the
 // variable.
@@ -99,7 +90,6 @@ func LoadConfig(env config.Env) (FunctionConfig, error) {
 	if c.DetailsTopic == "" || validTopic(c.DetailsTopic) != "" {
 		return c, &config.Error{Variable: EnvDetailsTopic, Problem: fmt.Sprintf("%q is not a valid Kafka topic name", c.DetailsTopic)}
 	}
-	c.ConsumerGroupIDPrefix = env.String(EnvConsumerGroupIDPrefix, "")
 	raw, _ := env.Lookup(EnvTransforms)
 	if c.Renames, err = transform.ParseTopicMap([]byte(raw)); err != nil {
 		return c, &config.Error{Variable: EnvTransforms, Problem: "invalid transforms", Err: err}

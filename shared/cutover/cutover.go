@@ -128,9 +128,9 @@ type Deps struct {
 	// Config.Renames, which every later step uses.
 	Renames transform.TopicMap
 	// ConsumerGroupIDPrefix is the prefix of the mappings' consumer
-	// groups (CONSUMER_GROUP_ID_PREFIX); when Validate finds the groups
-	// itself it never takes one with this prefix. Empty: no prefix known
-	// (the mappings' own groups are still left out).
+	// groups (the reconciler's CONSUMER_GROUP_ID_PREFIX); when Validate
+	// finds the groups itself it never takes one with this prefix. Empty:
+	// Validate infers it from the mappings (mappingGroupPrefix).
 	ConsumerGroupIDPrefix string
 	// Now defaults to time.Now.
 	Now func() time.Time

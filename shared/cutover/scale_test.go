@@ -312,3 +312,25 @@ func TestCompressTopics(t *testing.T) {
 		}
 	}
 }
+
+// TestMappingGroupPrefix infers the reconciler's CONSUMER_GROUP_ID_PREFIX
+// from the mappings only where every mapping's group is that prefix and
+// its one topic.
+func TestMappingGroupPrefix(t *testing.T) {
+	m := func(group string, topics ...string) Mapping { return Mapping{ConsumerGroup: group, Topics: topics} }
+	for _, tc := range []struct {
+		maps []Mapping
+		want string
+	}{
+		{[]Mapping{m("kmig-a", "a"), m("kmig-orders.1", "orders.1")}, "kmig-"},
+		{[]Mapping{m("kmig-a", "a"), m("other-b", "b")}, ""},
+		{[]Mapping{m("a", "a")}, ""},
+		{[]Mapping{m("kmig-a", "a"), m("0b9b8c5e-uuid", "b")}, ""},
+		{[]Mapping{m("kmig-a", "a", "b")}, ""},
+		{nil, ""},
+	} {
+		if got := mappingGroupPrefix(tc.maps); got != tc.want {
+			t.Errorf("mappingGroupPrefix(%v) = %q, want %q", tc.maps, got, tc.want)
+		}
+	}
+}

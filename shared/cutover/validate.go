@@ -268,8 +268,8 @@ func (h *Handler) detailsTopic() string {
 // it sets cfg.Groups to every source group with a committed offset on a
 // partition of cfg.Topics, except the consumer groups of the replicator's
 // mappings (all of them, not only those of cfg.Topics) and any group with
-// the mappings' prefix (Deps.ConsumerGroupIDPrefix). None found is a
-// *NothingSelectedError.
+// the mappings' prefix (Deps.ConsumerGroupIDPrefix, else
+// mappingGroupPrefix). None found is a *NothingSelectedError.
 func (h *Handler) resolveGroups(ctx context.Context, cfg *Config, all []Mapping) error {
 	if len(cfg.Groups) > 0 {
 		return nil
@@ -278,13 +278,17 @@ func (h *Handler) resolveGroups(ctx context.Context, cfg *Config, all []Mapping)
 	for _, m := range all {
 		own[m.ConsumerGroup] = true
 	}
+	prefix := h.d.ConsumerGroupIDPrefix
+	if prefix == "" {
+		prefix = mappingGroupPrefix(all)
+	}
 	listed, err := h.src.ListGroups(ctx)
 	if err != nil {
 		return &ClusterError{Op: "listing source consumer groups", Err: err}
 	}
 	var candidates []string
 	for _, g := range listed.Groups() {
-		if own[g] || (h.d.ConsumerGroupIDPrefix != "" && strings.HasPrefix(g, h.d.ConsumerGroupIDPrefix)) {
+		if own[g] || (prefix != "" && strings.HasPrefix(g, prefix)) {
 			continue
 		}
 		candidates = append(candidates, g)
@@ -321,6 +325,26 @@ func (h *Handler) resolveGroups(ctx context.Context, cfg *Config, all []Mapping)
 	sort.Strings(found)
 	cfg.Groups, cfg.GroupsFound = found, true
 	return nil
+}
+
+// mappingGroupPrefix returns the prefix the mappings' consumer groups share
+// as the reconciler names them (CONSUMER_GROUP_ID_PREFIX + topic): the
+// group of every mapping is its one topic's name after the same non-empty
+// prefix. Otherwise (a mapping of several topics, a group that does not
+// end in its topic, prefixes that differ, no mapping) it is "".
+func mappingGroupPrefix(all []Mapping) string {
+	prefix := ""
+	for i, m := range all {
+		if len(m.Topics) != 1 || !strings.HasSuffix(m.ConsumerGroup, m.Topics[0]) {
+			return ""
+		}
+		p := strings.TrimSuffix(m.ConsumerGroup, m.Topics[0])
+		if p == "" || (i > 0 && p != prefix) {
+			return ""
+		}
+		prefix = p
+	}
+	return prefix
 }
 
 // groupBatch bounds how many groups one OffsetFetch request asks for.
