@@ -155,8 +155,17 @@ func (h *Handler) pauseReplication(ctx context.Context, st *State, first bool) (
 const mappingParallelism = 10
 
 // updateReserve is how much of a step's deadline an update needs: no
-// update starts later than this before the deadline.
+// update starts later than this (or a quarter of the step's budget, when
+// that is less) before the deadline.
 const updateReserve = 5 * time.Second
+
+// reserveFor is updateReserve for ctx's step.
+func reserveFor(ctx context.Context) time.Duration {
+	if sd, ok := ctx.Value(stepDeadlineKey{}).(stepDeadline); ok {
+		return min(updateReserve, sd.budget/4)
+	}
+	return updateReserve
+}
 
 // errNotSent marks an update not sent because the step's deadline was
 // near; the next poll sends it.
@@ -168,10 +177,11 @@ var errNotSent = errors.New("NotSentBeforeDeadline")
 func (h *Handler) setEnabledAll(ctx context.Context, ms []Mapping, enabled bool) []error {
 	errs := make([]error, len(ms))
 	sem := make(chan struct{}, mappingParallelism)
+	reserve := reserveFor(ctx)
 	var wg sync.WaitGroup
 	for i, m := range ms {
 		sem <- struct{}{}
-		if d, ok := ctx.Deadline(); (ok && time.Until(d) < updateReserve) || ctx.Err() != nil {
+		if d, ok := ctx.Deadline(); (ok && time.Until(d) < reserve) || ctx.Err() != nil {
 			<-sem
 			errs[i] = errNotSent
 			continue

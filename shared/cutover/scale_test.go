@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -35,7 +36,11 @@ func (s *slowLambda) UpdateEventSourceMapping(ctx context.Context, in *lambda.Up
 	defer s.inflight.Add(-1)
 	for m := s.most.Load(); n > m && !s.most.CompareAndSwap(m, n); m = s.most.Load() {
 	}
-	time.Sleep(s.delay)
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done(): // as the SDK does
+		return nil, ctx.Err()
+	}
 	if s.throttleFirst.Add(-1) >= 0 {
 		s.throttled.Add(1)
 		return nil, &types.TooManyRequestsException{Message: aws.String("Rate exceeded")}
@@ -332,5 +337,38 @@ func TestMappingGroupPrefix(t *testing.T) {
 		if got := mappingGroupPrefix(tc.maps); got != tc.want {
 			t.Errorf("mappingGroupPrefix(%v) = %q, want %q", tc.maps, got, tc.want)
 		}
+	}
+}
+
+// TestPauseStopsSendingBeforeItsDeadline: a poll whose updates would run
+// past the step's deadline sends none within the last part of its budget
+// and ends in time; the next polls send the rest, and the pause completes
+// without a StepDeadlineError.
+func TestPauseStopsSendingBeforeItsDeadline(t *testing.T) {
+	f := newFakeLambda(t0)
+	var uuids []string
+	for i := range 100 {
+		u := fmt.Sprintf("m%03d", i)
+		uuids = append(uuids, u)
+		f.add(u, "Enabled", time.Second)
+	}
+	s := &slowLambda{fakeLambda: f, delay: 200 * time.Millisecond}
+	timeouts := maps.Clone(TaskTimeouts)
+	timeouts[StepPauseReplication] = 2 * time.Second
+	h := New(Deps{Lambda: s, ReplicatorFunction: "replicator", Now: f.clock, TaskTimeouts: timeouts, DeadlineMargin: 500 * time.Millisecond})
+	st, err, polls := drive(t, h, f, StepPauseReplication, stateFor(uuids, 150), 100)
+	if err != nil {
+		t.Fatalf("pause: %v after %d polls", err, polls)
+	}
+	if s.served.Load() != 100 || polls < 4 {
+		t.Errorf("%d updates served over %d polls; want 100, over at least two polls that send (10 at a time, 200 ms each, in 1.5 s budgets)", s.served.Load(), polls)
+	}
+	for _, u := range uuids {
+		if got := f.state(u); got != "Disabled" {
+			t.Fatalf("mapping %s reads %s, want Disabled", u, got)
+		}
+	}
+	if len(st.Run.Disabled) != 100 {
+		t.Errorf("%d recorded, want 100", len(st.Run.Disabled))
 	}
 }
