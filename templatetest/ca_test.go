@@ -185,51 +185,44 @@ const (
 	sampleSourceCl = "arn:aws:kafka:eu-west-1:123456789012:cluster/source/abcd1234-ab12-cd34-ef56-abcdef123456-1"
 )
 
-// The event source mapping gets a SERVER_ROOT_CA_CERTIFICATE access
-// configuration naming SourceCaSecretArn exactly when the source is
-// self-managed and the parameter is set, next to its auth configuration;
-// an MSK source with a CA is refused by the Rules before anything is made.
-func TestMappingServerRootCA(t *testing.T) {
+// The reconciler builds each mapping's access configurations (a
+// SERVER_ROOT_CA_CERTIFICATE entry for SOURCE_CA_SECRET_ARN on a
+// self-managed source) from its environment: it gets the source kind, the
+// CA secret and the network as the parameters give them, and the Rules
+// accept every valid combination and refuse a CA for an MSK source
+// (Lambda takes SERVER_ROOT_CA_CERTIFICATE for self-managed Kafka only).
+func TestSourceCAForMappings(t *testing.T) {
 	tpl := loadTemplate(t)
-	mapping := findResource(t, tpl, "Mapping&{TopicName}").Node.get("Properties", "SourceAccessConfigurations")
+	vars := findResource(t, tpl, "ProvisionerFunction").Node.get("Properties", "Environment", "Variables")
 	for _, tc := range []struct {
-		name   string
-		params map[string]string
-		want   []string // Type=URI of every non-VPC access configuration
+		name     string
+		params   map[string]string
+		wantKind string
 	}{
-		{"self-managed SCRAM with a CA", map[string]string{"SourceSecretArn": sampleSecret, "SourceCaSecretArn": sampleCA},
-			[]string{"SASL_SCRAM_512_AUTH=SourceSecretArn", "SERVER_ROOT_CA_CERTIFICATE=SourceCaSecretArn"}},
-		{"self-managed tls with a CA", map[string]string{"SourceAuth": "tls", "SourceCaSecretArn": sampleCA},
-			[]string{"SERVER_ROOT_CA_CERTIFICATE=SourceCaSecretArn"}},
-		{"self-managed mtls with a CA", map[string]string{"SourceAuth": "mtls", "SourceSecretArn": sampleSecret, "SourceCaSecretArn": sampleCA},
-			[]string{"CLIENT_CERTIFICATE_TLS_AUTH=SourceSecretArn", "SERVER_ROOT_CA_CERTIFICATE=SourceCaSecretArn"}},
-		{"self-managed SCRAM without a CA", map[string]string{"SourceSecretArn": sampleSecret},
-			[]string{"SASL_SCRAM_512_AUTH=SourceSecretArn"}},
-		{"MSK without a CA", map[string]string{"SourceKind": "MSK", "SourceClusterArn": sampleSourceCl, "SourceSecretArn": sampleSecret},
-			[]string{"SASL_SCRAM_512_AUTH=SourceSecretArn"}},
+		{"self-managed SCRAM with a CA", map[string]string{"SourceSecretArn": sampleSecret, "SourceCaSecretArn": sampleCA}, "SELF_MANAGED"},
+		{"self-managed tls with a CA", map[string]string{"SourceAuth": "tls", "SourceCaSecretArn": sampleCA}, "SELF_MANAGED"},
+		{"self-managed mtls with a CA", map[string]string{"SourceAuth": "mtls", "SourceSecretArn": sampleSecret, "SourceCaSecretArn": sampleCA}, "SELF_MANAGED"},
+		{"MSK without a CA", map[string]string{"SourceKind": "MSK", "SourceClusterArn": sampleSourceCl, "SourceSecretArn": sampleSecret}, "MSK"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := deploy(t, tpl, tc.params)
 			if r := d.refused(); len(r) > 0 {
 				t.Fatalf("the Rules refuse a valid deployment: %v", r)
 			}
-			var got []string
-			vpc := 0
-			if sac := d.resolve(mapping); sac != nil {
-				for _, c := range sac.List {
-					typ := c.get("Type").str()
-					if strings.HasPrefix(typ, "VPC_") {
-						vpc++
-						continue
-					}
-					got = append(got, typ+"="+refName(c.get("URI")))
+			env := d.resolve(vars)
+			if got := env.get("SOURCE_KIND").str(); got != tc.wantKind {
+				t.Errorf("SOURCE_KIND %q, want %q", got, tc.wantKind)
+			}
+			for v, p := range map[string]string{"SOURCE_CA_SECRET_ARN": "SourceCaSecretArn", "SOURCE_SECRET_ARN": "SourceSecretArn", "SOURCE_AUTH": "SourceAuth", "SOURCE_CLUSTER_ARN": "SourceClusterArn"} {
+				if got := refName(env.get(v)); got != p {
+					t.Errorf("%s = Ref %q, want Ref %s", v, got, p)
 				}
 			}
-			if strings.Join(got, " ") != strings.Join(tc.want, " ") {
-				t.Fatalf("access configurations %v, want %v", got, tc.want)
-			}
-			if (vpc > 0) == (tc.params["SourceKind"] == "MSK") {
-				t.Fatalf("%d VPC entries for SourceKind %q", vpc, tc.params["SourceKind"])
+			for v, p := range map[string]string{"SUBNET_IDS": "SubnetIds", "SECURITY_GROUP_IDS": "SecurityGroupIds"} {
+				fn, arg := env.get(v).intrinsic()
+				if fn != "Fn::Join" || arg.List[0].str() != "," || refName(arg.List[1]) != p {
+					t.Errorf("%s must be !Join [\",\", !Ref %s], got %s", v, p, dump(env.get(v)))
+				}
 			}
 		})
 	}

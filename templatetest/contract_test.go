@@ -11,8 +11,8 @@ var functions = []string{"ReplicatorFunction", "CutoverFunction", "ProvisionerFu
 
 // TestTemplateShape pins what the deploy steps and the Makefile rely on: logical
 // IDs, the makefile build, runtime, tracing, JSON logs to an explicit log
-// group with retention, the state machine, one mapping per topic with an
-// explicit consumer group, the provisioner ordering, alarms and outputs.
+// group with retention, the state machine, no per-topic resource (the
+// reconciler makes the mappings), the custom resources, alarms and outputs.
 func TestTemplateShape(t *testing.T) {
 	tpl := loadTemplate(t)
 	makefile, err := os.ReadFile(filepath.Join(repoRoot(t), "Makefile"))
@@ -65,20 +65,18 @@ func TestTemplateShape(t *testing.T) {
 		t.Error("ApprovalTopic must be an SNS topic")
 	}
 
-	esm := findResource(t, tpl, "Mapping&{TopicName}")
-	p := esm.Node.get("Properties")
-	for _, k := range []string{"AmazonManagedKafkaEventSourceConfig", "SelfManagedKafkaEventSourceConfig"} {
-		if !strings.Contains(dump(p.get(k)), "ConsumerGroupId") {
-			t.Errorf("the mapping's %s must set ConsumerGroupId", k)
+	// No event source mapping is a resource: the reconciler creates them.
+	for _, r := range resources(tpl) {
+		if r.Type == "AWS::Lambda::EventSourceMapping" || strings.HasPrefix(r.ID, "Fn::ForEach") || strings.Contains(r.ID, "&{") {
+			t.Errorf("%s: the template must not make per-topic resources", r)
 		}
 	}
-	if esm.Node.get("DependsOn").str() != "TargetTopics" {
-		t.Error("each mapping must depend on TargetTopics, so target topics exist before records flow")
+	for id, typ := range map[string]string{"TargetTopics": "Custom::TargetTopics", "TopicScope": "Custom::TopicScope"} {
+		if cr := findResource(t, tpl, id); cr.Type != typ || !strings.Contains(dump(cr.Node.get("Properties", "ServiceToken")), "ProvisionerFunction") {
+			t.Errorf("%s must be a %s backed by ProvisionerFunction", id, typ)
+		}
 	}
-	if tt := findResource(t, tpl, "TargetTopics"); tt.Type != "Custom::TargetTopics" || !strings.Contains(dump(tt.Node.get("Properties", "ServiceToken")), "ProvisionerFunction") {
-		t.Error("TargetTopics must be a custom resource backed by ProvisionerFunction")
-	}
-	for _, id := range []string{"OffsetLagAlarm&{TopicName}", "ReplicatorErrorsAlarm", "DeadLetterAlarm"} {
+	for _, id := range []string{"OffsetLagAlarm", "ReplicatorErrorsAlarm", "DeadLetterAlarm", "ReconcilerErrorsAlarm", "MappingsNotPollingAlarm"} {
 		if findResource(t, tpl, id).Type != "AWS::CloudWatch::Alarm" {
 			t.Errorf("%s must be an alarm", id)
 		}

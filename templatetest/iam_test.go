@@ -15,23 +15,37 @@ import (
 // permissions, so no narrower resource exists. Everything else must name
 // ARNs (cluster, topic, group, mapping, log group, secret, topic ARN...).
 var iamStarAllowed = map[string]string{
-	"ec2:DescribeNetworkInterfaces":  "EC2 Describe* actions support no resource-level permissions (Lambda VPC networking and Kafka mappings need them)",
-	"ec2:DescribeSubnets":            "EC2 Describe* actions support no resource-level permissions",
-	"ec2:DescribeSecurityGroups":     "EC2 Describe* actions support no resource-level permissions",
-	"ec2:DescribeVpcs":               "EC2 Describe* actions support no resource-level permissions",
-	"xray:PutTraceSegments":          "X-Ray trace upload has no resource-level permissions (Tracing: Active)",
-	"xray:PutTelemetryRecords":       "X-Ray telemetry upload has no resource-level permissions",
-	"xray:GetSamplingRules":          "X-Ray sampling rule reads have no resource-level permissions",
-	"xray:GetSamplingTargets":        "X-Ray sampling target reads have no resource-level permissions",
-	"lambda:ListEventSourceMappings": "ListEventSourceMappings supports no resource-level permissions; the cutover lists the replicator's mappings",
-	"logs:CreateLogDelivery":         "CloudWatch Logs vended log delivery (state machine logging) supports no resource-level permissions",
-	"logs:GetLogDelivery":            "vended log delivery, as above",
-	"logs:UpdateLogDelivery":         "vended log delivery, as above",
-	"logs:DeleteLogDelivery":         "vended log delivery, as above",
-	"logs:ListLogDeliveries":         "vended log delivery, as above",
-	"logs:PutResourcePolicy":         "vended log delivery, as above",
-	"logs:DescribeResourcePolicies":  "vended log delivery, as above",
-	"logs:DescribeLogGroups":         "vended log delivery, as above",
+	"ec2:DescribeNetworkInterfaces":   "EC2 Describe* actions support no resource-level permissions (Lambda VPC networking and Kafka mappings need them)",
+	"ec2:DescribeSubnets":             "EC2 Describe* actions support no resource-level permissions",
+	"ec2:DescribeSecurityGroups":      "EC2 Describe* actions support no resource-level permissions",
+	"ec2:DescribeVpcs":                "EC2 Describe* actions support no resource-level permissions",
+	"xray:PutTraceSegments":           "X-Ray trace upload has no resource-level permissions (Tracing: Active)",
+	"xray:PutTelemetryRecords":        "X-Ray telemetry upload has no resource-level permissions",
+	"xray:GetSamplingRules":           "X-Ray sampling rule reads have no resource-level permissions",
+	"xray:GetSamplingTargets":         "X-Ray sampling target reads have no resource-level permissions",
+	"lambda:ListEventSourceMappings":  "ListEventSourceMappings supports no resource-level permissions; the cutover and the reconciler list the replicator's mappings",
+	"lambda:CreateEventSourceMapping": "no mapping ARN exists before creation; the statement's lambda:FunctionArn condition (required, see iamConditionRequired) limits it to the replicator",
+	"logs:CreateLogDelivery":          "CloudWatch Logs vended log delivery (state machine logging) supports no resource-level permissions",
+	"logs:GetLogDelivery":             "vended log delivery, as above",
+	"logs:UpdateLogDelivery":          "vended log delivery, as above",
+	"logs:DeleteLogDelivery":          "vended log delivery, as above",
+	"logs:ListLogDeliveries":          "vended log delivery, as above",
+	"logs:PutResourcePolicy":          "vended log delivery, as above",
+	"logs:DescribeResourcePolicies":   "vended log delivery, as above",
+	"logs:DescribeLogGroups":          "vended log delivery, as above",
+}
+
+// iamConditionRequired lists actions that may only be granted with a
+// condition on the given key: the Lambda documentation ("Fine-tuning the
+// Resources and Conditions sections of policies") says event source
+// mapping actions can be restricted "by associated function" with the
+// lambda:FunctionArn condition, and mapping ARNs are not known when the
+// reconciler creates mappings at run time, so the function is what
+// scopes them.
+var iamConditionRequired = map[string]string{
+	"lambda:CreateEventSourceMapping": "lambda:FunctionArn",
+	"lambda:UpdateEventSourceMapping": "lambda:FunctionArn",
+	"lambda:DeleteEventSourceMapping": "lambda:FunctionArn",
 }
 
 // statement is one IAM policy statement found in the template.
@@ -129,6 +143,9 @@ func checkStatements(stmts []statement) []string {
 			if strings.Contains(a, "*") {
 				bad = append(bad, fmt.Sprintf("%s (line %d): wildcard action %q", s.Where, s.Node.Line, a))
 			}
+			if key := iamConditionRequired[a]; key != "" && !conditionHasKey(s.Node.get("Condition"), key) {
+				bad = append(bad, fmt.Sprintf("%s (line %d): %s without a %s condition", s.Where, s.Node.Line, a, key))
+			}
 		}
 		for _, res := range s.Resources {
 			if res.Kind != yaml.ScalarNode || res.Scalar != "*" {
@@ -146,6 +163,19 @@ func checkStatements(stmts []statement) []string {
 	}
 	sort.Strings(bad)
 	return bad
+}
+
+// conditionHasKey reports whether a Condition block tests key.
+func conditionHasKey(cond *node, key string) bool {
+	if cond == nil {
+		return false
+	}
+	for _, op := range cond.Keys {
+		if cond.Map[op].get(key) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func TestIAMLeastPrivilege(t *testing.T) {
@@ -233,6 +263,29 @@ Resources:
             Action: kafka-cluster:*
             Resource: !Ref ClusterArn
 `, `wildcard action "kafka-cluster:*"`},
+		{"mapping creation without the function condition", `
+Resources:
+  R:
+    Type: AWS::IAM::Role
+    Properties:
+      Policies:
+        - PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: lambda:CreateEventSourceMapping
+                Resource: "*" # any mapping
+`, `lambda:CreateEventSourceMapping without a lambda:FunctionArn condition`},
+		{"mapping update on wildcard ARN without the function condition", `
+Resources:
+  R:
+    Type: AWS::IAM::Policy
+    Properties:
+      PolicyDocument:
+        Statement:
+          - Effect: Allow
+            Action: [lambda:UpdateEventSourceMapping]
+            Resource: !Sub arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:event-source-mapping:*
+`, `lambda:UpdateEventSourceMapping without a lambda:FunctionArn condition`},
 		{"generated role", `
 Resources:
   F:
@@ -278,18 +331,34 @@ func TestIAMGrantsWhatTheCodeNeeds(t *testing.T) {
 		{"CutoverRole", "iam:GetRolePolicy", "ProducerRoleArns", "the iam fence reads its policy back"},
 		{"CutoverRole", "iam:PutRolePolicy", "ProducerRoleArns", "the iam fence puts its deny policy"},
 		{"CutoverRole", "iam:DeleteRolePolicy", "ProducerRoleArns", "rollback removes the iam fence"},
-		{"CutoverTopicPolicy", "kafka-cluster:DescribeTopicDynamicConfiguration", "SourceClusterArn", "Validate compares source and target topic configs"},
-		{"CutoverTopicPolicy", "kafka-cluster:ReadData", "SourceClusterArn", "drain and translation read source records"},
+		{"CutoverScopePolicy", "kafka-cluster:DescribeTopicDynamicConfiguration", "SourceTopicArns", "Validate compares source and target topic configs"},
+		{"CutoverScopePolicy", "kafka-cluster:ReadData", "SourceTopicArns", "drain and translation read source records"},
+		{"CutoverScopePolicy", "kafka-cluster:ReadData", "TargetTopicArns", "drain and translation read the (renamed) target topic"},
+		{"CutoverScopePolicy", "kafka-cluster:DescribeTopicDynamicConfiguration", "TargetTopicArns", "Validate compares configs with the (renamed) target topic"},
+		{"CutoverRole", "lambda:ListEventSourceMappings", "*", "the cutover finds the replicator's mappings by function"},
+		{"CutoverRole", "lambda:GetEventSourceMapping", "event-source-mapping:*", "the cutover reads each mapping's state"},
+		{"CutoverRole", "lambda:UpdateEventSourceMapping", "event-source-mapping:*", "the cutover disables and re-enables the mappings"},
 		{"ReplicatorRole", "kafka-cluster:Connect", "SourceClusterArn", "the replicator's transaction check connects to the source"},
-		{"ReplicatorTopicPolicy", "kafka-cluster:ReadData", "SourceClusterArn", "the replicator's transaction check fetches the batch's range from the source"},
-		{"ReplicatorRenamedTopicPolicy", "kafka-cluster:WriteData", "RenamedTopic", "the replicator writes a renamed topic under its target name"},
-		{"ReplicatorRenamedTopicPolicy", "kafka-cluster:ReadData", "RenamedTopic", "dedup reads the renamed target topic's tail"},
-		{"CutoverRenamedTopicPolicy", "kafka-cluster:ReadData", "RenamedTopic", "drain and translation read the renamed target topic"},
-		{"CutoverRenamedTopicPolicy", "kafka-cluster:DescribeTopicDynamicConfiguration", "RenamedTopic", "Validate compares configs with the renamed target topic"},
-		{"ProvisionerRenamedTopicPolicy", "kafka-cluster:CreateTopic", "RenamedTopic", "the provisioner creates the renamed target topic"},
-		{"ProvisionerRenamedTopicPolicy", "kafka-cluster:AlterTopicDynamicConfiguration", "RenamedTopic", "the provisioner sets the renamed target topic's configs"},
-		{"ReplicatorRole", "kafka-cluster:DescribeTransactionalId", "TargetClusterArn", "the fence's transactional producers find their coordinator"},
-		{"ReplicatorRole", "kafka-cluster:AlterTransactionalId", "TargetClusterArn", "the fence's transactional producers init, add partitions and commit"},
+		{"ReplicatorScopePolicy", "kafka-cluster:ReadData", "SourceTopicArns", "the mappings poll, and the transaction check fetches the batch's range, with the function's role"},
+		{"ReplicatorScopePolicy", "kafka-cluster:AlterGroup", "SourceGroupArns", "the mappings commit in their own groups"},
+		{"ReplicatorScopePolicy", "kafka-cluster:WriteData", "TargetTopicArns", "the replicator writes each topic under its (renamed) target name"},
+		{"ReplicatorScopePolicy", "kafka-cluster:ReadData", "TargetTopicArns", "dedup reads the target topic's tail"},
+		{"ReplicatorScopePolicy", "kafka-cluster:DescribeTransactionalId", "TargetTransactionalIdArns", "the fence's transactional producers find their coordinator"},
+		{"ReplicatorScopePolicy", "kafka-cluster:AlterTransactionalId", "TargetTransactionalIdArns", "the fence's transactional producers init, add partitions and commit"},
+		{"ProvisionerScopePolicy", "kafka-cluster:CreateTopic", "TargetTopicArns", "the reconciler creates the (renamed) target topic"},
+		{"ProvisionerScopePolicy", "kafka-cluster:AlterTopic", "TargetTopicArns", "the reconciler adds partitions on the target"},
+		{"ProvisionerScopePolicy", "kafka-cluster:AlterTopicDynamicConfiguration", "TargetTopicArns", "the reconciler sets the target topic's configs"},
+		{"ProvisionerScopePolicy", "kafka-cluster:DescribeTopic", "SourceTopicArns", "the reconciler lists and describes the selected source topics"},
+		{"ProvisionerScopePolicy", "kafka-cluster:ReadData", "SourceTopicArns", "seeding a group commits offsets on the topic (OffsetCommit)"},
+		{"ProvisionerScopePolicy", "kafka-cluster:AlterGroup", "SourceGroupArns", "the reconciler seeds each mapping's group"},
+		{"ProvisionerScopePolicy", "kafka-cluster:DescribeGroup", "SourceGroupArns", "the reconciler checks each mapping's group has a member"},
+		{"ProvisionerRole", "lambda:ListEventSourceMappings", "*", "the reconciler lists the replicator's mappings"},
+		{"ProvisionerRole", "lambda:CreateEventSourceMapping", "*", "the reconciler creates one mapping per selected topic"},
+		{"ProvisionerRole", "lambda:UpdateEventSourceMapping", "event-source-mapping:*", "the reconciler pauses and resumes a mapping to seed new partitions"},
+		{"ProvisionerRole", "lambda:DeleteEventSourceMapping", "event-source-mapping:*", "stack deletion deletes the mappings the reconciler created"},
+		{"ProvisionerRole", "lambda:GetEventSourceMapping", "event-source-mapping:*", "the reconciler waits for a mapping's state"},
+		{"ProvisionerRole", "lambda:TagResource", "event-source-mapping:*", "mappings are tagged kmig:topic and kmig:stack on create"},
+		{"ReconcileScheduleRole", "lambda:InvokeFunction", "ProvisionerFunction", "the schedule invokes the reconciler"},
 	} {
 		found := false
 		for _, s := range stmts {
@@ -297,7 +366,7 @@ func TestIAMGrantsWhatTheCodeNeeds(t *testing.T) {
 				continue
 			}
 			for _, r := range s.Resources {
-				if strings.Contains(flatten(r), tc.resource) {
+				if f := flatten(r); strings.Contains(f, tc.resource) || tc.resource == "*" && f == "*" {
 					found = true
 				}
 			}

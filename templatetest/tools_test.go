@@ -92,11 +92,12 @@ func TestSamBuild(t *testing.T) {
 	}
 	dir := t.TempDir()
 	build := filepath.Join(dir, "build")
+	// A 500-topic selection given as names: the template, and so the
+	// build, do not depend on it.
 	out, err := run(t, 20*time.Minute, sam, "build",
-		"--language-extensions", // expand Fn::ForEach locally, as CloudFormation does
 		"--template", "template.yaml",
 		"--build-dir", build, "--cache-dir", filepath.Join(dir, "cache"),
-		"--parameter-overrides", "Topics=orders,payments.v1")
+		"--parameter-overrides", "TopicPatterns="+topicNames(500))
 	if err != nil || !strings.Contains(out, "Build Succeeded") {
 		t.Fatalf("sam build: %v\n%s", err, out)
 	}

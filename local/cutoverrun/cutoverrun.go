@@ -132,6 +132,9 @@ type Options struct {
 	// target client is given: a deployment with a wrong or unreachable
 	// target address.
 	TargetSeeds []string
+	// ConsumerGroupIDPrefix sets cutover.Deps.ConsumerGroupIDPrefix;
+	// empty lets Validate infer it from the mappings.
+	ConsumerGroupIDPrefix string
 }
 
 // The definitions in statemachine/ that Run can execute.
@@ -320,8 +323,9 @@ func startFunction(o Options, log *slog.Logger, sns func(*lambdaendpoint.Server)
 		ReplicatorFunction: o.ReplicatorFunction, ApprovalTopicArn: o.ApprovalTopicArn,
 		Log: log, Fault: o.Fault,
 		SourceAuth: o.SourceAuth, IAM: o.IAM, SourceClusterArn: o.SourceClusterArn, ProducerRoleArns: o.ProducerRoleArns,
-		Renames:        o.Renames,
-		DeadlineMargin: o.DeadlineMargin,
+		Renames:               o.Renames,
+		DeadlineMargin:        o.DeadlineMargin,
+		ConsumerGroupIDPrefix: o.ConsumerGroupIDPrefix,
 	}
 	if len(o.TaskTimeouts) > 0 {
 		def, err := readDefinition(o.Root)

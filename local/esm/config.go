@@ -22,6 +22,29 @@ type StartingPosition string
 const (
 	TrimHorizon StartingPosition = "TRIM_HORIZON"
 	Latest      StartingPosition = "LATEST"
+	// AtTimestamp starts each partition at its first record with a
+	// timestamp at or after Config.StartingPositionTimestamp (the end of
+	// the partition when there is none).
+	AtTimestamp StartingPosition = "AT_TIMESTAMP"
+)
+
+// PartitionStart is where the mapping starts on a partition that has no
+// committed offset in a consumer group that already exists (has committed
+// offsets), for example a partition added to the topic after the group
+// was seeded. AWS documents that Lambda uses an existing group's committed
+// offsets and ignores StartingPosition, but not what it does for such a
+// partition, so both are emulated.
+type PartitionStart string
+
+// Starts for a partition without a committed offset in an existing group.
+const (
+	// PartitionEarliest starts at the partition's log start: every
+	// record still in the log is delivered.
+	PartitionEarliest PartitionStart = "earliest"
+	// PartitionLatest starts at the partition's end when the mapping
+	// first sees the partition: records written before that are never
+	// delivered.
+	PartitionLatest PartitionStart = "latest"
 )
 
 // Isolation is the isolation level the mapping's consumer reads with.
@@ -49,6 +72,12 @@ const (
 	DefaultMaximumBatchingWindow = 500 * time.Millisecond
 	MaxMaximumBatchingWindow     = 300 * time.Second
 	DefaultRetryBackoff          = 100 * time.Millisecond
+	// DefaultMetadataRefresh is how often, by default, a polling mapping
+	// refreshes its topic's metadata and so notices added partitions.
+	// AWS does not document Lambda's interval; 5 s keeps tests short
+	// and matches franz-go's default metadata minimum age, so no client
+	// refreshes more often than it would anyway.
+	DefaultMetadataRefresh = 5 * time.Second
 	// MaxTransition is the longest Transition: AWS documents that a
 	// Kafka mapping may take up to 90 s to stop or restart polling after
 	// an update.
@@ -101,8 +130,33 @@ type Config struct {
 	// fill: 0 means 500 ms; a negative value means no waiting; at most
 	// 300 s.
 	MaximumBatchingWindow time.Duration
-	// StartingPosition is TRIM_HORIZON (default) or LATEST.
+	// StartingPosition is TRIM_HORIZON (default), LATEST or
+	// AT_TIMESTAMP. It applies only when the consumer group has no
+	// committed offset when the mapping first joins it: as on AWS, a
+	// group with committed offsets is resumed from them and
+	// StartingPosition is ignored (see UncommittedPartitionStart).
 	StartingPosition StartingPosition
+	// StartingPositionTimestamp is the time AT_TIMESTAMP starts at
+	// (required with it, refused without it).
+	StartingPositionTimestamp time.Time
+	// UncommittedPartitionStart is where the mapping starts on a
+	// partition without a committed offset once its group exists: the
+	// group has had a committed offset (seeded, or committed by the
+	// mapping), or the partition is assigned after the first assignment
+	// of the mapping's current polling period (a partition added to the
+	// topic later). PartitionEarliest (the default) or PartitionLatest.
+	UncommittedPartitionStart PartitionStart
+	// MetadataRefresh is how often the polling consumer refreshes the
+	// topic's metadata, so it notices partitions added while it runs
+	// within about this time: 0 means DefaultMetadataRefresh; at least
+	// 10 ms. ClientOptions may still override it.
+	MetadataRefresh time.Duration
+	// StartDelay is how long a new mapping reads Creating before it
+	// starts polling (or reads Disabled, with StartDisabled), as AWS
+	// warns that a new Kafka mapping "may take several minutes to start
+	// polling". Updates are refused meanwhile (ErrInTransition). 0 means
+	// none.
+	StartDelay time.Duration
 	// Isolation is ReadUncommitted (default) or ReadCommitted.
 	Isolation Isolation
 	// Concurrency is the number of batches in flight at once, each worker
@@ -196,9 +250,31 @@ func (c Config) normalize() (Config, error) {
 	switch c.StartingPosition {
 	case "":
 		c.StartingPosition = TrimHorizon
-	case TrimHorizon, Latest:
+	case TrimHorizon, Latest, AtTimestamp:
 	default:
-		bad("StartingPosition", "%q is not TRIM_HORIZON or LATEST", c.StartingPosition)
+		bad("StartingPosition", "%q is not TRIM_HORIZON, LATEST or AT_TIMESTAMP", c.StartingPosition)
+	}
+	if c.StartingPosition == AtTimestamp && c.StartingPositionTimestamp.IsZero() {
+		bad("StartingPositionTimestamp", "required with AT_TIMESTAMP")
+	}
+	if c.StartingPosition != AtTimestamp && !c.StartingPositionTimestamp.IsZero() {
+		bad("StartingPositionTimestamp", "allowed only with AT_TIMESTAMP")
+	}
+	switch c.UncommittedPartitionStart {
+	case "":
+		c.UncommittedPartitionStart = PartitionEarliest
+	case PartitionEarliest, PartitionLatest:
+	default:
+		bad("UncommittedPartitionStart", "%q is not earliest or latest", c.UncommittedPartitionStart)
+	}
+	switch {
+	case c.MetadataRefresh == 0:
+		c.MetadataRefresh = DefaultMetadataRefresh
+	case c.MetadataRefresh < 10*time.Millisecond:
+		bad("MetadataRefresh", "%v is below 10ms", c.MetadataRefresh)
+	}
+	if c.StartDelay < 0 {
+		bad("StartDelay", "%v is negative", c.StartDelay)
 	}
 	switch c.Isolation {
 	case "":

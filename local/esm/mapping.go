@@ -17,6 +17,13 @@
 //     Enabling, not yet polling, until then, and refuses further updates
 //     while Creating, Enabling or Disabling (ErrInTransition).
 //
+// A new mapping reads Creating for Config.StartDelay, then polls. It
+// resumes a consumer group with committed offsets from them, ignoring
+// StartingPosition, as AWS documents; a partition without a commit in such
+// a group (one added to the topic later, for example) starts per
+// Config.UncommittedPartitionStart, which AWS does not document. Added
+// partitions are noticed within about Config.MetadataRefresh.
+//
 // Batches hold the records the consumer delivers at the configured
 // isolation level (read_uncommitted by default): see Isolation.
 //
@@ -180,6 +187,11 @@ type Mapping struct {
 	reader    *peek.Reader // on the admin client, for offsets.Consumed
 	adminErr  error
 
+	// groupCommitted is set once the group is known to have a committed
+	// offset: seen at an assignment or committed by the mapping (see
+	// adjustStart).
+	groupCommitted atomic.Bool
+
 	st counters
 }
 
@@ -200,6 +212,7 @@ func New(cfg Config, h lambda.Handler) (*Mapping, error) {
 		state:        StateCreating,
 		want:         !cfg.StartDisabled,
 		lastModified: time.Now(),
+		until:        time.Now().Add(cfg.StartDelay),
 		lastResult:   ResultNone,
 		stateCh:      make(chan struct{}),
 		wake:         make(chan struct{}, 1),
@@ -365,18 +378,30 @@ func (m *Mapping) WaitState(ctx context.Context, s State) error {
 // batch finishes and is committed, the group is left) and returns when
 // everything has stopped. Safe to call more than once.
 func (m *Mapping) Close() {
-	m.mu.Lock()
-	if !m.closing {
-		m.closing = true
-		m.setStateLocked(StateDeleting)
-		m.poke()
-	}
-	m.mu.Unlock()
+	m.startClose()
 	<-m.done
 	m.adminOnce.Do(func() { m.adminErr = ErrDeleted })
 	if m.admin != nil {
 		m.admin.Close()
 	}
+}
+
+// Done is closed once the mapping has stopped after Close or a
+// Registry deletion: its in-flight batch committed, its group left.
+func (m *Mapping) Done() <-chan struct{} { return m.done }
+
+// startClose makes the mapping read Deleting and starts stopping it; it
+// reports whether this call started it (false: it was already closing).
+func (m *Mapping) startClose() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closing {
+		return false
+	}
+	m.closing = true
+	m.setStateLocked(StateDeleting)
+	m.poke()
+	return true
 }
 
 func (m *Mapping) poke() {

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -74,15 +76,24 @@ func (m *Mapping) startSession() (*session, error) {
 	}
 	s.cond = sync.NewCond(&s.mu)
 	s.pollCtx, s.cancelPoll = context.WithCancel(context.Background())
-	reset := kgo.NewOffset().AtStart()
-	if m.cfg.StartingPosition == Latest {
+	var reset kgo.Offset
+	switch m.cfg.StartingPosition {
+	case Latest:
 		reset = kgo.NewOffset().AtEnd()
+	case AtTimestamp:
+		reset = kgo.NewOffset().AfterMilli(m.cfg.StartingPositionTimestamp.UnixMilli())
+	default:
+		reset = kgo.NewOffset().AtStart()
 	}
+	minAge := min(m.cfg.MetadataRefresh, DefaultMetadataRefresh)
 	opts := append(m.cfg.connOptions(),
 		kgo.ClientID("lambda-esm-"+m.cfg.UUID),
+		kgo.MetadataMinAge(minAge),
+		kgo.MetadataMaxAge(m.cfg.MetadataRefresh),
 		kgo.ConsumerGroup(m.cfg.ConsumerGroupID),
 		kgo.ConsumeTopics(m.cfg.Topics...),
 		kgo.ConsumeResetOffset(reset),
+		kgo.AdjustFetchOffsetsFn(m.adjustStart(reset)),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsRevoked(s.onRevoked),
@@ -111,6 +122,80 @@ func (m *Mapping) startSession() (*session, error) {
 		go w.run()
 	}
 	return s, nil
+}
+
+// LogUncommittedPartition is the message the mapping logs (at Info, with
+// uuid, topic, partition, start and offset: the first offset it will
+// read, or -2 for the log start, -1 for the end) when it starts a
+// partition without a committed offset in an existing group.
+const LogUncommittedPartition = "esm: partition without a committed offset in an existing group"
+
+// adjustStart returns the function that sees the offsets each assignment
+// of a session starts from, before fetching begins: committed offsets as
+// they are, and reset (StartingPosition) for partitions without a commit.
+// Once the group exists (it has had a commit, or the session's first
+// assignment is over), a partition without a commit starts at
+// UncommittedPartitionStart instead.
+func (m *Mapping) adjustStart(reset kgo.Offset) func(context.Context, map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	var assigned atomic.Bool // this session had an assignment before
+	return func(ctx context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+		for _, ps := range offs {
+			for _, o := range ps {
+				if o != reset {
+					m.groupCommitted.Store(true)
+				}
+			}
+		}
+		if later := assigned.Swap(true); !later && !m.groupCommitted.Load() {
+			return offs, nil
+		}
+		var topics []string
+		for t, ps := range offs {
+			for _, o := range ps {
+				if o == reset {
+					topics = append(topics, t)
+					break
+				}
+			}
+		}
+		if len(topics) == 0 {
+			return offs, nil
+		}
+		// Latest is the end when the mapping sees the partition, read
+		// here rather than left to the consumer, so that the start is
+		// fixed (and logged) before anything is fetched.
+		var ends kadm.ListedOffsets
+		if m.cfg.UncommittedPartitionStart == PartitionLatest {
+			if adm, err := m.adminClient(); err == nil {
+				ends, err = adm.ListEndOffsets(ctx, topics...)
+				if err == nil {
+					err = ends.Error()
+				}
+				if err != nil {
+					ends = nil
+					m.recordErr(fmt.Errorf("esm: mapping %s: reading end offsets of new partitions: %w", m.cfg.UUID, err), "")
+				}
+			}
+		}
+		for _, t := range topics {
+			for p, o := range offs[t] {
+				if o != reset {
+					continue
+				}
+				start, at := kgo.NewOffset().AtStart(), int64(-2)
+				if m.cfg.UncommittedPartitionStart == PartitionLatest {
+					start, at = kgo.NewOffset().AtEnd(), -1
+					if e, ok := ends.Lookup(t, p); ok {
+						start, at = kgo.NewOffset().At(e.Offset), e.Offset
+					}
+				}
+				offs[t][p] = start
+				m.cfg.Logger.Info(LogUncommittedPartition, "uuid", m.cfg.UUID, "topic", t, "partition", p,
+					"start", string(m.cfg.UncommittedPartitionStart), "offset", at)
+			}
+		}
+		return offs, nil
+	}
 }
 
 // stop stops polling, lets each worker finish (and commit) its in-flight
@@ -641,6 +726,9 @@ func (w *worker) commit(recs []*kgo.Record) {
 			}
 		}
 	})
+	if cerr == nil {
+		m.groupCommitted.Store(true)
+	}
 	if cerr != nil {
 		m.st.commitErrors.Add(1)
 		m.recordErr(fmt.Errorf("esm: mapping %s: committing offsets of group %s: %w", m.cfg.UUID, m.cfg.ConsumerGroupID, cerr), "")

@@ -11,13 +11,34 @@
 //     an invocation runs to its end (or to FunctionTimeout) even when the
 //     caller stops waiting for it: its context is not the HTTP request's,
 //     and WaitIdle waits for every invocation to end;
-//   - GET /2015-03-31/event-source-mappings/?FunctionName=...
-//   - GET and PUT /2015-03-31/event-source-mappings/{UUID} (only Enabled
-//     may be updated). An update of a mapping that is Creating, Enabling or
-//     Disabling is answered as AWS answers it, HTTP 400 with
+//   - POST /2015-03-31/event-source-mappings/ (CreateEventSourceMapping
+//     of a Kafka source), validated as the Lambda API reference says
+//     (InvalidParameterValueException, ResourceNotFoundException for an
+//     unregistered function, ResourceConflictException for a second
+//     mapping of the same function, topic and source, or a consumer group
+//     ID already in use) and answered 202 with the mapping Creating. A
+//     MappingFactory (SetMappingFactory) adds what the request cannot
+//     carry: client options, emulator settings such as esm.Config's
+//     StartDelay;
+//   - GET /2015-03-31/event-source-mappings/?FunctionName=&EventSourceArn=
+//     &MaxItems=&Marker=, in creation order, at most MaxListItems a page
+//     whatever MaxItems says, with NextMarker while more follow; paging is
+//     stable while mappings are created and deleted;
+//   - GET, PUT and DELETE /2015-03-31/event-source-mappings/{UUID} (only
+//     Enabled may be updated). An update of a mapping that is Creating,
+//     Enabling or Disabling is answered as AWS answers it, HTTP 400 with
 //     x-amzn-ErrorType ResourceInUseException, so the AWS SDK for Go
 //     returns *types.ResourceInUseException (see SetInTransitionError for
-//     the other answer AWS documents for an operation in progress).
+//     the other answer AWS documents for an operation in progress). A
+//     delete answers 202 with the mapping Deleting; it stays listed until
+//     it has stopped and left its group, then it is gone;
+//   - GET, POST and DELETE /2017-03-31/tags/{ARN} (ListTags, TagResource,
+//     UntagResource) on mapping ARNs (MappingArn), which every mapping
+//     answer carries as EventSourceMappingArn.
+//
+// Every call but invocations counts against an optional control plane
+// rate (SetControlPlaneRate, off by default); calls over it get HTTP 429
+// TooManyRequestsException.
 //
 // It also holds Step Functions task tokens for a local run's
 // .waitForTaskToken states: SendTaskSuccess/SendTaskFailure resolve a token
@@ -97,6 +118,14 @@ type Server struct {
 	// updateFault, when set, may answer an update instead of the mapping.
 	updateFault func(uuid string, enabled bool) *APIError
 	errs        map[string]int // API error answers by error type
+	// factory completes created mappings' configurations.
+	factory MappingFactory
+	// limit, when set, rate-limits control plane calls.
+	limit *bucket
+	// metas holds what the API keeps about each mapping (tags, ...).
+	metas map[string]*mappingMeta
+	// createMu serializes CreateEventSourceMapping's check and create.
+	createMu sync.Mutex
 
 	ln  net.Listener
 	srv *http.Server
@@ -120,7 +149,8 @@ type TaskResult struct {
 func New(reg *esm.Registry) *Server {
 	base, cancel := context.WithCancel(context.Background())
 	return &Server{mappings: reg, funcs: map[string]lambda.Handler{}, tokens: map[string]*token{}, calls: map[string]int{},
-		changed: make(chan struct{}), base: base, cancel: cancel, inTransition: ResourceInUse, errs: map[string]int{}}
+		changed: make(chan struct{}), base: base, cancel: cancel, inTransition: ResourceInUse, errs: map[string]int{},
+		metas: map[string]*mappingMeta{}}
 }
 
 // WaitIdle returns once no invocation is running, or with ctx's error.
@@ -250,25 +280,47 @@ func (s *Server) Close() error {
 // ServeHTTP routes a request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.EscapedPath()
+	const esmPath, tagsPath = "/2015-03-31/event-source-mappings/", "/2017-03-31/tags/"
 	switch {
 	case strings.HasPrefix(p, "/2015-03-31/functions/") && strings.HasSuffix(p, "/invocations") && r.Method == http.MethodPost:
 		name, _ := url.PathUnescape(strings.TrimSuffix(strings.TrimPrefix(p, "/2015-03-31/functions/"), "/invocations"))
 		s.invoke(w, r, name)
-	case (p == "/2015-03-31/event-source-mappings/" || p == "/2015-03-31/event-source-mappings") && r.Method == http.MethodGet:
-		s.listMappings(w, r)
-	case strings.HasPrefix(p, "/2015-03-31/event-source-mappings/"):
-		uuid, _ := url.PathUnescape(strings.TrimPrefix(p, "/2015-03-31/event-source-mappings/"))
+	case strings.HasPrefix(p, "/local/task-tokens/") && strings.HasSuffix(p, "/wait") && r.Method == http.MethodPost:
+		tok, _ := url.PathUnescape(strings.TrimSuffix(strings.TrimPrefix(p, "/local/task-tokens/"), "/wait"))
+		s.waitToken(w, r, tok)
+	case p == esmPath || p == strings.TrimSuffix(esmPath, "/"):
+		if s.throttled(w) {
+			return
+		}
+		switch r.Method {
+		case http.MethodGet:
+			s.listMappings(w, r)
+		case http.MethodPost:
+			s.createMapping(w, r)
+		default:
+			apiError(w, http.StatusMethodNotAllowed, "InvalidRequestContentException", "method not supported by the local endpoint")
+		}
+	case strings.HasPrefix(p, esmPath):
+		if s.throttled(w) {
+			return
+		}
+		uuid, _ := url.PathUnescape(strings.TrimPrefix(p, esmPath))
 		switch r.Method {
 		case http.MethodGet:
 			s.getMapping(w, uuid)
 		case http.MethodPut:
 			s.updateMapping(w, r, uuid)
+		case http.MethodDelete:
+			s.deleteMapping(w, uuid)
 		default:
 			apiError(w, http.StatusMethodNotAllowed, "InvalidRequestContentException", "method not supported by the local endpoint")
 		}
-	case strings.HasPrefix(p, "/local/task-tokens/") && strings.HasSuffix(p, "/wait") && r.Method == http.MethodPost:
-		tok, _ := url.PathUnescape(strings.TrimSuffix(strings.TrimPrefix(p, "/local/task-tokens/"), "/wait"))
-		s.waitToken(w, r, tok)
+	case strings.HasPrefix(p, tagsPath):
+		if s.throttled(w) {
+			return
+		}
+		arn, _ := url.PathUnescape(strings.TrimPrefix(p, tagsPath))
+		s.tags(w, r, arn)
 	default:
 		apiError(w, http.StatusNotFound, "UnknownOperationException", "the local Lambda endpoint does not serve "+r.Method+" "+p)
 	}
@@ -366,20 +418,23 @@ func safeInvoke(ctx context.Context, h lambda.Handler, payload []byte) (out []by
 
 // mappingJSON is EventSourceMappingConfiguration as the Lambda API returns it.
 type mappingJSON struct {
-	UUID                                string             `json:"UUID"`
-	FunctionArn                         string             `json:"FunctionArn"`
-	EventSourceArn                      string             `json:"EventSourceArn,omitempty"`
-	State                               string             `json:"State"`
-	StateTransitionReason               string             `json:"StateTransitionReason"`
-	LastModified                        float64            `json:"LastModified"`
-	LastProcessingResult                string             `json:"LastProcessingResult,omitempty"`
-	Topics                              []string           `json:"Topics"`
-	BatchSize                           int                `json:"BatchSize"`
-	MaximumBatchingWindowInSeconds      int                `json:"MaximumBatchingWindowInSeconds"`
-	StartingPosition                    string             `json:"StartingPosition,omitempty"`
-	SelfManagedEventSource              *selfManagedSource `json:"SelfManagedEventSource,omitempty"`
-	SelfManagedKafkaEventSourceConfig   *kafkaSourceConfig `json:"SelfManagedKafkaEventSourceConfig,omitempty"`
-	AmazonManagedKafkaEventSourceConfig *kafkaSourceConfig `json:"AmazonManagedKafkaEventSourceConfig,omitempty"`
+	UUID                                string                      `json:"UUID"`
+	EventSourceMappingArn               string                      `json:"EventSourceMappingArn"`
+	FunctionArn                         string                      `json:"FunctionArn"`
+	EventSourceArn                      string                      `json:"EventSourceArn,omitempty"`
+	State                               string                      `json:"State"`
+	StateTransitionReason               string                      `json:"StateTransitionReason"`
+	LastModified                        float64                     `json:"LastModified"`
+	LastProcessingResult                string                      `json:"LastProcessingResult,omitempty"`
+	Topics                              []string                    `json:"Topics"`
+	BatchSize                           int                         `json:"BatchSize"`
+	MaximumBatchingWindowInSeconds      int                         `json:"MaximumBatchingWindowInSeconds"`
+	StartingPosition                    string                      `json:"StartingPosition,omitempty"`
+	StartingPositionTimestamp           float64                     `json:"StartingPositionTimestamp,omitempty"`
+	SourceAccessConfigurations          []SourceAccessConfiguration `json:"SourceAccessConfigurations,omitempty"`
+	SelfManagedEventSource              *selfManagedSource          `json:"SelfManagedEventSource,omitempty"`
+	SelfManagedKafkaEventSourceConfig   *kafkaSourceConfig          `json:"SelfManagedKafkaEventSourceConfig,omitempty"`
+	AmazonManagedKafkaEventSourceConfig *kafkaSourceConfig          `json:"AmazonManagedKafkaEventSourceConfig,omitempty"`
 }
 
 type selfManagedSource struct {
@@ -390,9 +445,11 @@ type kafkaSourceConfig struct {
 	ConsumerGroupId string `json:"ConsumerGroupId"`
 }
 
-func toJSON(m *esm.Mapping) mappingJSON {
+func (s *Server) toJSON(m *esm.Mapping) mappingJSON {
+	meta := s.meta(m.UUID())
 	j := mappingJSON{
-		UUID: m.UUID(), FunctionArn: m.FunctionArn(), EventSourceArn: m.EventSourceArn(),
+		UUID: m.UUID(), EventSourceMappingArn: MappingArn(m.UUID()),
+		FunctionArn: m.FunctionArn(), EventSourceArn: m.EventSourceArn(),
 		State: string(m.State()), StateTransitionReason: "USER_INITIATED",
 		LastModified:                   float64(m.LastModified().UnixMilli()) / 1000,
 		LastProcessingResult:           m.LastProcessingResult(),
@@ -400,6 +457,10 @@ func toJSON(m *esm.Mapping) mappingJSON {
 		BatchSize:                      m.BatchSize(),
 		MaximumBatchingWindowInSeconds: int(m.MaximumBatchingWindow() / time.Second),
 		StartingPosition:               string(m.StartingPosition()),
+		SourceAccessConfigurations:     meta.sourceAccess,
+	}
+	if !meta.startAt.IsZero() {
+		j.StartingPositionTimestamp = float64(meta.startAt.UnixMilli()) / 1000
 	}
 	cg := &kafkaSourceConfig{ConsumerGroupId: m.ConsumerGroupID()}
 	if m.EventSourceArn() != "" {
@@ -417,31 +478,6 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func (s *Server) listMappings(w http.ResponseWriter, r *http.Request) {
-	if s.mappings == nil {
-		writeJSON(w, http.StatusOK, map[string]any{"EventSourceMappings": []mappingJSON{}})
-		return
-	}
-	q := r.URL.Query()
-	var ms []*esm.Mapping
-	if fn := q.Get("FunctionName"); fn != "" {
-		ms = s.mappings.ListByFunction(fn)
-		if len(ms) == 0 && fn != FunctionName(fn) {
-			ms = s.mappings.ListByFunction(FunctionName(fn))
-		}
-	} else {
-		ms = s.mappings.List()
-	}
-	out := make([]mappingJSON, 0, len(ms))
-	for _, m := range ms {
-		if src := q.Get("EventSourceArn"); src != "" && m.EventSourceArn() != src {
-			continue
-		}
-		out = append(out, toJSON(m))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"EventSourceMappings": out})
-}
-
 func (s *Server) lookup(w http.ResponseWriter, uuid string) *esm.Mapping {
 	if s.mappings == nil {
 		apiError(w, http.StatusNotFound, "ResourceNotFoundException", "The resource you requested does not exist.")
@@ -457,7 +493,7 @@ func (s *Server) lookup(w http.ResponseWriter, uuid string) *esm.Mapping {
 
 func (s *Server) getMapping(w http.ResponseWriter, uuid string) {
 	if m := s.lookup(w, uuid); m != nil {
-		writeJSON(w, http.StatusOK, toJSON(m))
+		writeJSON(w, http.StatusOK, s.toJSON(m))
 	}
 }
 
@@ -501,8 +537,11 @@ func (s *Server) updateMapping(w http.ResponseWriter, r *http.Request, uuid stri
 				fmt.Sprintf("Cannot update the event source mapping %s because it is in use (state %s).", uuid, m.State()))
 			return
 		case errors.Is(err, esm.ErrDeleted):
-			s.countError("ResourceNotFoundException")
-			apiError(w, http.StatusNotFound, "ResourceNotFoundException", "The resource you requested does not exist. (Service: Lambda, mapping "+uuid+")")
+			// Still listed, so still Deleting: the mapping is busy, as
+			// one in transition is.
+			s.countError(ResourceInUse.Type)
+			apiError(w, ResourceInUse.Status, ResourceInUse.Type,
+				fmt.Sprintf("Cannot update the event source mapping %s because it is in use (state %s).", uuid, esm.StateDeleting))
 			return
 		case err != nil:
 			s.countError("ServiceException")
@@ -510,7 +549,7 @@ func (s *Server) updateMapping(w http.ResponseWriter, r *http.Request, uuid stri
 			return
 		}
 	}
-	writeJSON(w, http.StatusAccepted, toJSON(m))
+	writeJSON(w, http.StatusAccepted, s.toJSON(m))
 }
 
 // ---- task tokens ----

@@ -20,6 +20,14 @@
 // translation treat transaction markers and aborted records as nothing to
 // read (offsets.Consumed).
 //
+// Validate resolves the input's topics, names or patterns (package
+// selection), among the topics the replicator's event source mappings read
+// (every one when the input names none), and, when the input names no
+// groups, finds the application groups on the source; every later step
+// works on those lists. Steps that touch many mappings, partitions or
+// groups do so concurrently within fixed bounds (mappingParallelism,
+// partitionParallelism, commitParallelism).
+//
 // Guarantees: Preflight changes nothing on either cluster or on any event
 // source mapping; Validate and Plan (dry run) change nothing either, but for
 // writing the run's details to the details topic (created on first use); a
@@ -119,6 +127,11 @@ type Deps struct {
 	// name. Validate records the ones of the run's topics in
 	// Config.Renames, which every later step uses.
 	Renames transform.TopicMap
+	// ConsumerGroupIDPrefix is the prefix of the mappings' consumer
+	// groups (the reconciler's CONSUMER_GROUP_ID_PREFIX); when Validate
+	// finds the groups itself it never takes one with this prefix. Empty:
+	// Validate infers it from the mappings (mappingGroupPrefix).
+	ConsumerGroupIDPrefix string
 	// Now defaults to time.Now.
 	Now func() time.Time
 	// Log defaults to slog.Default().
@@ -255,8 +268,13 @@ type Run struct {
 	ID        string    `json:"id"`
 	StartedAt time.Time `json:"startedAt"`
 	// Mappings are the replicator's event source mappings reading the
-	// migrated topics, as found by Validate.
-	Mappings []Mapping `json:"mappings"`
+	// migrated topics, as found by Validate, when they take at most
+	// mappingsInlineBytes; more are kept in the details topic, referenced
+	// by MappingDetails (a []Mapping), and Mappings is empty.
+	// MappingCount counts them either way.
+	Mappings       []Mapping       `json:"mappings"`
+	MappingDetails *rundetails.Ref `json:"mappingDetails,omitempty"`
+	MappingCount   int             `json:"mappingCount"`
 	// Disabled lists the UUIDs of the mappings this run disabled (they
 	// polled before: Enabled, or Creating, Enabling or Updating);
 	// Rollback re-enables exactly these. PauseReplication adds a mapping

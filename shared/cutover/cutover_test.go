@@ -28,9 +28,10 @@ func TestParseInput(t *testing.T) {
 		{"unknown hook type", `{"topics":["a"],"groups":["g"],"hooks":{"startConsumers":{"type":"email"}}}`, "hooks.startConsumers.type"},
 		{"lambda without arn", `{"topics":["a"],"groups":["g"],"hooks":{"startConsumers":{"type":"lambda"}}}`, "hooks.startConsumers.functionArn"},
 		{"empty groups", `{"topics":["a"],"groups":[]}`, "groups"},
-		{"missing topics", `{"groups":["g"]}`, "topics"},
+		{"empty topics", `{"topics":[],"groups":["g"]}`, "topics"},
 		{"duplicate topic", `{"topics":["a","a"],"groups":["g"]}`, "topics[1]"},
-		{"bad topic", `{"topics":["a b"],"groups":["g"]}`, "topics[0]"},
+		{"bad pattern", `{"topics":["orders","orders.("],"groups":["g"]}`, "topics[1]"},
+		{"empty pattern", `{"topics":["orders"," "],"groups":["g"]}`, "topics[1]"},
 		{"bad fence", `{"topics":["a"],"groups":["g"],"fence":"wall"}`, "fence"},
 		{"wrong type", `{"topics":"a","groups":["g"]}`, "topics"},
 		{"iam without roles", `{"topics":["a"],"groups":["g"],"fence":"iam"}`, "producerRoles"},
@@ -65,6 +66,14 @@ func TestParseInput(t *testing.T) {
 	c, err = ParseInput([]byte(`{"topics":["a"],"groups":["g"],"fence":"iam","producerRoles":["orders-producer","arn:aws:iam::123456789012:role/apps/billing"]}`), false)
 	if err != nil || c.Fence != FenceKindIAM || len(c.ProducerRoles) != 2 {
 		t.Errorf("iam fence input: %+v, %v", c, err)
+	}
+	c, err = ParseInput([]byte(`{"fence":"none"}`), false)
+	if err != nil || len(c.TopicPatterns) != 0 || len(c.Topics) != 0 || len(c.Groups) != 0 {
+		t.Errorf("topics and groups left out: %+v, %v; want both unresolved for Validate", c, err)
+	}
+	c, err = ParseInput([]byte(`{"topics":["orders\\..*","payments"],"groups":["z","a"]}`), false)
+	if err != nil || !reflect.DeepEqual(c.TopicPatterns, []string{`orders\..*`, "payments"}) || !reflect.DeepEqual(c.Groups, []string{"a", "z"}) {
+		t.Errorf("patterns: %+v, %v; want the entries as given and the groups sorted", c, err)
 	}
 	if _, err := ParseInput([]byte(`{"topics":["a"],"groups":["g"],"hooks":{"stopProducers":{"type":"approval"}}}`), false); err == nil {
 		t.Error("approval hook accepted without APPROVAL_TOPIC_ARN")
@@ -146,8 +155,9 @@ func TestErrorNamesMatchDefinition(t *testing.T) {
 		"ProvenanceMissingError": &ProvenanceMissingError{}, "OffsetCommitError": &OffsetCommitError{Err: errors.New("x")},
 		"TargetNotVerifiedError": &TargetNotVerifiedError{}, "RollbackIncompleteError": &RollbackIncompleteError{},
 		"InjectedFaultError": &InjectedFaultError{}, "ClusterError": &ClusterError{Err: errors.New("x")},
-		"StateTooLargeError": &StateTooLargeError{},
-		"StepDeadlineError":  &StepDeadlineError{Err: errors.New("x")},
+		"StateTooLargeError": &StateTooLargeError{}, "NothingSelectedError": &NothingSelectedError{},
+		"FencePolicyTooLargeError": &FencePolicyTooLargeError{},
+		"StepDeadlineError":        &StepDeadlineError{Err: errors.New("x")},
 	}
 	for name, e := range types {
 		if got := reflect.TypeOf(e).Elem().Name(); got != name {

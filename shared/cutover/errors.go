@@ -64,6 +64,36 @@ func (e *ReplicationNotFoundError) Error() string {
 	return fmt.Sprintf("no event source mapping of %s reads topic(s) %s", e.Function, listed(e.Topics, ", "))
 }
 
+// NothingSelectedError says the input's selection, resolved by Validate,
+// leaves nothing to cut over: no mapped topic (Field "topics"), a pattern
+// that selects no mapped topic (Field "topics[i]"), or, with groups left
+// out, no source group with committed offsets on the topics (Field
+// "groups"). Nothing has been changed.
+type NothingSelectedError struct {
+	Field   string
+	Problem string
+}
+
+func (e *NothingSelectedError) Error() string {
+	return fmt.Sprintf("nothing to cut over: %s: %s", e.Field, e.Problem)
+}
+
+// FencePolicyTooLargeError says the iam fence's deny policy for the
+// topics does not fit in IAM's inline policy size limit per role, even
+// with topic ARNs compressed to prefix wildcards where that is exact.
+// Nothing has been changed; cut the topics over in subsets.
+type FencePolicyTooLargeError struct {
+	Topics    int // topics to fence
+	Resources int // resources after compression
+	Chars     int // the smallest document's length
+	Limit     int // IAM's limit
+}
+
+func (e *FencePolicyTooLargeError) Error() string {
+	return fmt.Sprintf("the iam fence's policy for %d topics is %d characters (%d resources after compressing topic ARNs to exact prefix wildcards), over IAM's %d-character inline policy limit per role; cut the topics over in subsets (each run's topics or patterns selecting fewer topics)",
+		e.Topics, e.Chars, e.Resources, e.Limit)
+}
+
 // SourceNotQuietError says source end offsets kept moving after the
 // StopProducers hook, past the quiet deadline. Partitions lists the ones
 // that moved in the last window as topic/partition.

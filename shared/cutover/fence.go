@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -78,12 +77,6 @@ func aclBuilder(acls []FenceACL) *kadm.ACLBuilder {
 		return b.Allow(fencePrincipal).AllowHosts(fenceHost).Operations(op)
 	}
 	return b.Deny(fencePrincipal).DenyHosts(fenceHost).Operations(op)
-}
-
-func (a FenceACL) is(d kadm.DescribedACL) bool {
-	return d.Type == kmsg.ACLResourceTypeTopic && d.Pattern == kadm.ACLPatternLiteral && d.Name == a.Topic &&
-		d.Principal == a.Principal && d.Host == a.Host &&
-		d.Operation.String() == a.Operation && d.Permission.String() == a.Permission
 }
 
 // aclFence is what the ACL fence needs on the source right now.
@@ -233,23 +226,32 @@ func (h *Handler) brokerAllowsEveryone(ctx context.Context) (value, known bool, 
 	return false, false, nil
 }
 
-// presentACLs reports which of want exist on the source, exactly.
-func (h *Handler) presentACLs(ctx context.Context, topics []string, want []FenceACL) (map[FenceACL]bool, error) {
-	res, err := h.src.DescribeACLs(ctx, kadm.NewACLs().Topics(topics...).ResourcePatternType(kadm.ACLPatternLiteral).
+// presentACLs reports which of want exist on the source, exactly. It
+// describes every literal topic ACL of the fence's principal and host
+// with one filter per permission, whatever the number of topics (a
+// DescribeAcls request takes one filter), and matches them here.
+func (h *Handler) presentACLs(ctx context.Context, _ []string, want []FenceACL) (map[FenceACL]bool, error) {
+	res, err := h.src.DescribeACLs(ctx, kadm.NewACLs().Topics().ResourcePatternType(kadm.ACLPatternLiteral).
 		Allow(fencePrincipal).AllowHosts(fenceHost).Deny(fencePrincipal).DenyHosts(fenceHost).Operations())
 	if err != nil {
 		return nil, fmt.Errorf("describing source ACLs: %w", err)
 	}
+	wanted := make(map[FenceACL]bool, len(want))
+	for _, a := range want {
+		wanted[a] = true
+	}
 	out := map[FenceACL]bool{}
 	for _, r := range res {
 		if r.Err != nil {
-			return nil, fmt.Errorf("describing source ACLs for %s: %w", aws.ToString(r.Name), r.Err)
+			return nil, fmt.Errorf("describing source ACLs: %w", r.Err)
 		}
 		for _, d := range r.Described {
-			for _, a := range want {
-				if a.is(d) {
-					out[a] = true
-				}
+			if d.Type != kmsg.ACLResourceTypeTopic || d.Pattern != kadm.ACLPatternLiteral {
+				continue
+			}
+			a := FenceACL{Topic: d.Name, Principal: d.Principal, Host: d.Host, Operation: d.Operation.String(), Permission: d.Permission.String()}
+			if wanted[a] {
+				out[a] = true
 			}
 		}
 	}

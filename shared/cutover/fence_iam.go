@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"sort"
+	"strings"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamfence"
 )
@@ -42,8 +45,13 @@ func iamPolicies(ps []FencePolicy, doc string) []iamfence.Policy {
 	return out
 }
 
-// iamFenceDocument returns the policy document for topics.
-func (h *Handler) iamFenceDocument(topics []string) (string, error) {
+// iamFenceDocument returns the policy document for topics: their exact
+// topic ARNs when that fits in IAM's inline policy limit; else topic ARNs
+// compressed to prefix wildcards where that is exact now, that is where no
+// other topic on the source (internal ones included) shares the prefix
+// (compressTopics). A wildcard also denies a topic created later under its
+// prefix. When even that does not fit it is a *FencePolicyTooLargeError.
+func (h *Handler) iamFenceDocument(ctx context.Context, topics []string) (string, error) {
 	if h.d.SourceClusterArn == "" {
 		return "", &FenceUnavailableError{Kind: FenceKindIAM, Use: FenceKindNone,
 			Reason: "the cutover function has no SOURCE_CLUSTER_ARN, which names the topics' ARNs"}
@@ -53,14 +61,87 @@ func (h *Handler) iamFenceDocument(topics []string) (string, error) {
 		return "", &FenceUnavailableError{Kind: FenceKindIAM, Use: FenceKindNone, Reason: err.Error()}
 	}
 	doc, err := iamfence.Document(arns)
+	var tl *iamfence.TooLargeError
+	switch {
+	case err == nil:
+		return doc, nil
+	case !errors.As(err, &tl):
+		return "", &FenceUnavailableError{Kind: FenceKindIAM, Use: FenceKindNone, Reason: err.Error()}
+	}
+	listed, err := h.src.ListTopicsWithInternal(ctx)
 	if err != nil {
-		var tl *iamfence.TooLargeError
-		if errors.As(err, &tl) {
-			return "", &InvalidInputError{Field: "topics", Problem: err.Error()}
-		}
+		return "", &ClusterError{Op: "listing source topics to compress the iam fence's topic ARNs", Err: err}
+	}
+	names, prefixes := compressTopics(topics, listed.Names())
+	doc, err = iamfence.DocumentWithPrefixes(h.d.SourceClusterArn, names, prefixes)
+	if errors.As(err, &tl) {
+		return "", &FencePolicyTooLargeError{Topics: len(topics), Resources: len(names) + len(prefixes), Chars: tl.Chars, Limit: tl.Limit}
+	}
+	if err != nil {
 		return "", &FenceUnavailableError{Kind: FenceKindIAM, Use: FenceKindNone, Reason: err.Error()}
 	}
 	return doc, nil
+}
+
+// compressTopics covers selected with as few resources as exactness
+// allows: every selected topic is named, or covered by a prefix, and no
+// topic of existing that is not selected starts with any prefix. For each
+// selected topic it takes the shortest prefix that only selected topics
+// share (such prefixes never nest, so each topic has one), groups the
+// topics by it, and names a group of one topic exactly and a larger group
+// by its members' longest common prefix (longer than or equal to the
+// shared one, so it is exact too and catches fewer future topics).
+func compressTopics(selected, existing []string) (names, prefixes []string) {
+	sel := make(map[string]bool, len(selected))
+	for _, t := range selected {
+		sel[t] = true
+	}
+	all := slices.Clone(existing)
+	all = append(all, selected...)
+	slices.Sort(all)
+	all = slices.Compact(all)
+	// unsel[i] counts the topics of all[:i] that are not selected.
+	unsel := make([]int, len(all)+1)
+	for i, t := range all {
+		unsel[i+1] = unsel[i]
+		if !sel[t] {
+			unsel[i+1]++
+		}
+	}
+	// pure reports whether only selected topics start with p.
+	pure := func(p string) bool {
+		lo, _ := slices.BinarySearch(all, p)
+		hi := lo + sort.Search(len(all)-lo, func(i int) bool { return !strings.HasPrefix(all[lo+i], p) })
+		return unsel[hi] == unsel[lo]
+	}
+	groups := map[string][]string{}
+	for _, t := range slices.Sorted(maps.Keys(sel)) {
+		l := 0
+		for l < len(t) && !pure(t[:l]) {
+			l++
+		}
+		if !pure(t[:l]) {
+			// An unselected topic starts with t's whole name.
+			names = append(names, t)
+			continue
+		}
+		groups[t[:l]] = append(groups[t[:l]], t)
+	}
+	for _, k := range slices.Sorted(maps.Keys(groups)) {
+		g := groups[k]
+		if len(g) == 1 {
+			names = append(names, g[0])
+			continue
+		}
+		// g is sorted: its first and last share the longest prefix.
+		first, last := g[0], g[len(g)-1]
+		n := 0
+		for n < len(first) && n < len(last) && first[n] == last[n] {
+			n++
+		}
+		prefixes = append(prefixes, first[:n])
+	}
+	return names, prefixes
 }
 
 // planIAMFence checks that the iam fence can be put on the input's roles
@@ -79,7 +160,7 @@ func (h *Handler) planIAMFence(ctx context.Context, cfg Config) (toCreate, exist
 				"role %s is not one the stack lets the cutover fence (its ProducerRoleArns parameter: %v)", name, h.d.ProducerRoleArns)}
 		}
 	}
-	doc, err := h.iamFenceDocument(cfg.Topics)
+	doc, err := h.iamFenceDocument(ctx, cfg.Topics)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -97,7 +178,7 @@ func (h *Handler) planIAMFence(ctx context.Context, cfg Config) (toCreate, exist
 
 func (h *Handler) fenceIAM(ctx context.Context, st *State) error {
 	f := &st.Run.Fence
-	doc, err := h.iamFenceDocument(st.Config.Topics)
+	doc, err := h.iamFenceDocument(ctx, st.Config.Topics)
 	if err != nil {
 		return err
 	}

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamfence"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/selection"
 )
 
 // Hook types.
@@ -71,8 +73,15 @@ type Hooks struct {
 // Input is the state machine's execution input. Unknown fields are
 // rejected. Pointer fields are optional and take the Default* values.
 type Input struct {
-	Topics []string `json:"topics"`
-	Groups []string `json:"groups"`
+	// Topics are names or patterns (package selection: whole-name RE2
+	// regexes; a plain name matches itself) choosing among the topics the
+	// replicator's mappings read. Omitted: every topic a mapping of the
+	// replicator reads.
+	Topics []string `json:"topics,omitempty"`
+	// Groups are the application consumer groups to move. Omitted: every
+	// source group with committed offsets on the chosen topics, except
+	// the mappings' own groups.
+	Groups []string `json:"groups,omitempty"`
 	Fence  string   `json:"fence,omitempty"`
 	// AllowEveryoneIfNoAclFound is the source brokers'
 	// allow.everyone.if.no.acl.found, for the acl fence. Kafka hides its
@@ -113,9 +122,18 @@ type HooksConfig struct {
 // Config is the validated input with defaults applied. It is carried in
 // the execution state as $.config.
 type Config struct {
+	// Topics are the migrated source topics, sorted: the input's names and
+	// patterns resolved by Validate against the replicator's mappings.
+	// Groups are the application groups, sorted: the input's, or those
+	// Validate found (GroupsFound).
 	Topics []string `json:"topics"`
 	Groups []string `json:"groups"`
-	Fence  string   `json:"fence"`
+	// TopicPatterns are the input's topics entries as given; empty when
+	// the input named none (every mapped topic). GroupsFound is true when
+	// the input named no groups and Validate found them.
+	TopicPatterns []string `json:"topicPatterns,omitempty"`
+	GroupsFound   bool     `json:"groupsFound,omitempty"`
+	Fence         string   `json:"fence"`
 	// AllowEveryoneIfNoAclFound is the input's value, nil if absent.
 	AllowEveryoneIfNoAclFound *bool       `json:"allowEveryoneIfNoAclFound,omitempty"`
 	ProducerRoles             []string    `json:"producerRoles,omitempty"`
@@ -153,7 +171,10 @@ func (c Config) targetTopics() []string {
 }
 
 // ParseInput decodes and checks an execution input. Every problem is an
-// *InvalidInputError naming the field. It reads nothing but raw.
+// *InvalidInputError naming the field. It reads nothing but raw, so the
+// Config it returns has Topics and Groups unresolved: TopicPatterns holds
+// the input's topics entries and Topics is empty; Groups is the input's,
+// or empty when it names none. Validate resolves both (resolve).
 func ParseInput(raw []byte, approvalConfigured bool) (Config, error) {
 	// encoding/json matches field names case-insensitively; the input
 	// contract is exact, so check the names first.
@@ -205,11 +226,19 @@ func jsonKind(goType string) string {
 func (in Input) normalize(approvalConfigured bool) (Config, error) {
 	c := Config{AllowLaggingGroups: in.AllowLaggingGroups, DryRun: in.DryRun}
 	var err error
-	if c.Topics, err = names("topics", in.Topics, validTopic); err != nil {
-		return c, err
+	if in.Topics != nil {
+		if c.TopicPatterns, err = names("topics", in.Topics, func(string) string { return "" }); err != nil {
+			return c, err
+		}
+		if _, err := topicSelection(c.TopicPatterns, ""); err != nil {
+			return c, err
+		}
 	}
-	if c.Groups, err = names("groups", in.Groups, func(s string) string { return "" }); err != nil {
-		return c, err
+	if in.Groups != nil {
+		if c.Groups, err = names("groups", in.Groups, func(string) string { return "" }); err != nil {
+			return c, err
+		}
+		slices.Sort(c.Groups)
 	}
 	switch in.Fence {
 	case "":
@@ -320,7 +349,7 @@ func (h *Hook) normalize(field string, approvalConfigured bool) (HookConfig, err
 
 func names(field string, in []string, check func(string) string) ([]string, error) {
 	if len(in) == 0 {
-		return nil, &InvalidInputError{Field: field, Problem: "must list at least one name"}
+		return nil, &InvalidInputError{Field: field, Problem: "must list at least one entry, or be left out"}
 	}
 	seen := map[string]bool{}
 	out := make([]string, 0, len(in))
@@ -339,6 +368,21 @@ func names(field string, in []string, check func(string) string) ([]string, erro
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// topicSelection parses the input's topics entries as a selection
+// (package selection) that never selects the details topic. A
+// *selection.PatternError becomes an *InvalidInputError naming the entry.
+func topicSelection(patterns []string, detailsTopic string) (*selection.Selection, error) {
+	sel, err := selection.Parse(patterns, nil, []string{detailsTopic})
+	var pe *selection.PatternError
+	if errors.As(err, &pe) {
+		return nil, &InvalidInputError{Field: fmt.Sprintf("topics[%d]", pe.Index), Problem: fmt.Sprintf("%q: %s", pe.Pattern, pe.Problem)}
+	}
+	if err != nil {
+		return nil, &InvalidInputError{Field: "topics", Problem: err.Error()}
+	}
+	return sel, nil
 }
 
 // validRole accepts an IAM role name or role ARN (iamfence.RoleName).

@@ -76,9 +76,11 @@ func listed(items []string, sep string) string {
 // the Catch's failure records and Rollback's result (whose causes are
 // bounded by maxListed), and the mappings the pause records.
 const (
-	stateReserveBytes    = 40 * 1024
-	stateBytesPerGroup   = 400
-	stateBytesPerMapping = 160
+	stateReserveBytes  = 40 * 1024
+	stateBytesPerGroup = 400
+	// A mapping's UUID is 36 characters: 39 bytes as a JSON list entry,
+	// once in Run.Disabled and once in Rollback's reenabled or gone list.
+	stateBytesPerMapping = 96
 )
 
 // stateBound is the largest size State may reach in this run, with the
@@ -103,7 +105,7 @@ func boundState(st *State) (stateBound, error) {
 	// Rollback's result repeats the ACLs and policies the run creates.
 	planned, _ := json.Marshal(st.Run.Fence.Planned)
 	policies, _ := json.Marshal(st.Run.Fence.ExistingPolicies)
-	sb := stateBound{Validated: len(b), Groups: len(st.Config.Groups), Mappings: len(st.Run.Mappings),
+	sb := stateBound{Validated: len(b), Groups: len(st.Config.Groups), Mappings: st.Run.MappingCount,
 		FenceACLs: len(st.Run.Fence.Planned) + len(st.Run.Fence.Existing), FenceBytes: len(planned) + len(policies) + 200*len(st.Config.ProducerRoles)}
 	sb.Total = sb.Validated + stateReserveBytes + sb.Groups*stateBytesPerGroup + sb.Mappings*stateBytesPerMapping + sb.FenceBytes
 	return sb, nil

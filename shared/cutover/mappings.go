@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -71,11 +71,13 @@ func mappingTimeout(c Config) time.Duration {
 // is not yet in Run.Disabled is added there, and is updated only from the
 // next poll on, so the state Rollback receives names every mapping an
 // update may have reached, even when an answer is lost or a later poll
-// fails. A recorded mapping that still polls is sent Enabled=false; an
-// answer that it is busy (in transition) leaves it to the next poll. The
-// step is done when every mapping reads Disabled (or is gone), and fails
-// with *PauseFailedError at mappingTimeoutSeconds or on any other update
-// error.
+// fails. A recorded mapping that still polls is sent Enabled=false; the
+// updates of one poll go out concurrently, at most mappingParallelism at a
+// time. An answer that it is busy (in transition, or throttled) leaves it
+// to the next poll, as does an update not sent because the step's deadline
+// is near. The step is done when every mapping reads Disabled (or is
+// gone), and fails with *PauseFailedError at mappingTimeoutSeconds or on
+// any other update error.
 func (h *Handler) pauseReplication(ctx context.Context, st *State, first bool) (bool, error) {
 	now := h.now()
 	if first {
@@ -85,7 +87,12 @@ func (h *Handler) pauseReplication(ctx context.Context, st *State, first bool) (
 	if err != nil {
 		return false, err
 	}
+	recordedSet := make(map[string]bool, len(st.Run.Disabled))
+	for _, u := range st.Run.Disabled {
+		recordedSet[u] = true
+	}
 	var waiting, failed []string
+	var update []Mapping
 	recorded, updated := false, false
 	for _, m := range maps {
 		switch {
@@ -94,19 +101,24 @@ func (h *Handler) pauseReplication(ctx context.Context, st *State, first bool) (
 		case !polls(m.State):
 			waiting = append(waiting, fmt.Sprintf("mapping %s reads %s", m.UUID, m.State))
 			continue
-		case !slices.Contains(st.Run.Disabled, m.UUID):
+		case !recordedSet[m.UUID]:
 			st.Run.Disabled = append(st.Run.Disabled, m.UUID)
+			recordedSet[m.UUID] = true
 			recorded = true
 			waiting = append(waiting, fmt.Sprintf("mapping %s reads %s", m.UUID, m.State))
 			continue
 		}
-		err := h.setEnabled(ctx, m.UUID, false)
+		update = append(update, m)
+	}
+	errs := h.setEnabledAll(ctx, update, false)
+	for i, m := range update {
+		err := errs[i]
 		switch {
 		case err == nil:
 			updated = true
 			waiting = append(waiting, fmt.Sprintf("mapping %s read %s when disabled", m.UUID, m.State))
 		case notFound(err): // deleted meanwhile: it polls no more
-		case busy(err):
+		case busy(err) || errors.Is(err, errNotSent):
 			waiting = append(waiting, fmt.Sprintf("mapping %s reads %s (%s)", m.UUID, m.State, errorCode(err)))
 		default:
 			failed = append(failed, fmt.Sprintf("mapping %s could not be disabled: %v", m.UUID, err))
@@ -135,6 +147,56 @@ func (h *Handler) pauseReplication(ctx context.Context, st *State, first bool) (
 	return false, nil
 }
 
+// mappingParallelism bounds how many mapping updates are in flight at
+// once. Lambda's control plane API is rate limited per account and
+// Region; the SDK's retryer backs off on TooManyRequestsException, and a
+// throttled update is sent again on the next poll, so a small bound only
+// keeps a burst of hundreds of updates from being throttled all at once.
+const mappingParallelism = 10
+
+// updateReserve is how much of a step's deadline an update needs: no
+// update starts later than this (or a quarter of the step's budget, when
+// that is less) before the deadline.
+const updateReserve = 5 * time.Second
+
+// reserveFor is updateReserve for ctx's step.
+func reserveFor(ctx context.Context) time.Duration {
+	if sd, ok := ctx.Value(stepDeadlineKey{}).(stepDeadline); ok {
+		return min(updateReserve, sd.budget/4)
+	}
+	return updateReserve
+}
+
+// errNotSent marks an update not sent because the step's deadline was
+// near; the next poll sends it.
+var errNotSent = errors.New("NotSentBeforeDeadline")
+
+// setEnabledAll sends Enabled=enabled to every mapping of ms, at most
+// mappingParallelism at a time, and returns each one's error (errNotSent
+// for one not sent because ctx's deadline was near or ctx ended).
+func (h *Handler) setEnabledAll(ctx context.Context, ms []Mapping, enabled bool) []error {
+	errs := make([]error, len(ms))
+	sem := make(chan struct{}, mappingParallelism)
+	reserve := reserveFor(ctx)
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		sem <- struct{}{}
+		if d, ok := ctx.Deadline(); (ok && time.Until(d) < reserve) || ctx.Err() != nil {
+			<-sem
+			errs[i] = errNotSent
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = h.setEnabled(ctx, m.UUID, enabled)
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
 // errorCode is the API error code of err (ResourceInUseException, …).
 func errorCode(err error) string {
 	var ae interface{ ErrorCode() string }
@@ -160,8 +222,9 @@ type pending struct {
 }
 
 // resumeMappings moves each of uuids toward Enabled: a mapping that reads
-// Disabled is sent Enabled=true, one in transition (Disabling, Enabling,
-// …) is left to finish, and a busy answer is left to the next poll.
+// Disabled is sent Enabled=true (concurrently, as the pause does), one in
+// transition (Disabling, Enabling, …) is left to finish, and a busy answer
+// is left to the next poll.
 func (h *Handler) resumeMappings(ctx context.Context, st *State) (resumed, error) {
 	var r resumed
 	if len(st.Run.Disabled) == 0 {
@@ -175,6 +238,7 @@ func (h *Handler) resumeMappings(ctx context.Context, st *State) (resumed, error
 	for _, m := range maps {
 		state[m.UUID] = m.State
 	}
+	var update []Mapping
 	for _, u := range st.Run.Disabled {
 		s, ok := state[u]
 		switch {
@@ -185,17 +249,21 @@ func (h *Handler) resumeMappings(ctx context.Context, st *State) (resumed, error
 		case s != mappingDisabled:
 			r.waiting = append(r.waiting, pending{u, fmt.Sprintf("mapping %s reads %s", u, s)})
 		default:
-			err := h.setEnabled(ctx, u, true)
-			switch {
-			case err == nil:
-				r.waiting = append(r.waiting, pending{u, fmt.Sprintf("mapping %s read Disabled when enabled", u)})
-			case notFound(err):
-				r.gone = append(r.gone, u)
-			case busy(err):
-				r.waiting = append(r.waiting, pending{u, fmt.Sprintf("mapping %s reads Disabled (%s)", u, errorCode(err))})
-			default:
-				r.failed = append(r.failed, fmt.Sprintf("mapping %s reads Disabled and could not be enabled: %v", u, err))
-			}
+			update = append(update, Mapping{UUID: u, State: s})
+		}
+	}
+	errs := h.setEnabledAll(ctx, update, true)
+	for i, m := range update {
+		u, err := m.UUID, errs[i]
+		switch {
+		case err == nil:
+			r.waiting = append(r.waiting, pending{u, fmt.Sprintf("mapping %s read Disabled when enabled", u)})
+		case notFound(err):
+			r.gone = append(r.gone, u)
+		case busy(err) || errors.Is(err, errNotSent):
+			r.waiting = append(r.waiting, pending{u, fmt.Sprintf("mapping %s reads Disabled (%s)", u, errorCode(err))})
+		default:
+			r.failed = append(r.failed, fmt.Sprintf("mapping %s reads Disabled and could not be enabled: %v", u, err))
 		}
 	}
 	return r, nil

@@ -30,6 +30,12 @@ type fakeLambda struct {
 	refuse   map[string]error // uuid → error for Enabled=false
 	updates  []string         // "uuid=true|false", accepted
 	busyHits int
+	// pageSize, when set, pages ListEventSourceMappings as AWS does (at
+	// most 100 per page), with Marker/NextMarker; lists counts the calls.
+	pageSize int
+	lists    int
+	// topics names a mapping's topics; by default t-<uuid>.
+	topics map[string][]string
 }
 
 type fakeMapping struct {
@@ -94,10 +100,27 @@ func (f *fakeLambda) ListEventSourceMappings(_ context.Context, in *lambda.ListE
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.settle()
+	f.lists++
 	out := &lambda.ListEventSourceMappingsOutput{}
-	for _, u := range f.order {
+	order := f.order
+	if f.pageSize > 0 {
+		from := 0
+		if in.Marker != nil {
+			fmt.Sscan(aws.ToString(in.Marker), &from)
+		}
+		to := min(from+f.pageSize, len(order))
+		if to < len(order) {
+			out.NextMarker = aws.String(fmt.Sprint(to))
+		}
+		order = order[from:to]
+	}
+	for _, u := range order {
+		topics := f.topics[u]
+		if topics == nil {
+			topics = []string{"t-" + u}
+		}
 		out.EventSourceMappings = append(out.EventSourceMappings, types.EventSourceMappingConfiguration{
-			UUID: aws.String(u), State: aws.String(f.maps[u].state), Topics: []string{"t-" + u},
+			UUID: aws.String(u), State: aws.String(f.maps[u].state), Topics: topics,
 		})
 	}
 	return out, nil
@@ -234,7 +257,7 @@ func TestPauseInTransition(t *testing.T) {
 			if f.busyHits == 0 {
 				t.Error("the mapping in transition was never refused: the test did not exercise the retry")
 			}
-			if !slices.Equal(f.updates, []string{"a=false", "b=false", "d=false"}) {
+			if !slices.Equal(slices.Sorted(slices.Values(f.updates)), []string{"a=false", "b=false", "d=false"}) {
 				t.Errorf("accepted updates %v, want one disable each of a, b, d", f.updates)
 			}
 			// d is Enabling until 20 s, then disabled on the next poll

@@ -217,7 +217,10 @@ func (h *Handler) preflight(ctx context.Context, raw json.RawMessage) (*Prefligh
 	cfg, inputOK := p.input(raw)
 	srcOK, tgtOK := p.clusters(ctx)
 	p.awsAPIs(ctx)
-	maps, lambdaOK := p.lambdaAPI(ctx, cfg, inputOK)
+	maps, lambdaOK := p.lambdaAPI(ctx)
+	if inputOK {
+		cfg, maps, inputOK = p.selection(ctx, cfg, maps, lambdaOK, srcOK)
+	}
 	if inputOK {
 		p.kafkaPermissions(ctx, cfg, srcOK, tgtOK)
 		p.fence(ctx, cfg, srcOK)
@@ -261,7 +264,14 @@ func (p *preflight) input(raw json.RawMessage) (Config, bool) {
 		p.skip("checks that need the input", "topics, groups, mappings, fence and hooks are checked once the input parses")
 		return cfg, false
 	}
-	p.pass("input", fmt.Sprintf("%d topic(s), %d group(s), fence %s", len(cfg.Topics), len(cfg.Groups), cfg.Fence))
+	topics, groups := "every mapped topic", "the groups found on the source"
+	if len(cfg.TopicPatterns) > 0 {
+		topics = fmt.Sprintf("%d topic name(s) or pattern(s)", len(cfg.TopicPatterns))
+	}
+	if len(cfg.Groups) > 0 {
+		groups = fmt.Sprintf("%d group(s)", len(cfg.Groups))
+	}
+	p.pass("input", fmt.Sprintf("%s, %s, fence %s", topics, groups, cfg.Fence))
 	return cfg, true
 }
 
@@ -406,26 +416,21 @@ func denied(err error) bool {
 	return false
 }
 
-// lambdaAPI lists the replicator's mappings, as Validate does.
-func (p *preflight) lambdaAPI(ctx context.Context, cfg Config, inputOK bool) ([]Mapping, bool) {
+// lambdaAPI lists every mapping of the replicator, as Validate does.
+func (p *preflight) lambdaAPI(ctx context.Context) ([]Mapping, bool) {
 	const name = "lambda api: list mappings"
 	if p.h.d.Lambda == nil || p.h.d.ReplicatorFunction == "" {
 		p.fail(name, "the cutover function has no replicator configured", "set REPLICATOR_FUNCTION_NAME (the stack does)")
 		return nil, false
 	}
-	topics := cfg.Topics
 	var maps []Mapping
 	err := p.call(ctx, func(ctx context.Context) (err error) {
-		maps, err = p.h.mappings(ctx, topics)
+		maps, err = p.h.listMappings(ctx)
 		return err
 	})
 	switch {
 	case err == nil:
-		if inputOK {
-			p.pass(name, fmt.Sprintf("ListEventSourceMappings for %s: %d mapping(s) read the migrated topics", p.h.d.ReplicatorFunction, len(maps)))
-		} else {
-			p.pass(name, "ListEventSourceMappings for "+p.h.d.ReplicatorFunction+" answered")
-		}
+		p.pass(name, fmt.Sprintf("ListEventSourceMappings for %s: %d mapping(s)", p.h.d.ReplicatorFunction, len(maps)))
 		return maps, true
 	case unreachable(err):
 		p.fail(name, fmt.Sprintf("ListEventSourceMappings got no answer within %v: %v", p.timeout, err), p.endpointFix("Lambda", "lambda"))
@@ -435,6 +440,36 @@ func (p *preflight) lambdaAPI(ctx context.Context, cfg Config, inputOK bool) ([]
 		p.fail(name, "ListEventSourceMappings failed: "+err.Error(), "check REPLICATOR_FUNCTION_NAME names the replicator function of this stack")
 	}
 	return nil, false
+}
+
+// selection resolves the input's topics and groups as Validate does, from
+// all (every mapping of the replicator) and the source's groups, and
+// returns the mappings that read the chosen topics. It is false when the
+// selection cannot be resolved (the checks that need it are skipped).
+func (p *preflight) selection(ctx context.Context, cfg Config, all []Mapping, lambdaOK, srcOK bool) (Config, []Mapping, bool) {
+	const name = "input: topics and groups"
+	if !lambdaOK {
+		p.skip(name, "the topics are chosen among the mappings' topics, which could not be listed")
+		return cfg, nil, false
+	}
+	if err := p.h.resolveTopics(&cfg, all); err != nil {
+		p.fail(name, err.Error(), "name topics (or patterns) that the replicator's event source mappings read")
+		return cfg, nil, false
+	}
+	maps := readingAny(all, cfg.Topics)
+	if len(cfg.Groups) == 0 {
+		if !srcOK {
+			p.skip(name, fmt.Sprintf("%d topic(s) chosen; the groups are found on the source, which is not reachable", len(cfg.Topics)))
+			return cfg, maps, false
+		}
+		err := p.call(ctx, func(ctx context.Context) error { return p.h.resolveGroups(ctx, &cfg, all) })
+		if err != nil {
+			p.fail(name, err.Error(), "name the groups to move in the input's groups")
+			return cfg, maps, false
+		}
+	}
+	p.pass(name, fmt.Sprintf("%d topic(s) and %d group(s) chosen; %d mapping(s) read the topics", len(cfg.Topics), len(cfg.Groups), len(maps)))
+	return cfg, maps, true
 }
 
 // ---- Kafka permissions ----

@@ -12,9 +12,14 @@ import (
 // TestValidateRefusesRenameOntoMigratedTopic: a run whose topics include
 // both a renamed topic and a topic of its target name would commit two
 // source partitions' offsets onto one target partition; Validate refuses
-// it as invalid input before reading either cluster.
+// it as invalid input before reading either cluster (it reads only the
+// replicator's mappings, among whose topics the input chooses).
 func TestValidateRefusesRenameOntoMigratedTopic(t *testing.T) {
-	h := New(Deps{ReplicatorFunction: "kmig-replicator", Renames: transform.TopicMap{"legacy.orders": "orders"}})
+	f := newFakeLambda(t0)
+	f.add("a", "Enabled", 0)
+	f.add("b", "Enabled", 0)
+	f.topics = map[string][]string{"a": {"legacy.orders"}, "b": {"orders"}}
+	h := New(Deps{Lambda: f, ReplicatorFunction: "kmig-replicator", Renames: transform.TopicMap{"legacy.orders": "orders"}})
 	_, err := h.Handle(context.Background(), Request{Step: StepValidate,
 		Input: []byte(`{"topics":["legacy.orders","orders"],"groups":["billing"],"fence":"none"}`)})
 	var ie *InvalidInputError

@@ -279,8 +279,12 @@ type Report struct {
 	StartedAt time.Time         `json:"startedAt"`
 	EndedAt   time.Time         `json:"endedAt"`
 	Fence     FenceRecord       `json:"fence"`
-	Mappings  []Mapping         `json:"mappings"`
-	Paused    []string          `json:"pausedMappings,omitempty"`
+	// Mappings lists the replicator's mappings of the topics, unless
+	// the report is too large (Details.Mappings then references them);
+	// MappingCount counts them.
+	Mappings     []Mapping `json:"mappings"`
+	MappingCount int       `json:"mappingCount"`
+	Paused       []string  `json:"pausedMappings,omitempty"`
 	// Partitions and Groups list every partition and every group's
 	// offsets when the report stays under ReportInlineBytes. A larger
 	// report leaves Partitions empty and Groups without their partitions;
@@ -308,6 +312,9 @@ type ReportDetails struct {
 	RunID      string          `json:"runId"`
 	Partitions *rundetails.Ref `json:"partitions,omitempty"`
 	Groups     *rundetails.Ref `json:"groups,omitempty"`
+	// Mappings references the run's mappings when the execution state
+	// kept them in the details topic (many mappings).
+	Mappings *rundetails.Ref `json:"mappings,omitempty"`
 }
 
 // Plan is what a dry run would do.
@@ -355,7 +362,11 @@ func (h *Handler) plan(ctx context.Context, st *State) (*Report, error) {
 		p.ACLsToCreate = append(p.ACLsToCreate, f.toCreate...)
 		p.ACLsExisting = append(p.ACLsExisting, f.existing...)
 	}
-	for _, m := range st.Run.Mappings {
+	maps, err := h.runMappings(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range maps {
 		if polls(m.State) {
 			p.MappingsToDisable = append(p.MappingsToDisable, m.UUID)
 		}
@@ -385,7 +396,7 @@ func (h *Handler) plan(ctx context.Context, st *State) (*Report, error) {
 		return nil, err
 	}
 	st.Steps[StepPlan] = &StepTime{StartedAt: start, EndedAt: h.now()}
-	r, err := h.reportWith(st, parts, groups)
+	r, err := h.reportWith(st, maps, parts, groups)
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +417,11 @@ func (h *Handler) report(ctx context.Context, st *State) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := h.reportWith(st, parts, groups)
+	maps, err := h.runMappings(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	r, err := h.reportWith(st, maps, parts, groups)
 	if err != nil {
 		return nil, err
 	}
@@ -425,19 +440,22 @@ func (h *Handler) fitReport(r *Report, parts []PartitionReport, groups []GroupRe
 	}
 	r.Details.Inline = false
 	r.Partitions, r.Groups = []PartitionReport{}, groupSummaries(groups)
-	r.Warnings = append(r.Warnings, fmt.Sprintf("the report lists summaries only (%d partitions, %d groups): the complete lists are in topic %s on the target, see details",
-		len(parts), len(groups), h.details.Topic()))
+	if r.Details.Mappings != nil {
+		r.Mappings = []Mapping{}
+	}
+	r.Warnings = append(r.Warnings, fmt.Sprintf("the report lists summaries only (%d partitions, %d groups, %d mappings): the complete lists are in topic %s on the target, see details",
+		len(parts), len(groups), r.MappingCount, h.details.Topic()))
 	return nil
 }
 
 // reportWith builds the report of st with the given details inline.
-func (h *Handler) reportWith(st *State, parts []PartitionReport, groups []GroupReport) (*Report, error) {
+func (h *Handler) reportWith(st *State, maps []Mapping, parts []PartitionReport, groups []GroupReport) (*Report, error) {
 	end := h.now()
 	r := &Report{
 		Outcome: "succeeded", Topics: st.Config.Topics, Renames: st.Config.Renames, StartedAt: st.Run.StartedAt, EndedAt: end,
-		Fence: st.Run.Fence, Mappings: st.Run.Mappings, Paused: st.Run.Disabled,
+		Fence: st.Run.Fence, Mappings: maps, MappingCount: len(maps), Paused: st.Run.Disabled,
 		Partitions: parts, Groups: groups, Drain: st.Run.Drain, Warnings: st.Run.Warnings,
-		Details: &ReportDetails{Inline: true, RunID: st.Run.ID, Groups: st.Run.GroupDetails},
+		Details: &ReportDetails{Inline: true, RunID: st.Run.ID, Groups: st.Run.GroupDetails, Mappings: st.Run.MappingDetails},
 	}
 	if st.Run.Drain != nil {
 		r.Details.Partitions = &st.Run.Drain.Details

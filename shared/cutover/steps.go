@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -210,23 +209,27 @@ func (h *Handler) drainStatus(ctx context.Context, st *State, appGroups bool) ([
 	}
 	// Every group's commits, read once: the replicator's mappings' groups
 	// and, when asked, the application groups.
-	groups := map[string]kadm.OffsetResponses{}
+	maps, err := h.runMappings(ctx, st)
+	if err != nil {
+		return nil, err
+	}
 	var names []string
-	for _, m := range st.Run.Mappings {
+	for _, m := range maps {
 		names = append(names, m.ConsumerGroup)
 	}
 	if appGroups {
 		names = append(names, st.Config.Groups...)
 	}
-	for _, g := range names {
-		if _, ok := groups[g]; ok {
-			continue
+	groups, err := h.fetchManyOffsets(ctx, h.src, "source", names)
+	if err != nil {
+		return nil, err
+	}
+	// The mappings that read each topic.
+	readers := map[string][]Mapping{}
+	for _, m := range maps {
+		for _, t := range m.Topics {
+			readers[t] = append(readers[t], m)
 		}
-		o, err := h.fetchOffsets(ctx, h.src, g)
-		if err != nil {
-			return nil, &ClusterError{Op: "fetching source offsets of group " + g, Err: err}
-		}
-		groups[g] = o
 	}
 	keys := sortedKeys(sEnd)
 	out := make([]PartitionReport, len(keys))
@@ -240,7 +243,7 @@ func (h *Handler) drainStatus(ctx context.Context, st *State, appGroups bool) ([
 		p.RecordsReplicated = p.TargetEnd - p.TargetStart
 		src := offsets.SourcePartition{Topic: p.Topic, Partition: p.Partition, Start: p.SourceStart, End: p.SourceEnd, Stable: sStable[k]}
 		var err error
-		if p.Lag, err = h.partitionLag(ctx, st, &p, src, groups, appGroups); err != nil {
+		if p.Lag, err = h.partitionLag(ctx, st, &p, src, readers[p.Topic], groups, appGroups); err != nil {
 			return err
 		}
 		out[i] = p
@@ -257,8 +260,8 @@ const partitionParallelism = 16
 
 // partitionLag reads one partition's source tail and target tail
 // provenance into p and returns why it is not drained (nothing when it
-// is), given every group's commits.
-func (h *Handler) partitionLag(ctx context.Context, st *State, p *PartitionReport, src offsets.SourcePartition, groups map[string]kadm.OffsetResponses, appGroups bool) ([]string, error) {
+// is), given the mappings that read its topic and every group's commits.
+func (h *Handler) partitionLag(ctx context.Context, st *State, p *PartitionReport, src offsets.SourcePartition, readers []Mapping, groups map[string]kadm.OffsetResponses, appGroups bool) ([]string, error) {
 	var lag []string
 	if src.Stable < src.End {
 		lag = append(lag, fmt.Sprintf("a transaction is open on the source from offset %d", src.Stable))
@@ -287,10 +290,7 @@ func (h *Handler) partitionLag(ctx context.Context, st *State, p *PartitionRepor
 	if p.SourceLast >= 0 && p.TargetTailSource < p.SourceLast {
 		lag = append(lag, fmt.Sprintf("target holds source offsets up to %d, source last is %d", p.TargetTailSource, p.SourceLast))
 	}
-	for _, m := range st.Run.Mappings {
-		if !slices.Contains(m.Topics, p.Topic) {
-			continue
-		}
+	for _, m := range readers {
 		c, has := committed(groups[m.ConsumerGroup], p.Topic, p.Partition)
 		done := p.SourceLast < 0 && src.Stable == src.End // no data record to read
 		if has {
@@ -405,6 +405,36 @@ func committed(o kadm.OffsetResponses, topic string, p int32) (int64, bool) {
 		return 0, false
 	}
 	return r.At, true
+}
+
+// fetchManyOffsets fetches the commits of every group of groups (repeats
+// are read once), groupBatch groups per request; a group that does not
+// exist has none.
+func (h *Handler) fetchManyOffsets(ctx context.Context, adm *kadm.Client, side string, groups []string) (map[string]kadm.OffsetResponses, error) {
+	out := make(map[string]kadm.OffsetResponses, len(groups))
+	var unique []string
+	for _, g := range groups {
+		if _, ok := out[g]; !ok {
+			out[g] = nil
+			unique = append(unique, g)
+		}
+	}
+	for start := 0; start < len(unique); start += groupBatch {
+		batch := unique[start:min(start+groupBatch, len(unique))]
+		fetched := adm.FetchManyOffsets(ctx, batch...)
+		for _, g := range batch {
+			r, ok := fetched[g]
+			switch {
+			case !ok || errors.Is(r.Err, kerr.GroupIDNotFound):
+				out[g] = kadm.OffsetResponses{}
+			case r.Err != nil:
+				return nil, &ClusterError{Op: "fetching " + side + " offsets of group " + g, Err: r.Err}
+			default:
+				out[g] = r.Fetched
+			}
+		}
+	}
+	return out, nil
 }
 
 func (h *Handler) fetchOffsets(ctx context.Context, adm *kadm.Client, group string) (kadm.OffsetResponses, error) {

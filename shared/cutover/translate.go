@@ -1,10 +1,14 @@
 package cutover
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -62,7 +66,8 @@ func (p GroupPartition) target() string {
 }
 
 // translateOffsets plans every group's translation, then commits each
-// group's translated offsets on the target and reads them back.
+// group's translated offsets on the target and reads them back, up to
+// commitParallelism groups at a time.
 //
 // It runs under the step's deadline (Handle): the searches and fetches stop
 // when it passes, the deadline is checked again right before each group's
@@ -80,10 +85,10 @@ func (h *Handler) translateOffsets(ctx context.Context, st *State) error {
 	if err != nil {
 		return err
 	}
-	for i := range groups {
+	err = forEach(ctx, len(groups), commitParallelism, func(ctx context.Context, i int) error {
 		g := &groups[i]
 		if g.Status != GroupWouldTranslate {
-			continue
+			return nil
 		}
 		// The group must still be Empty at commit time.
 		active, err := h.activeGroups(ctx, h.tgt, "target", []string{g.Group})
@@ -123,12 +128,20 @@ func (h *Handler) translateOffsets(ctx context.Context, st *State) error {
 		}
 		g.Status = GroupTranslated
 		g.TargetState = "Empty"
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := h.fault(StepTranslateOffsets); err != nil {
 		return err
 	}
 	return h.saveGroups(ctx, st, groups)
 }
+
+// commitParallelism bounds how many groups TranslateOffsets commits at
+// once; each commit is one request to the group's coordinator.
+const commitParallelism = 8
 
 // saveGroups puts the groups' translations in the details topic and keeps
 // them in the state without their partitions.
@@ -175,6 +188,12 @@ func (h *Handler) loadGroups(ctx context.Context, st *State) ([]GroupReport, err
 // planGroups computes every group's translation without committing. With
 // dryRun false it returns the typed error a real run would fail with; with
 // dryRun true it reports the refusal in the group's status instead.
+//
+// Groups often share a committed offset (every caught-up group commits the
+// source end), so it reads each distinct (partition, committed offset) once:
+// whether the offset consumed the partition, then each distinct starting
+// point's target offset, partitionParallelism at a time. The result is what
+// translating each group on its own gives.
 func (h *Handler) planGroups(ctx context.Context, st *State, dryRun bool) ([]GroupReport, error) {
 	topics := st.Config.Topics
 	sStart, sEnd, err := h.bounds(ctx, h.src, "source", topics)
@@ -189,52 +208,134 @@ func (h *Handler) planGroups(ctx context.Context, st *State, dryRun bool) ([]Gro
 	if err != nil {
 		return nil, err
 	}
-	var out []GroupReport
+	fetched, err := h.fetchManyOffsets(ctx, h.src, "source", st.Config.Groups)
+	if err != nil {
+		return nil, err
+	}
+	keys := sortedKeys(sEnd)
+	srcPart := func(k string) offsets.SourcePartition {
+		e := sEnd[k]
+		return offsets.SourcePartition{Topic: e.Topic, Partition: e.Partition, Start: sStart[k].Offset, End: e.Offset, Stable: sStable[k]}
+	}
+
+	// Phase 1: whether each distinct commit consumed its partition.
+	type commit struct {
+		k string
+		c int64
+	}
+	consumedAt := map[commit]bool{}
 	for _, g := range st.Config.Groups {
-		o, err := h.fetchOffsets(ctx, h.src, g)
-		if err != nil {
-			return nil, &ClusterError{Op: "fetching source offsets of group " + g, Err: err}
+		for _, k := range keys {
+			if c, has := committed(fetched[g], sEnd[k].Topic, sEnd[k].Partition); has {
+				consumedAt[commit{k, c}] = false
+			}
 		}
+	}
+	commits := slices.SortedFunc(maps.Keys(consumedAt), func(a, b commit) int {
+		return cmp.Or(strings.Compare(a.k, b.k), cmp.Compare(a.c, b.c))
+	})
+	done := make([]bool, len(commits))
+	err = forEach(ctx, len(commits), partitionParallelism, func(ctx context.Context, i int) error {
+		var err error
+		done[i], err = h.consumed(ctx, srcPart(commits[i].k), commits[i].c)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range commits {
+		consumedAt[c] = done[i]
+	}
+	// from is where the translation starts: a group that consumed the
+	// partition (only transaction markers or aborted records follow its
+	// commit) is caught up and starts at the source end.
+	from := func(c commit) int64 {
+		if consumedAt[c] {
+			return sEnd[c.k].Offset
+		}
+		return c.c
+	}
+
+	// Refusals that need no translation, in the groups' order.
+	active, err := h.activeGroups(ctx, h.tgt, "target", st.Config.Groups)
+	if err != nil {
+		return nil, err
+	}
+	if !dryRun {
+		for _, g := range st.Config.Groups {
+			var lagging []string
+			for _, k := range keys {
+				if c, has := committed(fetched[g], sEnd[k].Topic, sEnd[k].Partition); has && !consumedAt[commit{k, c}] && !st.Config.AllowLaggingGroups {
+					lagging = append(lagging, fmt.Sprintf("%s committed %d of %d", k, c, sEnd[k].Offset))
+				}
+			}
+			if len(lagging) > 0 {
+				return nil, &LaggingGroupError{Group: g, Partitions: lagging}
+			}
+			if s, ok := active[g]; ok && hasCommit(fetched[g], sEnd) {
+				return nil, &GroupActiveOnTargetError{Group: g, State: s}
+			}
+		}
+	}
+
+	// Phase 2: each distinct starting point's target offset.
+	type start struct {
+		k    string
+		from int64
+	}
+	translated := map[start]offsets.Result{}
+	for _, c := range commits {
+		translated[start{c.k, from(c)}] = offsets.Result{}
+	}
+	starts := slices.SortedFunc(maps.Keys(translated), func(a, b start) int {
+		return cmp.Or(strings.Compare(a.k, b.k), cmp.Compare(a.from, b.from))
+	})
+	results := make([]offsets.Result, len(starts))
+	err = forEach(ctx, len(starts), partitionParallelism, func(ctx context.Context, i int) error {
+		k, e := starts[i].k, sEnd[starts[i].k]
+		target := st.Config.TargetTopic(e.Topic)
+		tk := tp(target, e.Partition)
+		res, err := offsets.Translate(ctx, h.tgtPk, offsets.Partition{
+			Topic: e.Topic, Partition: e.Partition, SourceEnd: e.Offset,
+			TargetTopic: target, TargetStart: tStart[tk].Offset, TargetEnd: tEnd[tk].Offset,
+		}, starts[i].from)
+		if err != nil {
+			var np *offsets.NoProvenanceError
+			if errors.As(err, &np) {
+				return &ProvenanceMissingError{Detail: np.Error()}
+			}
+			return &ClusterError{Op: "translating " + k + " from source offset " + fmt.Sprint(starts[i].from), Err: err}
+		}
+		results[i] = res
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range starts {
+		translated[s] = results[i]
+	}
+
+	out := make([]GroupReport, 0, len(st.Config.Groups))
+	for _, g := range st.Config.Groups {
 		gr := GroupReport{Group: g, Status: GroupWouldTranslate}
-		var lagging []string
-		any := false
-		for _, k := range sortedKeys(sEnd) {
+		lagging, any := false, false
+		for _, k := range keys {
 			e := sEnd[k]
 			target := st.Config.TargetTopic(e.Topic)
-			tk := tp(target, e.Partition)
 			gp := GroupPartition{Topic: e.Topic, TargetTopic: target, Partition: e.Partition, SourceOffset: -1, SourceEnd: e.Offset, TargetOffset: -1, Method: GroupNoCommit}
-			c, has := committed(o, e.Topic, e.Partition)
+			c, has := committed(fetched[g], e.Topic, e.Partition)
 			if !has {
 				gr.Partitions = append(gr.Partitions, gp)
 				continue
 			}
 			any = true
 			gp.SourceOffset = c
-			done, err := h.consumed(ctx, offsets.SourcePartition{Topic: e.Topic, Partition: e.Partition,
-				Start: sStart[k].Offset, End: e.Offset, Stable: sStable[k]}, c)
-			if err != nil {
-				return nil, err
-			}
-			from := c
-			if done {
-				// Only transaction markers or aborted records follow c:
-				// the group is caught up and starts at the target end.
-				from = e.Offset
-			} else {
+			if !consumedAt[commit{k, c}] {
 				gp.Lag = e.Offset - c
-				lagging = append(lagging, fmt.Sprintf("%s committed %d of %d", k, c, e.Offset))
+				lagging = true
 			}
-			res, err := offsets.Translate(ctx, h.tgtPk, offsets.Partition{
-				Topic: e.Topic, Partition: e.Partition, SourceEnd: e.Offset,
-				TargetTopic: target, TargetStart: tStart[tk].Offset, TargetEnd: tEnd[tk].Offset,
-			}, from)
-			if err != nil {
-				var np *offsets.NoProvenanceError
-				if errors.As(err, &np) {
-					return nil, &ProvenanceMissingError{Detail: np.Error()}
-				}
-				return nil, &ClusterError{Op: "translating " + g + " " + k, Err: err}
-			}
+			res := translated[start{k, from(commit{k, c})}]
 			gp.TargetOffset, gp.Method, gp.Probes = res.Target, string(res.Method), res.Probes
 			gr.Partitions = append(gr.Partitions, gp)
 		}
@@ -247,27 +348,27 @@ func (h *Handler) planGroups(ctx context.Context, st *State, dryRun bool) ([]Gro
 			out = append(out, gr)
 			continue
 		}
-		if len(lagging) > 0 && !st.Config.AllowLaggingGroups {
-			if !dryRun {
-				return nil, &LaggingGroupError{Group: g, Partitions: lagging}
-			}
+		if lagging && !st.Config.AllowLaggingGroups {
 			gr.Status = GroupRefused
 			gr.Note = "lagging on the source; a real run refuses it unless allowLaggingGroups is set"
 		}
-		active, err := h.activeGroups(ctx, h.tgt, "target", []string{g})
-		if err != nil {
-			return nil, err
-		}
 		if s, ok := active[g]; ok {
-			if !dryRun {
-				return nil, &GroupActiveOnTargetError{Group: g, State: s}
-			}
 			gr.Status = GroupRefused
 			gr.Note = "active on the target (" + s + "); a real run refuses it"
 		}
 		out = append(out, gr)
 	}
 	return out, nil
+}
+
+// hasCommit reports whether o holds a commit on any partition of ends.
+func hasCommit(o kadm.OffsetResponses, ends map[string]kadm.ListedOffset) bool {
+	for _, e := range ends {
+		if _, has := committed(o, e.Topic, e.Partition); has {
+			return true
+		}
+	}
+	return false
 }
 
 // ---- VerifyTarget ----

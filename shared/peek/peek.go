@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -20,13 +22,31 @@ import (
 // requested offset (below the high watermark).
 var ErrNoRecord = errors.New("peek: no record at or after offset")
 
-// Reader reads records from one cluster through an existing client.
+// Reader reads records from one cluster through an existing client. It is
+// safe for concurrent use.
+//
+// It keeps each topic's metadata (ID, partition leaders) for metaTTL, so
+// that reading many partitions of a topic sends one Metadata request, not
+// one per read; a fetch answered with a retriable error (a leader that
+// moved, a topic recreated under a new ID) or not answered at all reads
+// the metadata again.
 type Reader struct {
 	cl *kgo.Client
+
+	mu    sync.Mutex
+	metas map[string]cachedTopic
 }
 
+type cachedTopic struct {
+	t  *Topic
+	at time.Time
+}
+
+// metaTTL is how long a Reader uses a topic's metadata.
+const metaTTL = 5 * time.Second
+
 // New returns a Reader using cl. cl is not closed by the Reader.
-func New(cl *kgo.Client) *Reader { return &Reader{cl: cl} }
+func New(cl *kgo.Client) *Reader { return &Reader{cl: cl, metas: map[string]cachedTopic{}} }
 
 // At returns the first data record in topic/partition whose offset is ≥
 // offset, and the partition's high watermark. Control records (transaction
@@ -64,7 +84,7 @@ func (r *Reader) Scan(ctx context.Context, topic string, partition int32, offset
 // fetch returns the data records at or after offset that one fetch
 // returns (at least one), and the high watermark.
 func (r *Reader) fetch(ctx context.Context, topic string, partition int32, offset int64) ([]*kgo.Record, int64, error) {
-	leader, id, err := r.meta(ctx, topic, partition)
+	leader, id, err := r.meta(ctx, topic, partition, false)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -88,6 +108,7 @@ func (r *Reader) fetch(ctx context.Context, topic string, partition int32, offse
 		req.Topics[0].TopicID = id // fetch v13+ names topics by ID
 		resp, err := req.RequestWith(ctx, r.cl.Broker(int(leader)))
 		if err != nil {
+			r.forget(topic)
 			return nil, 0, fmt.Errorf("peek: fetching %s/%d@%d: %w", topic, partition, offset, err)
 		}
 		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
@@ -99,7 +120,7 @@ func (r *Reader) fetch(ctx context.Context, topic string, partition int32, offse
 		p := &resp.Topics[0].Partitions[0]
 		if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
 			if kerr.IsRetriable(err) && tries < 3 {
-				if leader, id, err = r.meta(ctx, topic, partition); err != nil {
+				if leader, id, err = r.meta(ctx, topic, partition, true); err != nil {
 					return nil, 0, err
 				}
 				continue
@@ -187,14 +208,39 @@ func (r *Reader) Last(ctx context.Context, topic string, partition int32, logSta
 	}
 }
 
-// meta returns the partition's leader and the topic's ID.
-func (r *Reader) meta(ctx context.Context, topic string, partition int32) (int32, [16]byte, error) {
+// meta returns the partition's leader and the topic's ID, from metadata
+// read at most metaTTL ago unless fresh.
+func (r *Reader) meta(ctx context.Context, topic string, partition int32, fresh bool) (int32, [16]byte, error) {
+	if !fresh {
+		r.mu.Lock()
+		c, ok := r.metas[topic]
+		r.mu.Unlock()
+		if ok && time.Since(c.at) < metaTTL {
+			if l, err := c.t.Leader(partition); err == nil {
+				return l, c.t.ID, nil
+			}
+		}
+	}
 	t, err := Metadata(ctx, r.cl, topic)
 	if err != nil {
+		r.forget(topic)
 		return 0, [16]byte{}, err
 	}
+	r.mu.Lock()
+	if r.metas == nil {
+		r.metas = map[string]cachedTopic{}
+	}
+	r.metas[topic] = cachedTopic{t: t, at: time.Now()}
+	r.mu.Unlock()
 	l, err := t.Leader(partition)
 	return l, t.ID, err
+}
+
+// forget drops topic's metadata, so that the next read asks again.
+func (r *Reader) forget(topic string) {
+	r.mu.Lock()
+	delete(r.metas, topic)
+	r.mu.Unlock()
 }
 
 // Topic is one topic's metadata as a raw request needs it: its ID (Fetch
