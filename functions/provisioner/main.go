@@ -1,17 +1,23 @@
-// Command provisioner is the CloudFormation custom resource that prepares
-// the target topics before replication starts. All logic is in
-// shared/provision and shared/topicsync; this file only wires them.
+// Command provisioner is the reconciler function: it serves the stack's
+// custom resources (Custom::TargetTopics runs a reconciliation, and on
+// Delete removes the stack's event source mappings; Custom::TopicScope
+// computes the IAM scope) and the schedule's invocations (one
+// reconciliation each). All logic is in shared/provision,
+// shared/reconcile and shared/iamscope; this file only wires them.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-xray-sdk-go/v2/instrumentation/awsv2"
 
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamscope"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provision"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/telemetry"
@@ -22,8 +28,12 @@ func main() {
 	// Create and Update with FAILED and the reason, so the stack never waits
 	// an hour for a response that cannot come.
 	cfg, cfgErr := provision.LoadConfig(nil)
-	logger := telemetry.NewLogger()
-
+	p := &provision.Provisioner{
+		Config:       cfg,
+		TopicScope:   iamscope.Handle,
+		FunctionName: os.Getenv("AWS_LAMBDA_FUNCTION_NAME"),
+		Logger:       telemetry.NewLogger(),
+	}
 	var secrets kafkaconn.Secrets
 	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
 	if err != nil {
@@ -31,13 +41,9 @@ func main() {
 	} else {
 		awsv2.AWSV2Instrumentor(&awsCfg.APIOptions)
 		secrets = kafkaconn.NewSecretsManager(awsCfg)
+		p.Lambda = awslambda.NewFromConfig(awsCfg)
 	}
-
-	p := &provision.Provisioner{
-		Connect:   provision.Connect(cfg, secrets),
-		ConfigErr: cfgErr,
-		Renames:   cfg.Renames,
-		Logger:    logger,
-	}
-	lambda.Start(p.Handler())
+	p.ConfigErr = cfgErr
+	p.Connect = provision.Connect(cfg, secrets)
+	lambda.Start(p) // p is a lambda.Handler: it reads the raw event itself
 }
