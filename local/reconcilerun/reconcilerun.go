@@ -20,10 +20,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/lambdaendpoint"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/verify"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
@@ -45,15 +48,18 @@ type Options struct {
 	// Transition is each mapping's esm.Config.Transition (how long it
 	// reads Enabling or Disabling).
 	Transition time.Duration
-	// LateStart makes mappings start a partition without a commit from
-	// its end (see LateStart); otherwise from its start.
+	// StartDelay is how long a new mapping reads Creating.
+	StartDelay time.Duration
+	// LateStart makes mappings start a partition without a commit in an
+	// existing group at its end (esm.PartitionLatest); otherwise at its
+	// start.
 	LateStart bool
-	// MetadataMaxAge is how soon a mapping notices a new partition
+	// MetadataRefresh is how soon a mapping notices a new partition
 	// (default 250 ms).
-	MetadataMaxAge time.Duration
-	// ThrottleEvery answers every n-th Lambda API call with
-	// TooManyRequestsException (0: never).
-	ThrottleEvery int64
+	MetadataRefresh time.Duration
+	// ControlPlaneRate limits the Lambda API's mapping calls per second
+	// (TooManyRequestsException above it); 0: no limit.
+	ControlPlaneRate float64
 	// NoReplicator gives the mappings a handler that accepts every batch
 	// and writes nothing (for benchmarks of the reconciler alone).
 	NoReplicator bool
@@ -67,7 +73,11 @@ type Options struct {
 type Rig struct {
 	Pair     *kafkalocal.Pair
 	Registry *esm.Registry
-	API      *DirectAPI
+	// Endpoint is the emulated Lambda API the reconciler calls through
+	// the AWS SDK's Lambda client.
+	Endpoint *lambdaendpoint.Server
+	// API is that client, counting calls.
+	API *CountingAPI
 	// Reconciler is ready to Run; its Config comes from Options.Env.
 	Reconciler *reconcile.Reconciler
 	// Env is the reconciler's whole environment.
@@ -111,10 +121,6 @@ func Start(ctx context.Context, o Options) (*Rig, error) {
 		return nil, err
 	}
 
-	maxAge := o.MetadataMaxAge
-	if maxAge <= 0 {
-		maxAge = 250 * time.Millisecond
-	}
 	var handler lambda.Handler
 	if o.NoReplicator {
 		handler = lambda.NewHandler(func(context.Context, json.RawMessage) (json.RawMessage, error) { return json.RawMessage(`{}`), nil })
@@ -145,17 +151,37 @@ func Start(ctx context.Context, o Options) (*Rig, error) {
 			return rep.Invoke(ctx, payload)
 		})
 	}
-	r.API = &DirectAPI{Registry: r.Registry, Handler: handler, ThrottleEvery: o.ThrottleEvery, Mapping: func(c *esm.Config) {
+	r.Endpoint = lambdaendpoint.New(r.Registry)
+	r.Endpoint.Register(ReplicatorFunction, handler)
+	r.Endpoint.SetControlPlaneRate(o.ControlPlaneRate)
+	refresh := o.MetadataRefresh
+	if refresh <= 0 {
+		refresh = 250 * time.Millisecond
+	}
+	r.Endpoint.SetMappingFactory(func(_ context.Context, req lambdaendpoint.CreateRequest) (esm.Config, error) {
+		c := req.Config
 		c.BootstrapServers = o.Pair.Source.Bootstrap()
-		c.ClientOptions = append(o.Pair.Source.ClientOpts(o.Pair.Source.AppCredentials()), kgo.MetadataMaxAge(maxAge))
+		c.ClientOptions = o.Pair.Source.ClientOpts(o.Pair.Source.AppCredentials())
 		c.Transition = o.Transition
+		c.StartDelay = o.StartDelay
+		c.MetadataRefresh = refresh
 		c.RetryBackoff = 20 * time.Millisecond
 		c.MaximumBatchingWindow = 20 * time.Millisecond
 		c.Logger = log
 		if o.LateStart {
-			LateStart(c)
+			c.UncommittedPartitionStart = esm.PartitionLatest
 		}
-	}}
+		return c, nil
+	})
+	url, err := r.Endpoint.Start("127.0.0.1:0")
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	r.closers = append(r.closers, func() { _ = r.Endpoint.Close() })
+	r.API = &CountingAPI{LambdaAPI: awslambda.New(awslambda.Options{
+		Region: lambdaendpoint.Region, BaseEndpoint: aws.String(url), Credentials: aws.AnonymousCredentials{},
+	})}
 
 	src, err := o.Pair.Source.NewClient(kgo.RetryTimeout(10 * time.Second))
 	if err != nil {
@@ -202,7 +228,7 @@ func (r *Rig) WaitPolling(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the mappings and closes the rig's clients (not the pair).
+// Close stops the endpoint and the mappings and closes the rig's clients (not the pair).
 func (r *Rig) Close() {
 	for i := len(r.closers) - 1; i >= 0; i-- {
 		r.closers[i]()

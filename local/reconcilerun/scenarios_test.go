@@ -89,11 +89,11 @@ func scenarioPartitions(t *testing.T, pair *kafkalocal.Pair, ns string, late, se
 	produce(t, pair.Source, topic, parts(2), 0, 10)
 	o := Options{Pair: pair, Env: env(ns, ".*"), LateStart: late}
 	if seedFirst {
-		o.MetadataMaxAge = time.Hour // the mapping never notices by itself
+		o.MetadataRefresh = time.Hour // the mapping never notices by itself
 	} else {
 		// It notices within 2 s: after the first records of the new
 		// partitions are written.
-		o.MetadataMaxAge = 2 * time.Second
+		o.MetadataRefresh = 2 * time.Second
 	}
 	r := startRig(t, o)
 	run(t, r)
