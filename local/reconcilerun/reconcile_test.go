@@ -1,6 +1,15 @@
 package reconcilerun
 
-import "testing"
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/reconcile"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/topicsync/topicsynctest"
+)
 
 func TestNewTopicArrivesComplete(t *testing.T) { scenarioNewTopic(t, kfakePair(t), "t1") }
 
@@ -23,3 +32,75 @@ func TestDeletedSourceTopicReported(t *testing.T) { scenarioDeleted(t, kfakePair
 func TestSteadyState(t *testing.T) { scenarioSteady(t, kfakePair(t), "t6") }
 
 func TestDisabledMappingNeverEnabled(t *testing.T) { scenarioDisabled(t, kfakePair(t), "t7") }
+
+// Under Lambda's control plane rate (TooManyRequestsException above it),
+// a run creating many mappings backs off and still creates every one.
+func TestThrottledRunCreatesEveryMapping(t *testing.T) {
+	pair := kfakePair(t)
+	var topics []string
+	for i := range 12 {
+		tp := fmt.Sprintf("t8.rate.%02d", i)
+		topics = append(topics, tp)
+		createTopic(t, pair.Source, tp, 1)
+	}
+	r := startRig(t, Options{Pair: pair, Env: env("t8", ".*"), ControlPlaneRate: 4})
+	rep := run(t, r)
+	if !slices.Equal(rep.MappingsCreated, topics) {
+		t.Fatalf("created %v, want %v", rep.MappingsCreated, topics)
+	}
+	if n := r.Endpoint.Errors("TooManyRequestsException"); n == 0 {
+		t.Fatal("no call was throttled: the test does not exercise the backoff")
+	}
+}
+
+// A topic whose consumer group ID Lambda would refuse (over 200
+// characters) is reported and skipped; the others proceed.
+func TestLongGroupIDSkippedOthersProceed(t *testing.T) {
+	pair := kfakePair(t)
+	long := "t9." + strings.Repeat("x", 200)
+	createTopic(t, pair.Source, long, 1)
+	createTopic(t, pair.Source, "t9.short", 1)
+	r := startRig(t, Options{Pair: pair, Env: env("t9", ".*")})
+	rep := run(t, r)
+	if !slices.Equal(rep.MappingsCreated, []string{"t9.short"}) {
+		t.Fatalf("created %v", rep.MappingsCreated)
+	}
+	if len(rep.Skipped) != 1 || rep.Skipped[0].Topic != long || !strings.Contains(rep.Skipped[0].Reason, "over Lambda's ConsumerGroupId limit of 200") {
+		t.Fatalf("skipped %+v", rep.Skipped)
+	}
+	if n := topicsynctest.Partitions(t, admin(t, pair.Target), long); n != 0 {
+		t.Errorf("the skipped topic was created on the target")
+	}
+}
+
+// AT_TIMESTAMP seeds a new group at the first offsets at the timestamp:
+// records before it are not copied, the rest are, exactly.
+func TestAtTimestampSeedsFromTheTimestamp(t *testing.T) {
+	pair := kfakePair(t)
+	topic := "t10.ts"
+	createTopic(t, pair.Source, topic, 2)
+	produce(t, pair.Source, topic, parts(2), 0, 10) // timestamps 1_700_000_000_000 + i ms
+	e := env("t10", ".*")
+	e[reconcile.EnvStartingPosition] = reconcile.AtTimestamp
+	e[reconcile.EnvStartingPositionTime] = "1700000001" // after every record: offsets at the end
+	r := startRig(t, Options{Pair: pair, Env: e})
+	rep := run(t, r)
+	want := []reconcile.PartitionOffset{{Topic: topic, Partition: 0, Offset: 10}, {Topic: topic, Partition: 1, Offset: 10}}
+	if !slices.Equal(rep.PartitionsSeeded, want) {
+		t.Fatalf("seeded %+v, want %+v", rep.PartitionsSeeded, want)
+	}
+}
+
+// A mapping still Creating after MappingStartTimeout is reported as stuck.
+func TestMappingStuckCreatingReported(t *testing.T) {
+	pair := kfakePair(t)
+	createTopic(t, pair.Source, "t11.slow", 1)
+	r := startRig(t, Options{Pair: pair, Env: env("t11", ".*"), StartDelay: time.Minute,
+		Options: reconcile.Options{MappingStartTimeout: 200 * time.Millisecond}})
+	run(t, r)
+	time.Sleep(300 * time.Millisecond)
+	rep := run(t, r)
+	if len(rep.MappingsNotPolling) != 1 || !rep.MappingsNotPolling[0].Stuck || rep.MappingsNotPolling[0].State != reconcile.StateCreating {
+		t.Fatalf("not polling %+v, want the mapping stuck in Creating", rep.MappingsNotPolling)
+	}
+}
