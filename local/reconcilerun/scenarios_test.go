@@ -49,7 +49,27 @@ func createTopic(t testing.TB, c *kafkalocal.Cluster, topic string, n int32) {
 	if err := c.CreateTopic(ctx, topic, n); err != nil {
 		t.Fatal(err)
 	}
+	if !c.Embedded() {
+		// Real brokers are shared and outlive the test: remove the topic
+		// and its copy on the target.
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			for _, cl := range []*kafkalocal.Cluster{c, targetOf[c]} {
+				if cl == nil {
+					continue
+				}
+				if adm, err := cl.AdminClient(); err == nil {
+					_, _ = adm.DeleteTopics(ctx, topic)
+					adm.Close()
+				}
+			}
+		})
+	}
 }
+
+// targetOf maps a real source cluster to its target, for cleanup.
+var targetOf = map[*kafkalocal.Cluster]*kafkalocal.Cluster{}
 
 // scenarioNewTopic: a topic created while the stack runs, whose first
 // records were written before the reconciler ran, arrives complete.

@@ -64,7 +64,7 @@ func Reconcile(ctx context.Context, w io.Writer, opts ReconcileOptions) error {
 	defer pair.Close()
 	rig, err := reconcilerun.Start(ctx, reconcilerun.Options{
 		Pair: pair, NoReplicator: true,
-		Env:  map[string]string{reconcile.EnvTopicPatterns: `bench\..*`},
+		Env: map[string]string{reconcile.EnvTopicPatterns: `bench\..*`},
 		// Each of the many mappings refreshes its metadata rarely, as on
 		// AWS; partition growth is not measured here.
 		MetadataRefresh: time.Minute,

@@ -65,15 +65,11 @@ func throttled(err error) bool {
 	return errors.As(err, &t)
 }
 
-// busy reports whether err is the Lambda API's answer for a mapping that
-// cannot be updated yet: ResourceInUseException (documented for a mapping
-// in transition), ResourceConflictException ("another operation is in
-// progress"; AWS does not say which of the two a mapping in transition
-// gets), or TooManyRequestsException.
-func busy(err error) bool { return Busy(err) }
-
 // Busy reports whether err is the Lambda API's answer for a mapping that
-// cannot be updated or deleted yet, or a throttled call: worth retrying.
+// cannot be updated or deleted yet, worth retrying: ResourceInUseException
+// (documented for a mapping in transition), ResourceConflictException
+// ("another operation is in progress"; AWS does not say which of the two a
+// mapping in transition gets), or TooManyRequestsException.
 func Busy(err error) bool {
 	var (
 		inUse    *types.ResourceInUseException

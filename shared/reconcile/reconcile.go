@@ -422,10 +422,8 @@ func (x *run) create(ctx context.Context, st *topicState, missing []int32) error
 	if err != nil {
 		return &LambdaError{Op: fmt.Sprintf("creating the event source mapping of topic %q", st.topic), Err: err}
 	}
-	x.locked(func(rep *Report) {
-		rep.MappingsCreated = append(rep.MappingsCreated, st.topic)
-		x.r.logger().DebugContext(ctx, "mapping created", "topic", st.topic, "uuid", aws.ToString(out.UUID))
-	})
+	x.locked(func(rep *Report) { rep.MappingsCreated = append(rep.MappingsCreated, st.topic) })
+	x.r.logger().DebugContext(ctx, "mapping created", "topic", st.topic, "uuid", aws.ToString(out.UUID))
 	return nil
 }
 
@@ -494,7 +492,7 @@ func (x *run) pauseSeedResume(ctx context.Context, st *topicState, missing []int
 	defer cancel()
 	// From the first attempt on, the mapping may have been disabled by
 	// this run, so it is enabled again whatever happens next.
-	err := retry(pctx, busy, func() error {
+	err := retry(pctx, Busy, func() error {
 		_, err := x.r.Lambda.UpdateEventSourceMapping(pctx, &lambda.UpdateEventSourceMappingInput{UUID: aws.String(m.UUID), Enabled: aws.Bool(false)})
 		return err
 	})
@@ -533,7 +531,7 @@ func (x *run) pauseSeedResume(ctx context.Context, st *topicState, missing []int
 	}
 	// Enable what this run disabled, within the run's own context (the
 	// pause's deadline may have passed).
-	rerr := retry(ctx, busy, func() error {
+	rerr := retry(ctx, Busy, func() error {
 		_, err := x.r.Lambda.UpdateEventSourceMapping(ctx, &lambda.UpdateEventSourceMappingInput{UUID: aws.String(m.UUID), Enabled: aws.Bool(true)})
 		return err
 	})
