@@ -119,7 +119,9 @@ func (f *fakeLambda) CreateEventSourceMapping(_ context.Context, in *lambda.Crea
 func (f *fakeLambda) DeleteEventSourceMapping(_ context.Context, in *lambda.DeleteEventSourceMappingInput, _ ...func(*lambda.Options)) (*lambda.DeleteEventSourceMappingOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.maps = slices.DeleteFunc(f.maps, func(m types.EventSourceMappingConfiguration) bool { return aws.ToString(m.UUID) == aws.ToString(in.UUID) })
+	f.maps = slices.DeleteFunc(f.maps, func(m types.EventSourceMappingConfiguration) bool {
+		return aws.ToString(m.UUID) == aws.ToString(in.UUID)
+	})
 	return &lambda.DeleteEventSourceMappingOutput{}, nil
 }
 
