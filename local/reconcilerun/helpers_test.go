@@ -49,6 +49,7 @@ func startRig(t testing.TB, o Options) *Rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.Close)
+
 	return r
 }
 

@@ -104,3 +104,10 @@ func TestMappingStuckCreatingReported(t *testing.T) {
 		t.Fatalf("not polling %+v, want the mapping stuck in Creating", rep.MappingsNotPolling)
 	}
 }
+
+// A mapping that reads Disabling and then Enabling for a while (AWS: up
+// to 90 s) is awaited Disabled before its group is seeded, and its new
+// partitions arrive complete.
+func TestPartitionsAddedSlowTransition(t *testing.T) {
+	scenarioPartitions(t, kfakePair(t), "t12", true, true, func(o *Options) { o.Transition = 400 * time.Millisecond })
+}

@@ -103,7 +103,7 @@ func scenarioNewTopic(t *testing.T, pair *kafkalocal.Pair, ns string) {
 // scenarioPartitions: partitions added to a replicated topic are followed.
 // seedFirst: the reconciler runs before the mapping notices them; late:
 // the mapping starts a partition without a commit at its end.
-func scenarioPartitions(t *testing.T, pair *kafkalocal.Pair, ns string, late, seedFirst bool) {
+func scenarioPartitions(t *testing.T, pair *kafkalocal.Pair, ns string, late, seedFirst bool, tune ...func(*Options)) {
 	topic := ns + ".grow"
 	createTopic(t, pair.Source, topic, 2)
 	produce(t, pair.Source, topic, parts(2), 0, 10)
@@ -114,6 +114,9 @@ func scenarioPartitions(t *testing.T, pair *kafkalocal.Pair, ns string, late, se
 		// It notices within 2 s: after the first records of the new
 		// partitions are written.
 		o.MetadataRefresh = 2 * time.Second
+	}
+	for _, f := range tune {
+		f(&o)
 	}
 	r := startRig(t, o)
 	run(t, r)
