@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/lambdaendpoint"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/reconcilerun"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/reconcile"
 )
@@ -20,13 +21,18 @@ type ReconcileOptions struct {
 	Partitions int32
 	// SteadyRuns is how many steady-state runs are measured (default 3).
 	SteadyRuns int
+	// ControlPlaneRate is the emulated Lambda API's rate limit on mapping
+	// calls per second: 0 means Lambda's quota
+	// (lambdaendpoint.ControlPlaneRate), negative means none.
+	ControlPlaneRate float64
 	// Timeout bounds the whole benchmark (default 10 minutes).
 	Timeout time.Duration
 }
 
 // Reconcile measures the reconciler (shared/reconcile) on embedded kfake
 // clusters, with the emulated Lambda API behind the AWS SDK's client:
-// Topics source topics of Partitions partitions, none replicated yet. The
+// Topics source topics of Partitions partitions, none replicated yet, and
+// the Lambda API limited to Lambda's control plane rate. The
 // first run creates every target topic and mapping; once every mapping
 // polls, each steady-state run finds nothing to do. It prints
 //
@@ -50,6 +56,9 @@ func Reconcile(ctx context.Context, w io.Writer, opts ReconcileOptions) error {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Minute
 	}
+	if opts.ControlPlaneRate == 0 {
+		opts.ControlPlaneRate = lambdaendpoint.ControlPlaneRate
+	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 
@@ -67,7 +76,8 @@ func Reconcile(ctx context.Context, w io.Writer, opts ReconcileOptions) error {
 		Env: map[string]string{reconcile.EnvTopicPatterns: `bench\..*`},
 		// Each of the many mappings refreshes its metadata rarely, as on
 		// AWS; partition growth is not measured here.
-		MetadataRefresh: time.Minute,
+		MetadataRefresh:  time.Minute,
+		ControlPlaneRate: max(opts.ControlPlaneRate, 0),
 	})
 	if err != nil {
 		return err
@@ -76,11 +86,12 @@ func Reconcile(ctx context.Context, w io.Writer, opts ReconcileOptions) error {
 	size := fmt.Sprintf("%dx%d", opts.Topics, opts.Partitions)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "run\tseconds\tcreated\tpolling\tnot polling\tlambda calls")
-	calls := rig.API.Calls()
+	fmt.Fprintln(tw, "run\tseconds\tcreated\tpolling\tnot polling\tlambda calls\tthrottled")
+	calls, throttled := rig.API.Calls(), 0
 	row := func(name string, rep reconcile.Report) {
-		fmt.Fprintf(tw, "%s\t%.2f\t%d\t%d\t%d\t%d\n", name, rep.Seconds, len(rep.MappingsCreated), rep.MappingsPolling, len(rep.MappingsNotPolling), rig.API.Calls()-calls)
-		calls = rig.API.Calls()
+		fmt.Fprintf(tw, "%s\t%.2f\t%d\t%d\t%d\t%d\t%d\n", name, rep.Seconds, len(rep.MappingsCreated), rep.MappingsPolling, len(rep.MappingsNotPolling),
+			rig.API.Calls()-calls, rig.Endpoint.Errors("TooManyRequestsException")-throttled)
+		calls, throttled = rig.API.Calls(), rig.Endpoint.Errors("TooManyRequestsException")
 	}
 
 	first, err := rig.Run(ctx)
@@ -94,7 +105,7 @@ func Reconcile(ctx context.Context, w io.Writer, opts ReconcileOptions) error {
 	if err := waitAllPolling(ctx, rig, opts.Topics); err != nil {
 		return err
 	}
-	calls = rig.API.Calls()
+	calls, throttled = rig.API.Calls(), rig.Endpoint.Errors("TooManyRequestsException")
 	var slowest float64
 	for i := range opts.SteadyRuns {
 		rep, err := rig.Run(ctx)
