@@ -8,7 +8,7 @@ LDFLAGS   = -s -w
 ARTIFACTS_DIR ?= $(CURDIR)/.aws-sam/manual
 FUZZTIME  ?= 300000x
 
-.PHONY: demo test unit test-arm64 fuzz bench bench-real rehearse-real lint validate deploy clean tools
+.PHONY: demo test unit test-arm64 fuzz bench bench-scale bench-real rehearse-real lint validate deploy clean tools
 
 define lambda_build
 	$(GOFLAGS_LAMBDA) $(GO) build -tags lambda.norpc -trimpath -ldflags='$(LDFLAGS)' -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
@@ -63,6 +63,10 @@ fuzz:
 ## bench: side-by-side ratios, measured in one run, on embedded Kafka
 bench:
 	$(GO) run ./local/cmd/kmig-bench
+
+## bench-scale: the reconciler (500 topics) and the cutover at many topics, on embedded Kafka
+bench-scale:
+	$(GO) run ./local/cmd/kmig-bench-scale
 
 ## bench-real: raw franz-go pipe vs replicator (ESM) vs MirrorMaker 2 on real
 ## Kafka brokers from Maven Central (docs/BENCHMARKS.md); needs Java 17 + Maven
