@@ -34,7 +34,15 @@
 // commit; it never enables a mapping it did not disable in the same run (a
 // cutover disables mappings, and the reconciler leaves them Disabled); it
 // never deletes anything. A steady-state run (nothing new) makes a fixed
-// number of Kafka requests and one Lambda API call per 100 mappings.
+// number of Kafka requests and one Lambda API call per 100 mappings, plus
+// one read of the first target record of each partition whose target
+// holds fewer records than its group's commit is past the source log
+// start (partitions of transactional or filtered topics).
+//
+// Not ruled out: a cutover that pauses a mapping while this run has it
+// disabled to seed new partitions sees it Disabled and leaves it, and this
+// run then enables it again.
+
 // Lambda's TooManyRequestsException is retried with backoff until the
 // run's context ends.
 package reconcile
@@ -490,8 +498,9 @@ func (x *run) pauseSeedResume(ctx context.Context, st *topicState, missing []int
 	g := x.r.Config.GroupID(st.topic)
 	pctx, cancel := context.WithTimeout(ctx, x.o.PauseTimeout)
 	defer cancel()
-	// From the first attempt on, the mapping may have been disabled by
-	// this run, so it is enabled again whatever happens next.
+	// Once an update may have reached the mapping (succeeded, or got no
+	// answer), this run may have disabled it, so it is enabled again
+	// whatever happens next; an update the API refused changed nothing.
 	err := retry(pctx, Busy, func() error {
 		_, err := x.r.Lambda.UpdateEventSourceMapping(pctx, &lambda.UpdateEventSourceMappingInput{UUID: aws.String(m.UUID), Enabled: aws.Bool(false)})
 		return err
