@@ -246,3 +246,15 @@ func TestReportEMF(t *testing.T) {
 		t.Errorf("EMF envelope %v", buf.String())
 	}
 }
+
+// The log line's lists are cut; the report itself and its counts are not.
+func TestReportLogLineBounded(t *testing.T) {
+	var rep Report
+	for i := range 3 * MaxLoggedItems {
+		rep.PartitionsSeeded = append(rep.PartitionsSeeded, PartitionOffset{Topic: "a-rather-long-topic-name-for-the-test", Partition: int32(i)})
+	}
+	l := rep.forLog()
+	if len(l.PartitionsSeeded) != MaxLoggedItems || !l.ListsCut || len(rep.PartitionsSeeded) != 3*MaxLoggedItems {
+		t.Fatalf("cut to %d (ListsCut %v), report keeps %d", len(l.PartitionsSeeded), l.ListsCut, len(rep.PartitionsSeeded))
+	}
+}

@@ -639,7 +639,8 @@ func (r *Reconciler) publish(ctx context.Context, rep Report, now time.Time) {
 	} else if len(rep.Skipped)+len(rep.MappingsNotPolling)+len(rep.DeletedSourceTopics) > 0 {
 		lvl = slog.LevelWarn
 	}
-	r.logger().Log(ctx, lvl, "reconcile", "report", rep)
+	r.logger().Log(ctx, lvl, "reconcile", "report", rep.forLog(), "mappingsCreated", len(rep.MappingsCreated),
+		"partitionsSeeded", len(rep.PartitionsSeeded), "mappingsNotPolling", len(rep.MappingsNotPolling), "gaps", len(rep.Gaps))
 }
 
 func sortedProblems(ps []Problem) {

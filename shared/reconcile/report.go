@@ -85,6 +85,9 @@ type Report struct {
 	Failed []Problem `json:"failed,omitempty"`
 	// Error is the run's error, if any.
 	Error string `json:"error,omitempty"`
+	// ListsCut says the log line's copy lists only the first
+	// MaxLoggedItems of some list; the counts and metrics are whole.
+	ListsCut bool `json:"listsCut,omitempty"`
 	// Seconds is how long the run took.
 	Seconds float64 `json:"seconds"`
 }
@@ -119,4 +122,31 @@ func (r Report) WriteEMF(w io.Writer, namespace, functionName string, now time.T
 		{Name: MetricReplicationGaps, Unit: "Count", Value: float64(len(r.Gaps))},
 		{Name: MetricReconcileSeconds, Unit: "Seconds", Value: r.Seconds},
 	}, now)
+}
+
+// MaxLoggedItems bounds each list of the report's log line, so the line
+// stays well under CloudWatch Logs' 256 KB event limit at any topic count.
+const MaxLoggedItems = 200
+
+// forLog returns the report with each list cut to MaxLoggedItems.
+func (r Report) forLog() Report {
+	r.MappingsCreated = cut(r.MappingsCreated, &r.ListsCut)
+	r.MappingsNotPolling = cut(r.MappingsNotPolling, &r.ListsCut)
+	r.MappingsPaused = cut(r.MappingsPaused, &r.ListsCut)
+	r.PartitionsSeeded = cut(r.PartitionsSeeded, &r.ListsCut)
+	r.Gaps = cut(r.Gaps, &r.ListsCut)
+	r.DeletedSourceTopics = cut(r.DeletedSourceTopics, &r.ListsCut)
+	r.UnselectedMappings = cut(r.UnselectedMappings, &r.ListsCut)
+	r.Skipped = cut(r.Skipped, &r.ListsCut)
+	r.Pending = cut(r.Pending, &r.ListsCut)
+	r.Failed = cut(r.Failed, &r.ListsCut)
+	return r
+}
+
+func cut[T any](s []T, cutAny *bool) []T {
+	if len(s) <= MaxLoggedItems {
+		return s
+	}
+	*cutAny = true
+	return s[:MaxLoggedItems]
 }
