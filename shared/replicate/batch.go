@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -426,6 +427,12 @@ func (a *acks) send(r *Replicator, ctx context.Context, cl *kgo.Client, what str
 				if shared && producerStopped(err) {
 					r.stopped.Store(true)
 				}
+				if unknownPartition(err) {
+					// A partition added to the target since the client's
+					// last metadata: the mapping retries the batch, and
+					// the refreshed metadata knows the partition by then.
+					cl.ForceMetadataRefresh()
+				}
 				a.mu.Lock()
 				if a.failed == nil {
 					a.failed = map[*kgo.Record]bool{}
@@ -442,6 +449,13 @@ func (a *acks) send(r *Replicator, ctx context.Context, cl *kgo.Client, what str
 			a.wg.Done()
 		})
 	}
+}
+
+// unknownPartition reports whether err is kgo's refusal of a record whose
+// partition is beyond the partitions the client's metadata knows (kgo
+// exports no error value for it).
+func unknownPartition(err error) bool {
+	return strings.Contains(err.Error(), "invalid record partitioning choice")
 }
 
 // wait blocks until every record sent is resolved and returns the failed

@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -171,6 +172,10 @@ func ProducerOptions(c Config) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		// Partitions the reconciler adds to a target topic are known
+		// within 30 s (kgo's default is 5 minutes); until then a batch
+		// for a new partition fails, and the mapping retries it.
+		kgo.MetadataMaxAge(30 * time.Second),
 		compression,
 		kgo.ProducerBatchMaxBytes(int32(maxBytes)),
 		kgo.MaxBufferedRecords(20000),

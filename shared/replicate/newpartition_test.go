@@ -1,0 +1,74 @@
+package replicate
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
+)
+
+// TestPartitionAddedToTarget: a partition added to both clusters while the
+// replicator runs (as the reconciler adds it to the target when the source
+// grows) is replicated as soon as the mapping retries the batch the stale
+// producer metadata refused, not after the client's metadata max age: the
+// refusal refreshes the metadata. Every record arrives exactly once.
+func TestPartitionAddedToTarget(t *testing.T) {
+	r := newRig(t, map[string]int32{"grows": 1}, nil, func(c *Config) { c.OnRecordError = FailBatch })
+	seed(t, r.pair.Source, "grows", 1, 50, 0)
+	m := r.mappingFor(t, "grows", 100, 1, r.repl, func(c *esm.Config) { c.MetadataRefresh = 100 * time.Millisecond })
+	r.waitCaughtUp(t, m, time.Minute)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tgt, err := r.pair.Target.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Close()
+	for _, c := range []*kadm.Client{kadm.NewClient(r.source), tgt} {
+		if _, err := c.CreatePartitions(ctx, 1, "grows"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A fresh producer: the cluster's own client has partition 1 unknown
+	// for the same reason as the replicator's.
+	pr, err := r.pair.Source.NewClient(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	for i := range 100 {
+		rec := &kgo.Record{Topic: "grows", Partition: int32(i % 2), Value: []byte(fmt.Sprintf("after-%d", i))}
+		if err := pr.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The producer's metadata is at most 30 s old (MetadataMaxAge); this
+	// waits well under that for the new partition's 50 records.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ends, err := tgt.ListEndOffsets(ctx, "grows")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, ok := ends.Lookup("grows", 1); ok && o.Offset >= 50 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partition 1 not replicated within 10 s (stats %+v)", m.Stats())
+		}
+	}
+	r.waitCaughtUp(t, m, 10*time.Second)
+	lost, dups := lostAndDuplicated(t, readAll(t, r.pair.Source, "grows"), readAll(t, r.pair.Target, "grows"))
+	src, dst := readAll(t, r.pair.Source, "grows"), readAll(t, r.pair.Target, "grows")
+	if len(src[1]) != 50 || len(dst[1]) != 50 {
+		t.Fatalf("partition 1: %d records on the source, %d on the target; want 50 each", len(src[1]), len(dst[1]))
+	}
+	if lost != 0 || dups != 0 {
+		t.Fatalf("%d lost, %d duplicated", lost, dups)
+	}
+}
