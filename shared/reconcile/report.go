@@ -109,9 +109,15 @@ func (r *Report) sort() {
 	sortedProblems(r.Failed)
 }
 
-// WriteEMF writes the report's metrics as one EMF line.
+// WriteEMF writes the report's metrics as one EMF line, with the
+// dimension FunctionName = functionName (the stack's alarms watch them so).
 func (r Report) WriteEMF(w io.Writer, namespace, functionName string, now time.Time) error {
-	return telemetry.WriteMetrics(w, namespace, map[string]string{telemetry.DimensionFunctionName: functionName}, []telemetry.Metric{
+	return telemetry.WriteMetrics(w, namespace, map[string]string{telemetry.DimensionFunctionName: functionName}, r.Metrics(), now)
+}
+
+// Metrics are the report's metrics, every one a run emits.
+func (r Report) Metrics() []telemetry.Metric {
+	return []telemetry.Metric{
 		{Name: MetricTopicsSelected, Unit: "Count", Value: float64(r.TopicsSelected)},
 		{Name: MetricMappingsCreated, Unit: "Count", Value: float64(len(r.MappingsCreated))},
 		{Name: MetricMappingsPolling, Unit: "Count", Value: float64(r.MappingsPolling)},
@@ -121,7 +127,7 @@ func (r Report) WriteEMF(w io.Writer, namespace, functionName string, now time.T
 		{Name: MetricUnselectedMappings, Unit: "Count", Value: float64(len(r.UnselectedMappings))},
 		{Name: MetricReplicationGaps, Unit: "Count", Value: float64(len(r.Gaps))},
 		{Name: MetricReconcileSeconds, Unit: "Seconds", Value: r.Seconds},
-	}, now)
+	}
 }
 
 // MaxLoggedItems bounds each list of the report's log line, so the line
