@@ -42,7 +42,7 @@
 // Not ruled out: a cutover that pauses a mapping while this run has it
 // disabled to seed new partitions sees it Disabled and leaves it, and this
 // run then enables it again.
-
+//
 // Lambda's TooManyRequestsException is retried with backoff until the
 // run's context ends.
 package reconcile
