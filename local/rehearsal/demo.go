@@ -44,7 +44,8 @@ const FunctionName = reconcilerun.ReplicatorFunction
 // sets it: TRANSACTIONAL_ID_PREFIX is the mappings' group prefix) and the
 // reconciler that selects plan's topics by its patterns (TOPIC_PATTERNS,
 // EXCLUDED_TOPIC_PATTERNS) and creates their mappings when it runs; it
-// runs nothing yet. The mappings read the source as the migrator's SCRAM
+// runs nothing yet. env adds to, or replaces, the replicator's
+// environment. The mappings read the source as the migrator's SCRAM
 // user (the source's superuser: in a deployment the mappings and the
 // cutover share the source secret). Each mapping's consumer group is
 // MappingGroup(topic).

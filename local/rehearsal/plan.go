@@ -1,3 +1,14 @@
+// Package rehearsal is the local migration rehearsal behind `make demo`
+// (Demo, on embedded clusters) and `make rehearse-real` (Rehearse, on
+// real brokers): a plan's topics seeded on the source; the reconciler
+// (shared/reconcile, wired by local/reconcilerun) selecting them by
+// pattern, creating their target topics and one emulated event source
+// mapping each through the emulated Lambda API, as a deployed stack does;
+// a topic created later found by the next reconcile run; source and target
+// compared record for record; and the cutover of every mapped topic
+// through the real state machine while numbered-message apps produce and
+// consume. It is for local runs only and must never be imported by a
+// Lambda binary.
 package rehearsal
 
 import (

@@ -52,12 +52,12 @@ type Options struct {
 type Outcome struct {
 	// Selection is empty when the reconciler selected, and created
 	// mappings and target topics for, exactly the plan's selected topics
-	// (Late on its second run) and nothing else; otherwise it says what
-	// differed. Replication runs on only then.
+	// (Late on its second run, its group seeded at offset 0) and nothing
+	// else, and the cutover covered every mapped topic; otherwise it says
+	// what differed, and the rehearsal stopped there.
 	Selection string
-	// TopicsSelected and MappingsCreated are summed over the reconcile
-	// runs' reports (the second run selects the first run's topics again:
-	// TopicsSelected counts the last run's).
+	// TopicsSelected is the last reconcile run's count; MappingsCreated
+	// sums the mappings every run created.
 	TopicsSelected, MappingsCreated int
 	// Replicated says every seeded record of every selected topic reached
 	// the target exactly once, in order, equal. The cutover runs only

@@ -1,6 +1,8 @@
 // Package rehearse runs the local migration rehearsal (local/rehearsal:
-// seeded topics replicated through the ESM emulator, the cutover through
-// the real state machine while numbered-message apps produce and consume)
+// seeded topics selected by pattern and mapped by the reconciler through
+// the emulated Lambda API, a topic found by its next run, then the cutover
+// of every mapped topic through the real state machine while
+// numbered-message apps produce and consume)
 // on real Apache Kafka brokers, once per source profile
 // (realkafka.Profile), for the command kmig-rehearse (`make
 // rehearse-real`). Each profile's source is started with brokers.sh if
