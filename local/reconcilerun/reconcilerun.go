@@ -63,6 +63,17 @@ type Options struct {
 	// NoReplicator gives the mappings a handler that accepts every batch
 	// and writes nothing (for benchmarks of the reconciler alone).
 	NoReplicator bool
+	// Replicator, when set, is the handler the mappings invoke, for a
+	// caller that configures the replicator itself (the rehearsal's has
+	// the transactional fence on); otherwise the rig builds one that
+	// writes to the target with provenance headers.
+	Replicator lambda.Handler
+	// MappingUser is who the mappings read the source as; the zero value
+	// means the pair's application user. A rehearsal's ACL fence puts a
+	// DENY ACL on the topics, after which, on a source that allows
+	// everyone when no ACL matches, only a user with its own grants (or
+	// the superuser) still reads them.
+	MappingUser kafkalocal.Credentials
 	// Log receives the reconciler's and the mappings' logs; nil discards.
 	Log *slog.Logger
 	// Options are the reconciler's run options.
@@ -121,10 +132,12 @@ func Start(ctx context.Context, o Options) (*Rig, error) {
 		return nil, err
 	}
 
-	var handler lambda.Handler
-	if o.NoReplicator {
+	handler := o.Replicator
+	switch {
+	case handler != nil:
+	case o.NoReplicator:
 		handler = lambda.NewHandler(func(context.Context, json.RawMessage) (json.RawMessage, error) { return json.RawMessage(`{}`), nil })
-	} else {
+	default:
 		rcfg := replicate.Config{
 			Target:      kafkaconn.Config{Prefix: "TARGET", Bootstrap: o.Pair.Target.Bootstrap(), Auth: kafkaconn.AuthPlaintext},
 			Compression: "none", MaxMessageBytes: replicate.DefaultMaxMessageBytes,
@@ -154,6 +167,10 @@ func Start(ctx context.Context, o Options) (*Rig, error) {
 	r.Endpoint = lambdaendpoint.New(r.Registry)
 	r.Endpoint.Register(ReplicatorFunction, handler)
 	r.Endpoint.SetControlPlaneRate(o.ControlPlaneRate)
+	mappingUser := o.MappingUser
+	if mappingUser == (kafkalocal.Credentials{}) {
+		mappingUser = o.Pair.Source.AppCredentials()
+	}
 	refresh := o.MetadataRefresh
 	if refresh <= 0 {
 		refresh = 250 * time.Millisecond
@@ -161,7 +178,7 @@ func Start(ctx context.Context, o Options) (*Rig, error) {
 	r.Endpoint.SetMappingFactory(func(_ context.Context, req lambdaendpoint.CreateRequest) (esm.Config, error) {
 		c := req.Config
 		c.BootstrapServers = o.Pair.Source.Bootstrap()
-		c.ClientOptions = o.Pair.Source.ClientOpts(o.Pair.Source.AppCredentials())
+		c.ClientOptions = o.Pair.Source.ClientOpts(mappingUser)
 		c.Transition = o.Transition
 		c.StartDelay = o.StartDelay
 		c.MetadataRefresh = refresh

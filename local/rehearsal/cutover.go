@@ -36,6 +36,8 @@ type CutoverOutcome struct {
 	// the apps were not switched, a consumer resumed on the source after it.
 	Produced, Missing, Duplicated int
 	CutoverMs, WaitingMs          int64
+	// Topics counts the topics a successful cutover migrated.
+	Topics int
 }
 
 // Succeeded reports whether the execution succeeded.
@@ -72,17 +74,19 @@ func causeText(cause string) string {
 	return cause
 }
 
-// CutoverOptions say what RunCutover migrates.
+// CutoverOptions say how RunCutover migrates: every topic the
+// replicator's mappings read, as the cutover input leaves "topics" out.
 type CutoverOptions struct {
-	// Topics are the migrated topics; the apps produce to and consume
-	// Topics[0], which has AppPartitions partitions.
-	Topics        []string
+	// AppTopic is where the apps produce and consume; it has
+	// AppPartitions partitions.
+	AppTopic      string
 	AppPartitions int32
 	// Group is the apps' consumer group; empty means AppGroup.
 	Group string
 	// Input holds cutover input fields that replace the rehearsal's
-	// defaults ("fence": "acl", short loop timings), for example
-	// {"fence": "none"}; a nil value removes the field.
+	// defaults (no "topics": every mapped topic; "groups": [Group];
+	// "fence": "acl"; short loop timings), for example {"fence": "none"}
+	// or {"topics": ["orders"]}; a nil value removes the field.
 	Input map[string]any
 	Log   *slog.Logger
 }
@@ -92,7 +96,7 @@ type CutoverOptions struct {
 // stop the apps on the source and restart them against the target. It
 // writes the report to w. A failed execution is an outcome, not an error.
 func RunCutover(ctx context.Context, w io.Writer, pair *kafkalocal.Pair, repl *Replication, o CutoverOptions) (*CutoverOutcome, error) {
-	topic, group, partitions := o.Topics[0], o.Group, o.AppPartitions
+	topic, group, partitions := o.AppTopic, o.Group, o.AppPartitions
 	if group == "" {
 		group = AppGroup
 	}
@@ -137,7 +141,7 @@ func RunCutover(ctx context.Context, w io.Writer, pair *kafkalocal.Pair, repl *R
 		return map[string]any{"type": "lambda", "functionArn": lambdaendpoint.FunctionArn(name)}
 	}
 	in := map[string]any{
-		"topics": o.Topics, "groups": []string{group}, "fence": "acl",
+		"groups": []string{group}, "fence": "acl",
 		"hooks": map[string]any{
 			"stopProducers": hookRef("stop-producers"), "stopConsumers": hookRef("stop-consumers"),
 			"startConsumers": hookRef("start-consumers"), "startProducers": hookRef("start-producers"),
@@ -198,12 +202,35 @@ func RunCutover(ctx context.Context, w io.Writer, pair *kafkalocal.Pair, repl *R
 	if tgtCons != nil {
 		tgtCons.Stop()
 	}
-	if res.Report != nil {
-		out.CutoverMs, out.WaitingMs = res.Report.CutoverMs, res.Report.WaitingMs
-		rep, _ := json.MarshalIndent(res.Report, "   ", "  ")
-		fmt.Fprintf(w, "   report:\n   %s\n", rep)
+	if r := res.Report; r != nil {
+		out.CutoverMs, out.WaitingMs, out.Topics = r.CutoverMs, r.WaitingMs, len(r.Topics)
+		// With many topics the lists are long: they are counted, and
+		// the rest of the report printed whole.
+		var short map[string]any
+		b, _ := json.Marshal(r)
+		_ = json.Unmarshal(b, &short)
+		for _, k := range []string{"topics", "mappings", "pausedMappings", "partitions"} {
+			delete(short, k)
+		}
+		rep, _ := json.MarshalIndent(short, "   ", "  ")
+		fmt.Fprintf(w, "   report, its lists counted: %d topics (%s … %s), %d mappings (%d paused), %d partitions; the rest:\n   %s\n",
+			len(r.Topics), first(r.Topics), last(r.Topics), r.MappingCount, len(r.Paused), len(r.Partitions), rep)
 	}
 	return out, nil
+}
+
+func first(ss []string) string {
+	if len(ss) == 0 {
+		return ""
+	}
+	return ss[0]
+}
+
+func last(ss []string) string {
+	if len(ss) == 0 {
+		return ""
+	}
+	return ss[len(ss)-1]
 }
 
 // toolsReady finds the repository root and the local interpreter tools.

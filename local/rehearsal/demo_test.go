@@ -3,6 +3,7 @@ package rehearsal
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -20,7 +21,14 @@ func TestDemo(t *testing.T) {
 	if err := Demo(ctx, &out); err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "exactly once, in order, equal") || !strings.Contains(out.String(), "missing 0, duplicated 0") {
-		t.Fatalf("unexpected report:\n%s", out.String())
+	// The reconciler selected the plan by pattern (Demo fails otherwise:
+	// ErrSelection), the discovered topic included, and every selected
+	// topic's records are on the target; the apps lost nothing.
+	want := fmt.Sprintf("RESULT: %d topics selected by pattern, %d mappings created by the reconciler, ", DemoBulkTopics+4, DemoBulkTopics+4)
+	for _, s := range []string{want, "lost 0, duplicated 0; apps produced", "missing 0, duplicated 0\n",
+		"exactly once, in order, equal", "cutover of 64 topics", "demo.returns-00: mapping created"} {
+		if !strings.Contains(out.String(), s) {
+			t.Fatalf("report without %q:\n%s", s, out.String())
+		}
 	}
 }

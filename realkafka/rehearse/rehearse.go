@@ -1,6 +1,8 @@
 // Package rehearse runs the local migration rehearsal (local/rehearsal:
-// seeded topics replicated through the ESM emulator, the cutover through
-// the real state machine while numbered-message apps produce and consume)
+// seeded topics selected by pattern and mapped by the reconciler through
+// the emulated Lambda API, a topic found by its next run, then the cutover
+// of every mapped topic through the real state machine while
+// numbered-message apps produce and consume)
 // on real Apache Kafka brokers, once per source profile
 // (realkafka.Profile), for the command kmig-rehearse (`make
 // rehearse-real`). Each profile's source is started with brokers.sh if
@@ -18,7 +20,6 @@ import (
 	"time"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/cutoverrun"
-	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/rehearsal"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/realkafka"
 )
@@ -67,6 +68,8 @@ func (r Result) Line() string {
 	case r.Err != nil:
 		line += "; error: " + strings.Join(strings.Fields(r.Err.Error()), " ")
 	case o == nil:
+	case o.Selection != "":
+		line += "; selection: " + o.Selection
 	case !o.Replicated:
 		line += "; replication: " + rehearsal.ErrMismatch.Error()
 	case o.Cutover != nil && !o.Cutover.Succeeded():
@@ -137,11 +140,16 @@ func verdict(r Result) string {
 	return "FAILED"
 }
 
+// BulkTopics is how many bulk topics each profile's plan has
+// (rehearsal.NewPlan): few, to keep CI short; the demo has many.
+const BulkTopics = 3
+
 // Profile rehearses one profile, writing the transcript to w: it connects
 // to the profile's source (starting it if needed) and the shared TARGET,
-// creates topics and a group with names unique to the run, runs the
-// rehearsal with the profile's cutover input (input's fields set over
-// it), and deletes the run's topics and groups if it passed.
+// runs the rehearsal on a plan (rehearsal.NewPlan) and a group whose names
+// are unique to the run, its topics selected by the reconciler with a
+// pattern, with the profile's cutover input (input's fields set over it),
+// and deletes the run's topics and groups if it passed.
 func Profile(ctx context.Context, w io.Writer, p realkafka.Profile, input map[string]any) (r Result) {
 	start := time.Now()
 	in := p.CutoverInput()
@@ -161,16 +169,14 @@ func Profile(ctx context.Context, w io.Writer, p realkafka.Profile, input map[st
 		return r
 	}
 	defer pair.Close()
-	topics := make([]kafkalocal.Topic, len(rehearsal.DemoTopics))
-	prefix := "kmig-rehearse-" + string(p) + "."
-	for i, t := range rehearsal.DemoTopics {
-		topics[i] = kafkalocal.Topic{Name: realkafka.UniqueName(prefix + t.Name), Partitions: t.Partitions}
-	}
-	group := realkafka.UniqueName(prefix + rehearsal.AppGroup)
-	fmt.Fprintf(w, "== 1. Real Kafka brokers, source profile %s (%s): source %s, target %s; creating the topics on both\n",
+	// Every name is unique to the run, so the patterns select this run's
+	// topics only on brokers other runs share.
+	ns := realkafka.UniqueName("kmig-rehearse-"+string(p)) + "."
+	group := realkafka.UniqueName("kmig-rehearse-" + string(p) + "." + rehearsal.AppGroup)
+	fmt.Fprintf(w, "== 1. Real Kafka brokers, source profile %s (%s): source %s, target %s\n",
 		p, p.Description(), pair.Source.BootstrapServers(), pair.Target.BootstrapServers())
 	r.Outcome, r.Err = rehearsal.Rehearse(ctx, w, pair, rehearsal.Options{
-		Topics: topics, Group: group, CreateTopics: true, Cutover: in, Cleanup: true,
+		Plan: rehearsal.NewPlan(ns, BulkTopics), Group: group, BulkPerPartition: 50, Cutover: in, Cleanup: true,
 		Log: slog.New(slog.DiscardHandler),
 	})
 	r.Duration = time.Since(start)

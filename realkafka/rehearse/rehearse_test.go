@@ -26,6 +26,8 @@ func TestLine(t *testing.T) {
 			"RESULT: profile=open fence=acl produced 585, consumed 582, missing 3, duplicated 0; cutover FAILED in state RolledBack: DrainTimeoutError: cutover failed in step WaitForDrain: DrainTimeoutError: group lags. Rolled back.", false},
 		{Result{Profile: realkafka.ProfileNoAuthorizer, Fence: "none", Err: errors.New("brokers.sh start-profile:\nfailed")},
 			"RESULT: profile=no-authorizer fence=none produced 0, consumed 0, missing 0, duplicated 0; error: brokers.sh start-profile: failed", false},
+		{Result{Profile: realkafka.ProfileOpen, Fence: "acl", Outcome: &rehearsal.Outcome{Selection: "topic a.scratch-00, which the selection must leave alone, got a mapping"}},
+			"RESULT: profile=open fence=acl produced 0, consumed 0, missing 0, duplicated 0; selection: topic a.scratch-00, which the selection must leave alone, got a mapping", false},
 		{Result{Profile: realkafka.ProfileDenyByDefault, Fence: "acl", Outcome: &rehearsal.Outcome{}},
 			"RESULT: profile=deny-by-default fence=acl produced 0, consumed 0, missing 0, duplicated 0; replication: target differs from source", false},
 	} {

@@ -1,6 +1,9 @@
 // Command kmig-demo rehearses a whole migration on one machine, with no AWS
-// account: two embedded Kafka clusters, emulated event source mappings and
-// the real replicator handler. It exits non-zero on any difference.
+// account (`make demo`): two embedded Kafka clusters, the reconciler
+// selecting 64 topics by pattern and creating their event source mappings
+// through the emulated Lambda API, the real replicator handler,
+// and the cutover through the real state machine. It exits non-zero on any
+// difference (rehearsal.Demo).
 package main
 
 import (

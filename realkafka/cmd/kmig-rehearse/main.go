@@ -1,5 +1,6 @@
-// Command kmig-rehearse runs the full migration rehearsal (`make demo`'s:
-// seeded topics replicated through the ESM emulator, the cutover through
+// Command kmig-rehearse runs the full migration rehearsal (`make demo`'s,
+// with fewer topics: seeded topics selected by pattern and mapped by the
+// reconciler through the emulated Lambda API, the cutover through
 // statemachine/cutover.asl.json under aws-local-stepfunctions while
 // numbered-message apps produce and consume) on real Apache Kafka brokers,
 // once per source profile, and prints one RESULT line per profile
