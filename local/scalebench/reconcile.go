@@ -102,9 +102,9 @@ func (c *Copied) add(o Copied) {
 }
 
 // Discovery times DiscoveredTopic from the start of the run that
-// discovers it to its first record on the target. Run + (Enabled −
-// Created) does not add up to Total: the mapping is created during the
-// run, and its start delay runs from then.
+// discovers it to its first record on the target: Total is CreatedAt +
+// Creating + FirstBatch. Run overlaps them: the mapping is created during
+// the run, and its start delay runs from then.
 type Discovery struct {
 	// Created are the mappings the discovery run created.
 	Created []string
@@ -312,7 +312,7 @@ func MeasureReconcile(ctx context.Context, w io.Writer, opts ReconcileOptions) (
 	if d.Copied, err = compare(ctx, rig, DiscoveredTopic); err != nil {
 		return res, err
 	}
-	want := opts.Partitions * int32(opts.RecordsPerPartition)
+	want := int(opts.Partitions) * opts.RecordsPerPartition
 
 	fmt.Fprintf(w, "replicated: %d topics x %d partitions x %d records, every mapping caught up %.2f s after the first run started: %d records, lost %d, duplicated %d, differing partitions %d\n",
 		opts.Topics, opts.Partitions, opts.RecordsPerPartition, res.ReplicatedAfter.Seconds(), res.Replicated.Records, res.Replicated.Lost, res.Replicated.Duplicated, res.Replicated.Mismatched)
@@ -334,10 +334,10 @@ func MeasureReconcile(ctx context.Context, w io.Writer, opts ReconcileOptions) (
 	fmt.Fprintf(w, "RESULT: reconcile-replicated-%s lost %d duplicated %d records %d\n", size, res.Replicated.Lost, res.Replicated.Duplicated, res.Replicated.Records)
 	fmt.Fprintf(w, "RESULT: reconcile-discovery-to-first-record seconds %.2f s (mapping start %v)\n", d.Total.Seconds(), opts.MappingStartDelay)
 
-	if n := opts.Topics * int(want); !res.Replicated.OK() || res.Replicated.Records != n {
+	if n := opts.Topics * want; !res.Replicated.OK() || res.Replicated.Records != n {
 		return res, fmt.Errorf("replicated topics: %+v, want %d records, none lost, duplicated or differing", res.Replicated, n)
 	}
-	if !d.Copied.OK() || d.Copied.Records != int(want) {
+	if !d.Copied.OK() || d.Copied.Records != want {
 		return res, fmt.Errorf("%s: %+v, want %d records, none lost, duplicated or differing", DiscoveredTopic, d.Copied, want)
 	}
 	return res, nil
