@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -278,6 +279,44 @@ func TestPauseManyMappingsTimed(t *testing.T) {
 	for _, m := range r.reg.List() {
 		if st := m.State(); st != esm.StateEnabled {
 			t.Errorf("mapping %s reads %s after the rollback", m.UUID(), st)
+		}
+	}
+}
+
+// TestMappingResumedBeforeTranslation: a mapping enabled again after
+// PauseReplication (as the reconciler does when it paused the mapping
+// itself to seed a partition added on the source) is found before any
+// offset is translated: the run rolls back with MappingResumedError, the
+// fence is removed and no target offset is committed.
+func TestMappingResumedBeforeTranslation(t *testing.T) {
+	r := newRig(t, kafkalocal.SecuritySCRAMACL, 2)
+	ctx := ctxFor(t, 120*time.Second)
+	r.produce(ctx, 0, 20, 2)
+	r.waitReplicated(ctx)
+	if _, err := r.srcAdm.CommitOffsets(ctx, r.group, r.endOffsets(t, ctx, r.srcAdm)); err != nil {
+		t.Fatal(err)
+	}
+	before := r.snapshot(ctx)
+	in := r.baseInput()
+	in["hooks"] = map[string]any{"stopConsumers": lambdaHook("resume-replication")}
+	o := Options{Functions: map[string]lambda.Handler{"resume-replication": hookFunc(func(ctx context.Context) error {
+		return r.mapping.SetEnabled(true)
+	})}}
+	res := r.run(ctx, in, o)
+	states := res.Entered()
+	if res.Status != "FAILED" || res.Error != "MappingResumedError" || states[len(states)-1] != "RolledBack" {
+		t.Fatalf("status %s, error %s, states %v; want FAILED in RolledBack with MappingResumedError", res.Status, res.Error, states)
+	}
+	if !strings.Contains(res.Cause, "mapping "+r.mapping.UUID()) {
+		t.Errorf("cause does not name the mapping: %s", res.Cause)
+	}
+	after := r.snapshot(ctx)
+	if !reflect.DeepEqual(before.ACLs, after.ACLs) {
+		t.Errorf("fence left behind:\nbefore %v\nafter  %v", before.ACLs, after.ACLs)
+	}
+	for _, o := range after.Offsets {
+		if strings.HasPrefix(o, "target "+r.group+" ") {
+			t.Errorf("target offset committed for %s: %s", r.group, o)
 		}
 	}
 }

@@ -156,8 +156,8 @@ func TestErrorNamesMatchDefinition(t *testing.T) {
 		"TargetNotVerifiedError": &TargetNotVerifiedError{}, "RollbackIncompleteError": &RollbackIncompleteError{},
 		"InjectedFaultError": &InjectedFaultError{}, "ClusterError": &ClusterError{Err: errors.New("x")},
 		"StateTooLargeError": &StateTooLargeError{}, "NothingSelectedError": &NothingSelectedError{},
-		"FencePolicyTooLargeError": &FencePolicyTooLargeError{},
-		"StepDeadlineError":        &StepDeadlineError{Err: errors.New("x")},
+		"FencePolicyTooLargeError": &FencePolicyTooLargeError{}, "MappingResumedError": &MappingResumedError{},
+		"StepDeadlineError": &StepDeadlineError{Err: errors.New("x")},
 	}
 	for name, e := range types {
 		if got := reflect.TypeOf(e).Elem().Name(); got != name {

@@ -137,6 +137,19 @@ func (e *PauseFailedError) Error() string {
 	return "pausing replication: " + listed(e.Mappings, "; ")
 }
 
+// MappingResumedError says a mapping PauseReplication left Disabled polls
+// again when offsets are about to be translated: something other than
+// this run enabled it (an operator, or the reconciler enabling a mapping
+// it had paused itself to seed a partition added on the source). Its
+// commits would move on after the translation, so the run rolls back.
+type MappingResumedError struct {
+	Mappings []string // one line per mapping: UUID, topic and state
+}
+
+func (e *MappingResumedError) Error() string {
+	return "replication resumed during the cutover: " + listed(e.Mappings, "; ")
+}
+
 // HookFailedError says a lambda hook returned an error or could not be
 // invoked, or an approval could not be requested. The message quotes at
 // most 4 KiB of the hook's own error message.

@@ -81,6 +81,9 @@ func (p GroupPartition) target() string {
 // paused and the source consumers are gone, so a retry, or an earlier
 // attempt whose answer was lost, commits the same offsets again.
 func (h *Handler) translateOffsets(ctx context.Context, st *State) error {
+	if err := h.mappingsStillPaused(ctx, st); err != nil {
+		return err
+	}
 	groups, err := h.planGroups(ctx, st, false)
 	if err != nil {
 		return err
@@ -435,4 +438,24 @@ func (h *Handler) verifyTarget(ctx context.Context, st *State, first bool) (bool
 		return false, &TargetNotVerifiedError{Groups: pending}
 	}
 	return false, nil
+}
+
+// mappingsStillPaused fails with *MappingResumedError when a mapping of
+// the run's topics polls again after PauseReplication: the drain and the
+// translation assume replication stands still.
+func (h *Handler) mappingsStillPaused(ctx context.Context, st *State) error {
+	maps, err := h.mappings(ctx, st.Config.Topics)
+	if err != nil {
+		return err
+	}
+	var resumed []string
+	for _, m := range maps {
+		if polls(m.State) {
+			resumed = append(resumed, fmt.Sprintf("mapping %s of %s reads %s", m.UUID, strings.Join(m.Topics, ","), m.State))
+		}
+	}
+	if len(resumed) > 0 {
+		return &MappingResumedError{Mappings: resumed}
+	}
+	return nil
 }

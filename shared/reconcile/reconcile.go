@@ -39,9 +39,10 @@
 // holds fewer records than its group's commit is past the source log
 // start (partitions of transactional or filtered topics).
 //
-// Not ruled out: a cutover that pauses a mapping while this run has it
-// disabled to seed new partitions sees it Disabled and leaves it, and this
-// run then enables it again.
+// Not ruled out here: a cutover that pauses a mapping while this run has
+// it disabled to seed new partitions sees it Disabled and leaves it, and
+// this run then enables it again. The cutover finds it before translating
+// any offset (MappingResumedError) and rolls back.
 //
 // Lambda's TooManyRequestsException is retried with backoff until the
 // run's context ends.
