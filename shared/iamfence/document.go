@@ -92,6 +92,12 @@ func Document(topicARNs []string) (string, error) {
 			arns = append(arns, a)
 		}
 	}
+	return fitDocument(arns)
+}
+
+// fitDocument sorts the distinct resources arns and returns their
+// document, or a *TooLargeError saying how many of them would fit.
+func fitDocument(arns []string) (string, error) {
 	sort.Strings(arns)
 	doc, err := marshalDoc(arns)
 	if err != nil {

@@ -1,7 +1,5 @@
 package iamfence
 
-import "sort"
-
 // DocumentWithPrefixes is Document for topics named exactly and for topic
 // name prefixes: each prefix P gives the resource
 // arn:PARTITION:kafka:REGION:ACCOUNT:topic/NAME/UUID/P*, which IAM matches
@@ -41,17 +39,5 @@ func DocumentWithPrefixes(clusterARN string, topics, prefixes []string) (string,
 		}
 		add(prefix + p + "*")
 	}
-	sort.Strings(arns)
-	doc, err := marshalDoc(arns)
-	if err != nil {
-		return "", err
-	}
-	if len(doc) <= MaxDocumentChars {
-		return doc, nil
-	}
-	fit := sort.Search(len(arns)+1, func(n int) bool {
-		d, _ := marshalDoc(arns[:n])
-		return len(d) > MaxDocumentChars
-	}) - 1
-	return "", &TooLargeError{Topics: len(arns), Fit: fit, Chars: len(doc), Limit: MaxDocumentChars}
+	return fitDocument(arns)
 }
