@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/cutoverrun"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/lambdaendpoint"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/cutover"
 )
 
@@ -24,6 +25,10 @@ type CutoverOptions struct {
 	Groups     int
 	// Timeout bounds each run's execution (default 12 minutes).
 	Timeout time.Duration
+	// ControlPlaneRate is the emulated Lambda API's limit on mapping
+	// calls per second: 0 means Lambda's quota
+	// (lambdaendpoint.ControlPlaneRate), negative means none.
+	ControlPlaneRate float64
 }
 
 // CutoverRun is one measured run.
@@ -75,8 +80,11 @@ func Overhead(res *cutoverrun.Result) (total time.Duration, byStep map[string]ti
 //
 //	RESULT: cutover-<N>-topics overhead <seconds> s
 //	RESULT: cutover-<N>-topics largest-state <bytes> bytes
+//	RESULT: cutover-<N>-topics wall <seconds> s
 //
-// then how the overhead grew from the smallest size to the largest, and a
+// (wall: the whole execution, Wait states and hooks included, with the
+// emulated Lambda API held to Lambda's control plane rate unless
+// opts.ControlPlaneRate says otherwise), then how the overhead grew from the smallest size to the largest, and a
 // table of the cutover function's time per step. Overhead is defined by
 // Overhead. A run that does not succeed is an error.
 func Cutover(ctx context.Context, w io.Writer, opts CutoverOptions) error {
@@ -103,17 +111,10 @@ func Cutover(ctx context.Context, w io.Writer, opts CutoverOptions) error {
 		runs = append(runs, r)
 		fmt.Fprintf(w, "RESULT: cutover-%d-topics overhead %.2f s\n", n, r.Overhead.Seconds())
 		fmt.Fprintf(w, "RESULT: cutover-%d-topics largest-state %d bytes\n", n, r.LargestState.Bytes)
+		fmt.Fprintf(w, "RESULT: cutover-%d-topics wall %.1f s\n", n, r.Wall.Seconds())
 	}
-	if len(runs) > 1 {
-		first, last := runs[0], runs[len(runs)-1]
-		topicRatio := float64(last.Topics) / float64(first.Topics)
-		overRatio := last.Overhead.Seconds() / first.Overhead.Seconds()
-		verdict := "linear or better"
-		if overRatio > 1.25*topicRatio {
-			verdict = "worse than linear"
-		}
-		fmt.Fprintf(w, "RESULT: cutover-growth-%d-to-%d-topics overhead-ratio %.2f x (topics %.0f x: %s)\n",
-			first.Topics, last.Topics, overRatio, topicRatio, verdict)
+	if len(runs) > 2 {
+		fmt.Fprintln(w, growth(runs))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	steps := []string{cutover.StepValidate, cutover.StepVerifySourceQuiet, cutover.StepFenceSource, cutover.StepWaitForDrain,
@@ -156,7 +157,12 @@ func cutoverOnce(ctx context.Context, n int, opts CutoverOptions) (CutoverRun, e
 		"quietSeconds": 1, "drainTimeoutSeconds": 600, "consumersTimeoutSeconds": 60, "verifySeconds": 300, "pollSeconds": 1,
 		"hooks": hooks,
 	}
-	res, err := f.Run(ctx, in, cutoverrun.Options{Functions: funcs, Timeout: opts.Timeout})
+	rate := opts.ControlPlaneRate
+	if rate == 0 {
+		rate = lambdaendpoint.ControlPlaneRate
+	}
+	res, err := f.Run(ctx, in, cutoverrun.Options{Functions: funcs, Timeout: opts.Timeout,
+		Endpoint: func(s *lambdaendpoint.Server) { s.SetControlPlaneRate(max(rate, 0)) }})
 	if err != nil {
 		return CutoverRun{}, err
 	}
@@ -166,4 +172,28 @@ func cutoverOnce(ctx context.Context, n int, opts CutoverOptions) (CutoverRun, e
 	total, by := Overhead(res)
 	return CutoverRun{Topics: n, Partitions: int(opts.Partitions), Groups: opts.Groups, Overhead: total, Wall: res.Duration,
 		LargestState: res.LargestState, ByStep: by}, nil
+}
+
+// growth says how the overhead grew with the topics: the ratio from the
+// smallest run to the largest, and whether it is linear. A fixed cost (the
+// rate limiter's burst, the interpreter) bends the plain ratio, so
+// linearity is judged by the cost of each added topic: in the first step
+// between sizes and in the last. Worse than linear is a last step that
+// costs over 1.5 times as much per added topic as the first.
+func growth(runs []CutoverRun) string {
+	first, last := runs[0], runs[len(runs)-1]
+	perTopic := func(a, b CutoverRun) float64 {
+		return (b.Overhead.Seconds() - a.Overhead.Seconds()) / float64(b.Topics-a.Topics)
+	}
+	early, late := perTopic(runs[0], runs[1]), perTopic(runs[len(runs)-2], last)
+	verdict := "linear"
+	switch {
+	case late > 1.5*early:
+		verdict = "worse than linear"
+	case late < early/1.5:
+		verdict = "better than linear"
+	}
+	return fmt.Sprintf("RESULT: cutover-growth-%d-to-%d-topics overhead-ratio %.2f x for %.0f x the topics; per added topic %.1f ms (%d to %d) and %.1f ms (%d to %d): %s",
+		first.Topics, last.Topics, last.Overhead.Seconds()/first.Overhead.Seconds(), float64(last.Topics)/float64(first.Topics),
+		early*1000, runs[0].Topics, runs[1].Topics, late*1000, runs[len(runs)-2].Topics, last.Topics, verdict)
 }
