@@ -15,7 +15,7 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/replicate"
 )
 
-// Goals from the issue "Speed and memory".
+// The speed and memory goals the bench checks (docs/BENCHMARKS.md).
 const (
 	GoalDecodeSpeedup  = 3.0 // kafkaevent vs encoding/json, full event
 	GoalHandlerRatio   = 0.7 // handler vs raw producer throughput at 1 KB
@@ -126,7 +126,7 @@ type MemoryResult struct {
 // the GCs fall, so a single batch's allocations swing by 2× or more.
 const MemorySamples = 5
 
-// Goal is one target of the issue, checked.
+// Goal is one of those goals, checked.
 type Goal struct {
 	Name, Want, Got string
 	Pass            bool

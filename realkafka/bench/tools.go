@@ -30,7 +30,7 @@ func toolLabel(t string) string {
 	return t
 }
 
-// toolTag is the letter for a tool: (a), (b) or (c).
+// toolTag is the report's letter for a tool: (a), (b) or (c).
 func toolTag(t string) string {
 	switch t {
 	case ToolRaw:
