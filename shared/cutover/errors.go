@@ -268,8 +268,9 @@ type InjectedFaultError struct {
 func (e *InjectedFaultError) Error() string { return "fault injected in step " + e.Step }
 
 // ClusterError says a cluster or the Lambda API could not be reached or
-// answered with an error. It is caught like any domain error and rolls the
-// run back.
+// answered with an error. Steps that may retry it do so a few times; it is
+// then caught like any domain error: in Validate or Plan the run ends with
+// nothing changed, in a later step it rolls the run back.
 type ClusterError struct {
 	Op  string
 	Err error
