@@ -6,9 +6,17 @@ import (
 )
 
 // The kinds of malformed event. Each is wrapped in a *MalformedEventError;
-// test with errors.Is. A malformed event is never partly written: the
-// handler rejects the whole batch before producing anything, so Lambda keeps
-// the batch (nothing is lost) and the error names what to fix.
+// test with errors.Is.
+//
+// Decode finds a fault before returning any record. DecodeEach and
+// DecodeEachInPlace hand out a chunk only once all its records are valid,
+// but a fault further on is found after the earlier chunks were handed
+// out, so a handler that writes chunks as they come (the replicator does)
+// may already have written the records before the fault when the error is
+// returned. The invocation still fails with the *MalformedEventError, so
+// Lambda keeps the batch (nothing is lost) and retries it whole; the retry
+// must skip the records already written (the replicator does, by
+// provenance) and fails again at the same record.
 var (
 	ErrSyntax        = errors.New("event is not valid JSON")
 	ErrMissingField  = errors.New("required field missing")

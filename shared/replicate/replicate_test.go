@@ -3,8 +3,11 @@ package replicate
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaevent"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
 )
 
@@ -350,14 +354,76 @@ func testFailBatchPolicy(t *testing.T, e *env) {
 	}
 }
 
-func TestMalformedEventIsTypedAndWritesNothing(t *testing.T) {
-	r := newRig(t, map[string]int32{"t": 1}, nil, nil)
-	_, err := r.repl.Invoke(context.Background(), []byte(`{"eventSource":"aws:kafka","records":{"t-0":[{"topic":"t","partition":0,"offset":1,"timestamp":1,"value":"%%%"}]}}`))
-	if err == nil || !strings.Contains(err.Error(), "base64") {
-		t.Fatalf("err = %v", err)
+// A record that is malformed late in an event fails the invocation with a
+// typed MalformedEventError naming it. The records handed to the producer
+// before the decoder reached it are on the target, and Lambda's retry of
+// the same event skips them by provenance: the target never holds a
+// duplicate, and the retry fails at the same record.
+func TestMalformedRecordLateInBatch(t *testing.T) {
+	r := newRig(t, map[string]int32{"t": 2}, nil, nil)
+	// Partition 1 is longer than one chunk, so the decoder hands its first
+	// chunk on before it reaches the bad record.
+	n := chunkRecords + 20
+	bad := chunkRecords + 10
+	seed(t, r.pair.Source, "t", 2, n, 5)
+	src := readAll(t, r.pair.Source, "t")
+	if len(src[0]) != n || len(src[1]) != n {
+		t.Fatalf("seeded %d and %d records, want %d each", len(src[0]), len(src[1]), n)
 	}
-	if got := errorType(err); got != "MalformedEventError" {
-		t.Fatalf("Lambda errorType would be %q", got)
+	const marker = "a value only the bad record holds"
+	recs := slices.Concat(src[0], src[1])
+	badRec := *src[1][bad]
+	badRec.Value = []byte(marker)
+	recs[n+bad] = &badRec
+	encoded := []byte(base64.StdEncoding.EncodeToString([]byte(marker)))
+	event := func() []byte { // Handle decodes in place: each invocation gets its own copy
+		ev := encodeEvent(t, recs)
+		if bytes.Count(ev, encoded) != 1 || bytes.Index(ev, []byte(`"t-0"`)) > bytes.Index(ev, []byte(`"t-1"`)) {
+			t.Fatal("the event does not hold partition 0 and then partition 1 with the marked record once")
+		}
+		return bytes.Replace(ev, encoded, []byte("%%%"), 1)
+	}
+	// written checks the target holds partition 0 whole and a proper prefix
+	// of partition 1 that ends before the bad record, each source record
+	// once and in order, and returns that prefix's length.
+	written := func(attempt string) int {
+		t.Helper()
+		dst := readAll(t, r.pair.Target, "t")
+		k := len(dst[1])
+		if k == 0 || k > bad {
+			t.Fatalf("%s: the target holds %d records of partition 1, want the records before the bad one (some of the first %d)", attempt, k, bad)
+		}
+		exactlyOnce(t, map[int32][]*kgo.Record{0: src[0], 1: src[1][:k]}, dst, "t")
+		return k
+	}
+	wantErr := func(attempt string, err error) {
+		t.Helper()
+		var me *kafkaevent.MalformedEventError
+		if !errors.As(err, &me) || !errors.Is(err, kafkaevent.ErrBadBase64) || me.Key != "t-1" || me.Index != bad {
+			t.Fatalf("%s: err = %v, want a MalformedEventError for records[\"t-1\"][%d]", attempt, err, bad)
+		}
+		if got := errorType(err); got != "MalformedEventError" {
+			t.Fatalf("%s: Lambda errorType would be %q", attempt, got)
+		}
+	}
+
+	_, err := r.repl.Invoke(context.Background(), event())
+	wantErr("first invocation", err)
+	first := written("first invocation")
+
+	// Lambda retries the same event; a cold container (a new replicator)
+	// reads what is already written from the target's provenance alone.
+	retry, err := New(r.cfg, r.target, r.source, WithLogger(quietLogger()), WithMetricsWriter(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, repl := range []*Replicator{r.repl, retry} {
+		attempt := fmt.Sprintf("retry %d", i+1)
+		_, err := repl.Invoke(context.Background(), event())
+		wantErr(attempt, err)
+		if k := written(attempt); k != first {
+			t.Fatalf("%s: partition 1 holds %d records on the target, %d after the first invocation", attempt, k, first)
+		}
 	}
 }
 
