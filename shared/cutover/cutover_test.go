@@ -3,7 +3,11 @@ package cutover
 import (
 	"encoding/json"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -119,60 +123,147 @@ func TestSampleEvents(t *testing.T) {
 	}
 }
 
-// TestErrorNamesMatchDefinition asserts every typed error's Go type name is
-// caught by name in the state machine, and every name the definition
-// catches (other than States.* and Lambda.*) is a type here.
+// TestErrorNamesMatchDefinition checks the error types the cutover function
+// can return against the names the state machines catch and retry by, in
+// both directions. The types are read from this package's source: every
+// exported type whose name ends in Error and that has an Error() string
+// method, as its Go type name is the errorType Step Functions matches. Each
+// must be caught by name in cutover.asl.json, unless its doc comment says it
+// never occurs in a deployed function; and every name either definition
+// catches or retries (other than States.* and Lambda.*) must be one of them.
 func TestErrorNamesMatchDefinition(t *testing.T) {
-	raw, err := os.ReadFile("../../statemachine/cutover.asl.json")
+	types, undeployed := errorTypes(t, ".")
+	if len(types) == 0 {
+		t.Fatal("no error types found in the package source")
+	}
+	for _, def := range []string{"cutover.asl.json", "preflight.asl.json"} {
+		caught := caughtNames(t, "../../statemachine/"+def)
+		if def == "cutover.asl.json" {
+			for name := range types {
+				if !caught[name] && !undeployed[name] {
+					t.Errorf("%s is never caught by name in %s", name, def)
+				}
+			}
+		}
+		for name := range caught {
+			if !types[name] {
+				t.Errorf("%s catches or retries %s, which is no error type of package cutover", def, name)
+			}
+		}
+	}
+}
+
+// errorTypes parses the non-test Go files in dir and returns the exported
+// type names ending in Error that have an Error() string method, and those
+// of them whose doc comment says they never occur in a deployed function.
+func errorTypes(t *testing.T, dir string) (types, undeployed map[string]bool) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var def struct {
-		States map[string]struct {
-			Retry, Catch []struct{ ErrorEquals []string }
+	named := map[string]string{} // type name -> doc comment
+	hasError := map[string]bool{}
+	fset := token.NewFileSet()
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+			continue
 		}
-	}
-	if err := json.Unmarshal(raw, &def); err != nil {
-		t.Fatal(err)
-	}
-	caught := map[string]bool{}
-	for _, s := range def.States {
-		for _, c := range append(s.Catch, s.Retry...) {
-			for _, e := range c.ErrorEquals {
-				if !strings.HasPrefix(e, "States.") && !strings.HasPrefix(e, "Lambda.") {
-					caught[e] = true
+		f, err := parser.ParseFile(fset, filepath.Join(dir, e.Name()), nil, parser.ParseComments)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			switch d := d.(type) {
+			case *ast.GenDecl:
+				for _, spec := range d.Specs {
+					ts, ok := spec.(*ast.TypeSpec)
+					if !ok || !ts.Name.IsExported() || !strings.HasSuffix(ts.Name.Name, "Error") {
+						continue
+					}
+					doc := ts.Doc
+					if doc == nil {
+						doc = d.Doc
+					}
+					named[ts.Name.Name] = doc.Text()
+				}
+			case *ast.FuncDecl:
+				if d.Recv == nil || d.Name.Name != "Error" || d.Type.Params.NumFields() != 0 || d.Type.Results.NumFields() != 1 {
+					continue
+				}
+				if res, ok := d.Type.Results.List[0].Type.(*ast.Ident); !ok || res.Name != "string" {
+					continue
+				}
+				recv := d.Recv.List[0].Type
+				if star, ok := recv.(*ast.StarExpr); ok {
+					recv = star.X
+				}
+				if id, ok := recv.(*ast.Ident); ok {
+					hasError[id.Name] = true
 				}
 			}
 		}
 	}
-	types := map[string]error{
-		"InvalidInputError": &InvalidInputError{}, "TopicMismatchError": &TopicMismatchError{},
-		"FenceUnavailableError": &FenceUnavailableError{}, "ReplicationNotFoundError": &ReplicationNotFoundError{},
-		"SourceNotQuietError": &SourceNotQuietError{}, "FenceFailedError": &FenceFailedError{Err: errors.New("x")},
-		"DrainTimeoutError": &DrainTimeoutError{}, "PauseFailedError": &PauseFailedError{},
-		"HookFailedError": &HookFailedError{}, "ConsumersActiveError": &ConsumersActiveError{},
-		"LaggingGroupError": &LaggingGroupError{}, "GroupActiveOnTargetError": &GroupActiveOnTargetError{},
-		"ProvenanceMissingError": &ProvenanceMissingError{}, "OffsetCommitError": &OffsetCommitError{Err: errors.New("x")},
-		"TargetNotVerifiedError": &TargetNotVerifiedError{}, "RollbackIncompleteError": &RollbackIncompleteError{},
-		"InjectedFaultError": &InjectedFaultError{}, "ClusterError": &ClusterError{Err: errors.New("x")},
-		"StateTooLargeError": &StateTooLargeError{}, "NothingSelectedError": &NothingSelectedError{},
-		"FencePolicyTooLargeError": &FencePolicyTooLargeError{}, "MappingResumedError": &MappingResumedError{},
-		"StepDeadlineError": &StepDeadlineError{Err: errors.New("x")},
-	}
-	for name, e := range types {
-		if got := reflect.TypeOf(e).Elem().Name(); got != name {
-			t.Errorf("type %s is named %s", name, got)
-		}
-		if !caught[name] {
-			t.Errorf("%s is never caught by name in cutover.asl.json", name)
-		}
-		_ = e.Error()
-	}
-	for name := range caught {
-		if _, ok := types[name]; !ok {
-			t.Errorf("the definition catches %s, which is no error type here", name)
+	types, undeployed = map[string]bool{}, map[string]bool{}
+	for name, doc := range named {
+		if hasError[name] {
+			types[name] = true
+			if strings.Contains(strings.Join(strings.Fields(doc), " "), "never occurs in a deployed function") {
+				undeployed[name] = true
+			}
 		}
 	}
+	return types, undeployed
+}
+
+// caughtNames returns every error name in an ErrorEquals of a Catch or
+// Retry anywhere in the state machine definition at path, other than the
+// States.* and Lambda.* names.
+func caughtNames(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var def any
+	if err := json.Unmarshal(raw, &def); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	caught := map[string]bool{}
+	var walk func(v any, inRule bool)
+	walk = func(v any, inRule bool) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				switch {
+				case k == "Catch" || k == "Retry":
+					walk(x, true)
+				case k == "ErrorEquals" && inRule:
+					list, ok := x.([]any)
+					if !ok {
+						t.Fatalf("%s: ErrorEquals %v is not a list", path, x)
+					}
+					for _, e := range list {
+						name, ok := e.(string)
+						if !ok {
+							t.Fatalf("%s: ErrorEquals holds %v", path, e)
+						}
+						if !strings.HasPrefix(name, "States.") && !strings.HasPrefix(name, "Lambda.") {
+							caught[name] = true
+						}
+					}
+				default:
+					walk(x, false)
+				}
+			}
+		case []any:
+			for _, x := range v {
+				walk(x, inRule)
+			}
+		}
+	}
+	walk(def, false)
+	return caught
 }
 
 // TestLoadConfigReadsExactly proves which variables LoadConfig reads.
