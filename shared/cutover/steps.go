@@ -13,6 +13,7 @@ import (
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/offsets"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provenance"
 )
 
 // ---- VerifySourceQuiet ----
@@ -276,9 +277,9 @@ func (h *Handler) partitionLag(ctx context.Context, st *State, p *PartitionRepor
 			p.SourceLast = rec.Offset
 		}
 	}
-	tail, ok, err := offsets.TailProvenance(ctx, h.tgtPk, p.TargetTopic, p.Partition, p.TargetStart, p.TargetEnd)
+	tail, ok, err := provenance.ReadTail(ctx, h.tgtPk, p.TargetTopic, p.Partition, p.TargetStart, p.TargetEnd)
 	if err != nil {
-		var np *offsets.NoProvenanceError
+		var np *provenance.UnusableError
 		if errors.As(err, &np) {
 			return nil, &ProvenanceMissingError{Detail: np.Error()}
 		}
