@@ -135,7 +135,7 @@ func (h *Handler) plan(ctx context.Context, st *State) (*Report, error) {
 		}
 		for _, l := range pr.Lag {
 			if len(p.Lagging) < maxListed {
-				p.Lagging = append(p.Lagging, tp(pr.Topic, pr.Partition)+": "+l)
+				p.Lagging = append(p.Lagging, tp(pr.Topic, pr.Partition)+": "+l.String())
 			}
 		}
 	}
