@@ -8,7 +8,8 @@ type LagKind string
 // The reasons a partition is not drained.
 const (
 	// LagOpenTransaction: a transaction is open on the source from offset
-	// At; its records may still commit.
+	// At (the last stable offset); its records may still commit. Want is
+	// the source end.
 	LagOpenTransaction LagKind = "openTransaction"
 	// LagTargetBehind: the newest target record was copied from source
 	// offset At (-1: the target partition holds none), and the source's
