@@ -42,7 +42,7 @@ const (
 // its own source topic and writing its own target topic through a client
 // built as the function builds it (replicate.NewTargetClient), and a raw
 // producer with the same connection and producer options but franz-go's
-// own pipelining (no kafkaconn.ProduceGuard), writing [RawTopic]. No two
+// own pipelining (no produceguard.Guard), writing [RawTopic]. No two
 // writers share a target topic: a replicator refuses to write after
 // records that carry no provenance, and another writer's records would
 // cost it re-reading the target's tail.

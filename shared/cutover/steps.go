@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/offsets"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provenance"
 )
 
 // ---- VerifySourceQuiet ----
@@ -104,7 +104,7 @@ type PartitionReport struct {
 	// bounds the records copied from above.
 	RecordsReplicated int64 `json:"recordsReplicated"`
 	// Lag lists why the partition is not drained; empty when drained.
-	Lag []string `json:"lag,omitempty"`
+	Lag []LagReason `json:"lag,omitempty"`
 }
 
 func (h *Handler) waitForDrain(ctx context.Context, st *State, first bool) (bool, error) {
@@ -122,7 +122,7 @@ func (h *Handler) waitForDrain(ctx context.Context, st *State, first bool) (bool
 	var lagging []string
 	for _, p := range parts {
 		for _, l := range p.Lag {
-			lagging = append(lagging, tp(p.Topic, p.Partition)+": "+l)
+			lagging = append(lagging, tp(p.Topic, p.Partition)+": "+l.String())
 		}
 	}
 	timedOut := !now.Before(st.Loop.Deadline)
@@ -172,8 +172,8 @@ func (h *Handler) idleLaggingGroup(ctx context.Context, st *State, parts []Parti
 		var behind []string
 		for _, p := range parts {
 			for _, l := range p.Lag {
-				if strings.HasPrefix(l, "group "+g+" committed ") {
-					behind = append(behind, tp(p.Topic, p.Partition)+" "+strings.TrimPrefix(l, "group "+g+" "))
+				if l.Kind == LagGroup && l.Group == g {
+					behind = append(behind, fmt.Sprintf("%s committed %d of %d", tp(p.Topic, p.Partition), l.At, l.Want))
 				}
 			}
 		}
@@ -261,10 +261,10 @@ const partitionParallelism = 16
 // partitionLag reads one partition's source tail and target tail
 // provenance into p and returns why it is not drained (nothing when it
 // is), given the mappings that read its topic and every group's commits.
-func (h *Handler) partitionLag(ctx context.Context, st *State, p *PartitionReport, src offsets.SourcePartition, readers []Mapping, groups map[string]kadm.OffsetResponses, appGroups bool) ([]string, error) {
-	var lag []string
+func (h *Handler) partitionLag(ctx context.Context, st *State, p *PartitionReport, src offsets.SourcePartition, readers []Mapping, groups map[string]kadm.OffsetResponses, appGroups bool) ([]LagReason, error) {
+	var lag []LagReason
 	if src.Stable < src.End {
-		lag = append(lag, fmt.Sprintf("a transaction is open on the source from offset %d", src.Stable))
+		lag = append(lag, LagReason{Kind: LagOpenTransaction, At: src.Stable, Want: src.End})
 	}
 	if p.SourceEnd > p.SourceStart {
 		rec, err := h.srcPk.Last(ctx, p.Topic, p.Partition, p.SourceStart, p.SourceEnd)
@@ -276,9 +276,9 @@ func (h *Handler) partitionLag(ctx context.Context, st *State, p *PartitionRepor
 			p.SourceLast = rec.Offset
 		}
 	}
-	tail, ok, err := offsets.TailProvenance(ctx, h.tgtPk, p.TargetTopic, p.Partition, p.TargetStart, p.TargetEnd)
+	tail, ok, err := provenance.ReadTail(ctx, h.tgtPk, p.TargetTopic, p.Partition, p.TargetStart, p.TargetEnd)
 	if err != nil {
-		var np *offsets.NoProvenanceError
+		var np *provenance.UnusableError
 		if errors.As(err, &np) {
 			return nil, &ProvenanceMissingError{Detail: np.Error()}
 		}
@@ -288,7 +288,7 @@ func (h *Handler) partitionLag(ctx context.Context, st *State, p *PartitionRepor
 		p.TargetTailSource = tail.Source.Offset
 	}
 	if p.SourceLast >= 0 && p.TargetTailSource < p.SourceLast {
-		lag = append(lag, fmt.Sprintf("target holds source offsets up to %d, source last is %d", p.TargetTailSource, p.SourceLast))
+		lag = append(lag, LagReason{Kind: LagTargetBehind, At: p.TargetTailSource, Want: p.SourceLast})
 	}
 	for _, m := range readers {
 		c, has := committed(groups[m.ConsumerGroup], p.Topic, p.Partition)
@@ -299,7 +299,11 @@ func (h *Handler) partitionLag(ctx context.Context, st *State, p *PartitionRepor
 			}
 		}
 		if !done {
-			lag = append(lag, fmt.Sprintf("replicator group %s committed %s of %d", m.ConsumerGroup, fmtCommit(c, has), p.SourceEnd))
+			at := c
+			if !has {
+				at = -1
+			}
+			lag = append(lag, LagReason{Kind: LagReplicatorGroup, Group: m.ConsumerGroup, At: at, Want: p.SourceEnd})
 		}
 	}
 	if !appGroups {
@@ -313,7 +317,7 @@ func (h *Handler) partitionLag(ctx context.Context, st *State, p *PartitionRepor
 		if done, err := h.consumed(ctx, src, c); err != nil {
 			return nil, err
 		} else if !done {
-			lag = append(lag, fmt.Sprintf("group %s committed %d of %d", g, c, p.SourceEnd))
+			lag = append(lag, LagReason{Kind: LagGroup, Group: g, At: c, Want: p.SourceEnd})
 		}
 	}
 	return lag, nil

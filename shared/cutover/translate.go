@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/offsets"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provenance"
 )
 
 // Group statuses in GroupReport.Status.
@@ -303,7 +304,7 @@ func (h *Handler) planGroups(ctx context.Context, st *State, dryRun bool) ([]Gro
 			TargetTopic: target, TargetStart: tStart[tk].Offset, TargetEnd: tEnd[tk].Offset,
 		}, starts[i].from)
 		if err != nil {
-			var np *offsets.NoProvenanceError
+			var np *provenance.UnusableError
 			if errors.As(err, &np) {
 				return &ProvenanceMissingError{Detail: np.Error()}
 			}

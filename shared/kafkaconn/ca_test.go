@@ -15,6 +15,7 @@ import (
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/privateca"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/produceguard"
 )
 
 const caARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kmig-ca-AbCdEf"
@@ -105,7 +106,7 @@ func TestPrivateCASecretTrustsTheBrokers(t *testing.T) {
 	for _, wrap := range []bool{false, true} { // DialTLSConfig, and the WrapConn dialer
 		cfg := Config{Prefix: "SOURCE", Bootstrap: c.ListenAddrs(), Auth: AuthTLS, CASecretARN: caARN}
 		if wrap {
-			cfg.WrapConn = NewProduceGuard().Wrap
+			cfg.WrapConn = produceguard.New().Wrap
 		}
 		opts, err := cfg.Options(ctx, secrets)
 		if err != nil {

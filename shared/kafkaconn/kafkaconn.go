@@ -72,7 +72,7 @@ type Config struct {
 	// and tests instead of SecretARN. They are never logged.
 	Username, Password string
 	// WrapConn, if set, wraps every broker connection (above TLS), as a
-	// ProduceGuard's Wrap does. It is set by code, never from the
+	// produceguard.Guard's Wrap does. It is set by code, never from the
 	// environment.
 	WrapConn func(net.Conn) net.Conn
 }

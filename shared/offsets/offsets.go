@@ -50,22 +50,6 @@ type Result struct {
 	Probes int
 }
 
-// NoProvenanceError says a target record has no parsable kmig-src header or
-// names another source partition, so exact translation is impossible (for
-// example because provenance was turned off in the replicator).
-type NoProvenanceError struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	Err       error
-}
-
-func (e *NoProvenanceError) Error() string {
-	return fmt.Sprintf("target %s/%d@%d has no usable kmig-src provenance: %v", e.Topic, e.Partition, e.Offset, e.Err)
-}
-
-func (e *NoProvenanceError) Unwrap() error { return e.Err }
-
 // Translate returns the target offset for committed source offset c.
 //
 // If c ≥ p.SourceEnd the group is caught up and the result is p.TargetEnd.
@@ -125,10 +109,10 @@ func search(ctx context.Context, read at, p Partition, c int64) (Result, error) 
 			continue
 		}
 		if rec.Err != nil {
-			return res, &NoProvenanceError{Topic: p.TargetTopic, Partition: p.Partition, Offset: rec.Offset, Err: rec.Err}
+			return res, &provenance.UnusableError{Topic: p.TargetTopic, Partition: p.Partition, Offset: rec.Offset, Err: rec.Err}
 		}
 		if rec.Source.Topic != p.Topic || rec.Source.Partition != p.Partition {
-			return res, &NoProvenanceError{Topic: p.TargetTopic, Partition: p.Partition, Offset: rec.Offset,
+			return res, &provenance.UnusableError{Topic: p.TargetTopic, Partition: p.Partition, Offset: rec.Offset,
 				Err: fmt.Errorf("provenance names %s, not %s/%d", rec.Source, p.Topic, p.Partition)}
 		}
 		if rec.Source.Offset >= c {
@@ -141,36 +125,6 @@ func search(ctx context.Context, read at, p Partition, c int64) (Result, error) 
 		}
 	}
 	return res, nil
-}
-
-// Tail is the newest data record of a target partition: its offset and the
-// source record it was copied from.
-type Tail struct {
-	Offset int64
-	Source provenance.Source
-}
-
-// TailProvenance returns the newest data record in the target partition
-// below end, and ok=false when the partition holds no data record. It is
-// how the cutover proves the target holds every source record, and where
-// the replicator resumes. A newest record without provenance is a
-// *NoProvenanceError.
-func TailProvenance(ctx context.Context, r *peek.Reader, topic string, partition int32, logStart, end int64) (Tail, bool, error) {
-	if end <= logStart {
-		return Tail{}, false, nil
-	}
-	rec, err := r.Last(ctx, topic, partition, logStart, end)
-	if errors.Is(err, peek.ErrNoRecord) {
-		return Tail{}, false, nil
-	}
-	if err != nil {
-		return Tail{}, false, fmt.Errorf("reading tail of target %s/%d: %w", topic, partition, err)
-	}
-	src, err := provenance.Of(rec)
-	if err != nil {
-		return Tail{}, false, &NoProvenanceError{Topic: topic, Partition: partition, Offset: rec.Offset, Err: err}
-	}
-	return Tail{Offset: rec.Offset, Source: src}, true, nil
 }
 
 // SourcePartition bounds one source partition as a consumer sees it.

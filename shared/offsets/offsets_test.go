@@ -73,9 +73,9 @@ func TestSearchNoProvenance(t *testing.T) {
 		return peekRecord{Offset: 5, Err: provenance.ErrAbsent}, nil
 	}
 	_, err := search(context.Background(), read, Partition{Topic: "t", SourceEnd: 10, TargetTopic: "t", TargetEnd: 10}, 3)
-	var np *NoProvenanceError
+	var np *provenance.UnusableError
 	if !errors.As(err, &np) || !errors.Is(err, provenance.ErrAbsent) {
-		t.Fatalf("err %v, want *NoProvenanceError wrapping ErrAbsent", err)
+		t.Fatalf("err %v, want *provenance.UnusableError wrapping ErrAbsent", err)
 	}
 }
 

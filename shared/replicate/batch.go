@@ -15,7 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaevent"
-	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/offsets"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provenance"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/telemetry"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
@@ -651,8 +650,8 @@ func (r *Replicator) handledBefore(ps *partState, rec *kgo.Record) bool {
 // tailSource reads the newest target record's provenance and returns the
 // source offset it names.
 func (r *Replicator) tailSource(ctx context.Context, ps *partState, logStart, end int64) (int64, error) {
-	tail, ok, err := offsets.TailProvenance(ctx, r.reader, ps.target.topic, ps.target.partition, logStart, end)
-	var np *offsets.NoProvenanceError
+	tail, ok, err := provenance.ReadTail(ctx, r.reader, ps.target.topic, ps.target.partition, logStart, end)
+	var np *provenance.UnusableError
 	switch {
 	case errors.As(err, &np):
 		return 0, &ForeignRecordError{Topic: ps.target.topic, Partition: ps.target.partition, Offset: np.Offset, Reason: np.Err.Error()}

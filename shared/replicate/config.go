@@ -9,6 +9,7 @@ import (
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/produceguard"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
 )
 
@@ -113,11 +114,11 @@ func LoadConfig(env config.Env) (Config, error) {
 // TargetOptions are every kgo option of one replicator target client:
 // cfg.Target's connection, guarded so that a partition's produce batches
 // reach the target in order even when a restarted broker has forgotten the
-// producer (kafkaconn.ProduceGuard), and ProducerOptions. Build one client
+// producer (produceguard.Guard), and ProducerOptions. Build one client
 // per call: the guard is the client's.
 func TargetOptions(ctx context.Context, cfg Config, secrets kafkaconn.Secrets) ([]kgo.Opt, error) {
 	t := cfg.Target
-	t.WrapConn = kafkaconn.NewProduceGuard().Wrap
+	t.WrapConn = produceguard.New().Wrap
 	opts, err := t.Options(ctx, secrets)
 	if err != nil {
 		return nil, err

@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
-	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/produceguard"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provenance"
 )
 
@@ -207,7 +207,7 @@ func (r *rig) newStalledFunction(t *testing.T, wrap func(net.Conn) net.Conn) (*R
 	cfg := r.cfg
 	newClient := func(extra ...kgo.Opt) (*kgo.Client, error) {
 		c := cfg
-		guard := kafkaconn.NewProduceGuard()
+		guard := produceguard.New()
 		c.Target.WrapConn = func(conn net.Conn) net.Conn { return wrap(guard.Wrap(conn)) }
 		opts, err := c.Target.Options(context.Background(), nil)
 		if err != nil {

@@ -85,7 +85,7 @@ func TestRealKafkaFailBatchPolicy(t *testing.T) { testFailBatchPolicy(t, realEnv
 // older than the broker's producer.id.expiration.ms, so a restarted broker
 // forgets the replicator's producer sequence state. Before the target
 // client sent a partition's next batch only after the previous one was
-// acknowledged (kafkaconn.ProduceGuard), that let a later batch land before
+// acknowledged (produceguard.Guard), that let a later batch land before
 // a retried earlier one in about half the runs.
 func TestRealKafkaTargetRestarts(t *testing.T) {
 	e := realEnv(t, true)

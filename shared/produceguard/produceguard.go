@@ -1,4 +1,8 @@
-package kafkaconn
+// Package produceguard keeps an idempotent producer's batches in order on
+// the wire, whatever the broker remembers of its sequence numbers: a batch
+// is written only after its predecessor (same producer, epoch and
+// partition) was acknowledged. See Guard.
+package produceguard
 
 import (
 	"encoding/binary"
@@ -15,16 +19,16 @@ import (
 // apiKeyProduce is the Kafka protocol's Produce request key.
 const apiKeyProduce = 0
 
-// ErrProduceOutOfOrder is the error of a Produce write refused by a
-// ProduceGuard: a batch in it does not directly follow the last batch the
+// ErrOutOfOrder is the error of a Produce write refused by a
+// Guard: a batch in it does not directly follow the last batch the
 // target acknowledged for its producer and partition.
-var ErrProduceOutOfOrder = errors.New("kafkaconn: refusing to send a produce batch before its predecessor is acknowledged")
+var ErrOutOfOrder = errors.New("produceguard: refusing to send a produce batch before its predecessor is acknowledged")
 
-// ProduceGuard keeps a client's idempotent produce batches in order on the
+// Guard keeps a client's idempotent produce batches in order on the
 // wire: a batch is written only once the batch before it (same producer ID,
 // epoch and partition) has been acknowledged, and never if that one failed
 // or its outcome is unknown. Wrap every broker connection of one client
-// with the same guard (Config.WrapConn = guard.Wrap).
+// with the same guard (kafkaconn.Config.WrapConn = guard.Wrap).
 //
 // Why: the idempotent producer counts on the broker's per-producer
 // sequence state to refuse batch N+1 while batch N is missing, and keeps
@@ -42,15 +46,15 @@ var ErrProduceOutOfOrder = errors.New("kafkaconn: refusing to send a produce bat
 //
 // Requests must be Kafka-framed, and every Produce must expect a response
 // (acks other than 0).
-type ProduceGuard struct {
+type Guard struct {
 	mu    sync.Mutex
 	wake  *sync.Cond
 	parts map[seqKey]*seqState
 }
 
-// NewProduceGuard returns a guard for one client's connections.
-func NewProduceGuard() *ProduceGuard {
-	g := &ProduceGuard{parts: map[seqKey]*seqState{}}
+// New returns a guard for one client's connections.
+func New() *Guard {
+	g := &Guard{parts: map[seqKey]*seqState{}}
 	g.wake = sync.NewCond(&g.mu)
 	return g
 }
@@ -75,14 +79,14 @@ type batchRef struct {
 }
 
 // Wrap returns c guarded by g.
-func (g *ProduceGuard) Wrap(c net.Conn) net.Conn {
+func (g *Guard) Wrap(c net.Conn) net.Conn {
 	return &guardedConn{Conn: c, g: g}
 }
 
 // admit waits while any batch's predecessor is unanswered, then refuses
 // the request if a batch does not follow the last acknowledged one, or
 // marks them all in flight.
-func (g *ProduceGuard) admit(batches []batchRef, limits func() (deadline time.Time, failed bool)) error {
+func (g *Guard) admit(batches []batchRef, limits func() (deadline time.Time, failed bool)) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var timer *time.Timer
@@ -131,7 +135,7 @@ func (g *ProduceGuard) admit(batches []batchRef, limits func() (deadline time.Ti
 			next = g.parts[b.key].next
 		}
 		if next != b.baseSeq {
-			return ErrProduceOutOfOrder
+			return ErrOutOfOrder
 		}
 		expect[b.key] = nextSeq(b)
 	}
@@ -143,7 +147,7 @@ func (g *ProduceGuard) admit(batches []batchRef, limits func() (deadline time.Ti
 
 // answered records a batch's outcome: acknowledged, or not (failed, or
 // unknown because its connection died).
-func (g *ProduceGuard) answered(b batchRef, ok bool) {
+func (g *Guard) answered(b batchRef, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	st := g.parts[b.key]
@@ -160,7 +164,7 @@ func (g *ProduceGuard) answered(b batchRef, ok bool) {
 // nextSeq is the base sequence of the batch after b; sequences wrap to 0.
 func nextSeq(b batchRef) int32 { return int32((int64(b.baseSeq) + int64(b.count)) % (1 << 31)) }
 
-func (g *ProduceGuard) broadcast() {
+func (g *Guard) broadcast() {
 	g.mu.Lock()
 	g.wake.Broadcast()
 	g.mu.Unlock()
@@ -175,7 +179,7 @@ type request struct {
 
 type guardedConn struct {
 	net.Conn
-	g *ProduceGuard
+	g *Guard
 
 	mu            sync.Mutex
 	awaiting      []request // in the order written
@@ -406,7 +410,7 @@ func produceBatches(version int16, msg []byte) ([]batchRef, error) {
 	return out, nil
 }
 
-var errMalformedProduce = errors.New("kafkaconn: cannot read the produce request being written")
+var errMalformedProduce = errors.New("produceguard: cannot read the produce request being written")
 
 // skipRequestHeader skips a request header (API key, version, correlation
 // ID, client ID, and with flexible versions its tagged fields).

@@ -1,4 +1,4 @@
-package kafkaconn
+package produceguard
 
 import (
 	"encoding/binary"
@@ -150,7 +150,7 @@ func (f *fakeBroker) serve(conn net.Conn, delay time.Duration, codes []int16) {
 }
 
 // dial connects to a fake broker (started on the first dial) through g.
-func dial(t *testing.T, g *ProduceGuard, delay time.Duration, codes ...int16) (net.Conn, *fakeBroker) {
+func dial(t *testing.T, g *Guard, delay time.Duration, codes ...int16) (net.Conn, *fakeBroker) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -184,7 +184,7 @@ func (f *fakeBroker) seen() ([]int16, int) {
 }
 
 func TestProduceGuardWaitsForThePredecessor(t *testing.T) {
-	c, f := dial(t, NewProduceGuard(), 30*time.Millisecond)
+	c, f := dial(t, New(), 30*time.Millisecond)
 	start := time.Now()
 	for i := range int32(3) {
 		if _, err := c.Write(produce(i, [3]int32{0, i * 5, 5})); err != nil {
@@ -211,7 +211,7 @@ func TestProduceGuardWaitsForThePredecessor(t *testing.T) {
 
 // Batches of different partitions do not wait for each other.
 func TestProduceGuardPartitionsIndependent(t *testing.T) {
-	c, f := dial(t, NewProduceGuard(), 50*time.Millisecond)
+	c, f := dial(t, New(), 50*time.Millisecond)
 	start := time.Now()
 	for p := range int32(3) {
 		if _, err := c.Write(produce(p, [3]int32{p, 0, 5})); err != nil {
@@ -229,7 +229,7 @@ func TestProduceGuardPartitionsIndependent(t *testing.T) {
 
 // A request whose pieces arrive in several writes is still read.
 func TestProduceGuardSplitWrites(t *testing.T) {
-	c, f := dial(t, NewProduceGuard(), 30*time.Millisecond)
+	c, f := dial(t, New(), 30*time.Millisecond)
 	for i := range int32(2) {
 		r := produce(i, [3]int32{0, i * 5, 5})
 		for _, piece := range [][]byte{r[:3], r[3:7], r[7:]} {
@@ -245,13 +245,13 @@ func TestProduceGuardSplitWrites(t *testing.T) {
 }
 
 func TestProduceGuardRefusesTheSuccessorOfAFailedBatch(t *testing.T) {
-	c, f := dial(t, NewProduceGuard(), 10*time.Millisecond, kerr.NotLeaderForPartition.Code)
+	c, f := dial(t, New(), 10*time.Millisecond, kerr.NotLeaderForPartition.Code)
 	if _, err := c.Write(produce(1, [3]int32{0, 0, 5})); err != nil {
 		t.Fatal(err)
 	}
 	// Batch N+1 was built before N's answer; it must not go out.
-	if _, err := c.Write(produce(2, [3]int32{0, 5, 5})); !errors.Is(err, ErrProduceOutOfOrder) {
-		t.Fatalf("produce after a failed one: %v, want ErrProduceOutOfOrder", err)
+	if _, err := c.Write(produce(2, [3]int32{0, 5, 5})); !errors.Is(err, ErrOutOfOrder) {
+		t.Fatalf("produce after a failed one: %v, want ErrOutOfOrder", err)
 	}
 	// The resent N does.
 	if _, err := c.Write(produce(3, [3]int32{0, 0, 5})); err != nil {
@@ -267,15 +267,15 @@ func TestProduceGuardRefusesTheSuccessorOfAFailedBatch(t *testing.T) {
 // and batch N+1 (built before) is then written on a new connection. It
 // must be refused there too; N goes first.
 func TestProduceGuardRefusesAcrossConnections(t *testing.T) {
-	g := NewProduceGuard()
+	g := New()
 	old, _ := dial(t, g, time.Hour)
 	if _, err := old.Write(produce(1, [3]int32{0, 0, 5})); err != nil {
 		t.Fatal(err)
 	}
 	old.Close()
 	c, f := dial(t, g, 10*time.Millisecond)
-	if _, err := c.Write(produce(2, [3]int32{0, 5, 5})); !errors.Is(err, ErrProduceOutOfOrder) {
-		t.Fatalf("N+1 on a new connection after N was lost: %v, want ErrProduceOutOfOrder", err)
+	if _, err := c.Write(produce(2, [3]int32{0, 5, 5})); !errors.Is(err, ErrOutOfOrder) {
+		t.Fatalf("N+1 on a new connection after N was lost: %v, want ErrOutOfOrder", err)
 	}
 	if _, err := c.Write(produce(3, [3]int32{0, 0, 5})); err != nil {
 		t.Fatalf("resending N: %v", err)
@@ -290,7 +290,7 @@ func TestProduceGuardRefusesAcrossConnections(t *testing.T) {
 }
 
 func TestProduceGuardWriteDeadline(t *testing.T) {
-	c, _ := dial(t, NewProduceGuard(), time.Hour)
+	c, _ := dial(t, New(), time.Hour)
 	if _, err := c.Write(produce(1, [3]int32{0, 0, 5})); err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func TestProduceGuardWriteDeadline(t *testing.T) {
 }
 
 func TestProduceGuardCloseReleasesWriters(t *testing.T) {
-	c, _ := dial(t, NewProduceGuard(), time.Hour)
+	c, _ := dial(t, New(), time.Hour)
 	if _, err := c.Write(produce(1, [3]int32{0, 0, 5})); err != nil {
 		t.Fatal(err)
 	}
