@@ -74,7 +74,13 @@ type Options struct {
 	// Approve answers approval hooks: nil approves at once; an error
 	// fails the hook (SendTaskFailure with error name ApprovalRejected).
 	Approve func(ctx context.Context, m cutover.ApprovalMessage) error
-	// Fault injects failures into steps (see cutover.Deps.Fault).
+	// Fault, when set, is asked before every invocation of the cutover
+	// function with the step it is for; true answers that invocation
+	// with *InjectedFaultError instead of running the step, as a
+	// failing function would (X-Amz-Function-Error, errorType
+	// InjectedFaultError), so the definition's States.ALL catches route
+	// it to Rollback. The step changes nothing: Rollback undoes what the
+	// steps before it recorded in the state.
 	Fault func(step string) bool
 	// Input is the execution input.
 	Input json.RawMessage
@@ -321,7 +327,7 @@ func startFunction(o Options, log *slog.Logger, sns func(*lambdaendpoint.Server)
 	d := cutover.Deps{
 		Source: cls[0], Target: cls[1], Lambda: lc,
 		ReplicatorFunction: o.ReplicatorFunction, ApprovalTopicArn: o.ApprovalTopicArn,
-		Log: log, Fault: o.Fault,
+		Log:        log,
 		SourceAuth: o.SourceAuth, IAM: o.IAM, SourceClusterArn: o.SourceClusterArn, ProducerRoleArns: o.ProducerRoleArns,
 		Renames:               o.Renames,
 		DeadlineMargin:        o.DeadlineMargin,
@@ -416,7 +422,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			}
 		}
 		c := res.startStep(req.Step)
-		out, err := h.Handle(ctx, req)
+		var (
+			out any
+			err error
+		)
+		if o.Fault != nil && o.Fault(req.Step) {
+			err = &InjectedFaultError{Step: req.Step}
+		} else {
+			out, err = h.Handle(ctx, req)
+		}
 		res.endStep(c, err)
 		return out, err
 	}))
@@ -674,3 +688,12 @@ func (a *approver) Publish(ctx context.Context, in *sns.PublishInput, _ ...func(
 }
 
 func (a *approver) wait() { a.wg.Wait() }
+
+// InjectedFaultError answers an invocation of the cutover function that
+// Options.Fault chose to fail. The deployed definition does not name it:
+// its States.ALL catches handle it like any unexpected error.
+type InjectedFaultError struct {
+	Step string
+}
+
+func (e *InjectedFaultError) Error() string { return "fault injected in step " + e.Step }

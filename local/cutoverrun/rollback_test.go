@@ -61,7 +61,7 @@ func testRollbackFromEveryStep(t *testing.T, r *rig) {
 	}
 	for _, tc := range []struct {
 		step   string
-		fault  string // injected through Deps.Fault
+		fault  string // injected through Options.Fault
 		hooks  map[string]any
 		reject bool // the StartConsumers approval is rejected
 		errTyp string

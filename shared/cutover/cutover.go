@@ -136,14 +136,6 @@ type Deps struct {
 	Now func() time.Time
 	// Log defaults to slog.Default().
 	Log *slog.Logger
-	// Fault, when set, is called at the end of each step's work (after
-	// its changes, before it returns; in PauseReplication, in each poll
-	// that updated a mapping and in the last); returning true makes the
-	// step undo its own changes and fail with *InjectedFaultError
-	// (PauseReplication leaves them to Rollback: the mappings it updates
-	// are in Run.Disabled before it updates them). Tests and rehearsals
-	// use it; deployed functions leave it nil.
-	Fault func(step string) bool
 	// DetailsTopic is the topic on the target that keeps the run's
 	// details (rundetails.DefaultTopic if empty).
 	DetailsTopic string
@@ -498,14 +490,6 @@ func (h *Handler) loop(ctx context.Context, st *State, name string, f func(ctx c
 		st.Loop.Next = now.Add(time.Duration(max(st.Config.PollSeconds, 1)) * time.Second)
 	}
 	return st, nil
-}
-
-// fault reports whether a fault is injected at step.
-func (h *Handler) fault(step string) error {
-	if h.d.Fault != nil && h.d.Fault(step) {
-		return &InjectedFaultError{Step: step}
-	}
-	return nil
 }
 
 func tp(topic string, p int32) string { return fmt.Sprintf("%s/%d", topic, p) }

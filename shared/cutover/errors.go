@@ -259,14 +259,6 @@ func (e *RollbackIncompleteError) Error() string {
 	return "rollback incomplete, undo by hand: " + listed(e.Remaining, "; ")
 }
 
-// InjectedFaultError is returned where a test or rehearsal injected a fault
-// through Deps.Fault. It never occurs in a deployed function.
-type InjectedFaultError struct {
-	Step string
-}
-
-func (e *InjectedFaultError) Error() string { return "fault injected in step " + e.Step }
-
 // ClusterError says a cluster or the Lambda API could not be reached or
 // answered with an error. Steps that may retry it do so a few times; it is
 // then caught like any domain error: in Validate or Plan the run ends with

@@ -265,7 +265,7 @@ func (h *Handler) fenceSource(ctx context.Context, st *State) error {
 	switch st.Config.Fence {
 	case FenceKindNone:
 		f.Applied = false
-		return h.fault(StepFenceSource)
+		return nil
 	case FenceKindIAM:
 		return h.fenceIAM(ctx, st)
 	}
@@ -313,9 +313,6 @@ func (h *Handler) fenceSource(ctx context.Context, st *State) error {
 		} else if len(differ) > 0 {
 			return undo(&FenceFailedError{Err: fmt.Errorf("%s did not read back within %v", differ[0], fenceReadBackAttempts*fenceReadBackInterval)})
 		}
-	}
-	if err := h.fault(StepFenceSource); err != nil {
-		return undo(err)
 	}
 	f.Created, f.Planned, f.Applied = created, nil, true
 	return nil

@@ -199,12 +199,6 @@ func (h *Handler) fenceIAM(ctx context.Context, st *State) error {
 			ours = append(ours, p)
 		}
 	}
-	if err := h.fault(StepFenceSource); err != nil {
-		if rest := iamfence.Remove(ctx, h.d.IAM, ours); len(rest) > 0 {
-			return &RollbackIncompleteError{Remaining: append(rest, "after: "+err.Error())}
-		}
-		return err
-	}
 	f.Policies, f.Applied = fencePolicies(ours), true
 	if len(ours) > 0 {
 		f.PolicyDocument = doc

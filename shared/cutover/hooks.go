@@ -62,9 +62,6 @@ func (h *Handler) hook(ctx context.Context, name string, st *State) (*HookAck, e
 			return nil, &HookFailedError{Hook: name, Function: hc.FunctionArn, ErrorType: fe.ErrorType, Message: fe.ErrorMessage}
 		}
 	}
-	if err := h.fault(name); err != nil {
-		return nil, err
-	}
 	return ack, nil
 }
 

@@ -93,7 +93,7 @@ func (h *Handler) pauseReplication(ctx context.Context, st *State, first bool) (
 	}
 	var waiting, failed []string
 	var update []Mapping
-	recorded, updated := false, false
+	recorded := false
 	for _, m := range maps {
 		switch {
 		case m.State == mappingDisabled:
@@ -115,7 +115,6 @@ func (h *Handler) pauseReplication(ctx context.Context, st *State, first bool) (
 		err := errs[i]
 		switch {
 		case err == nil:
-			updated = true
 			waiting = append(waiting, fmt.Sprintf("mapping %s read %s when disabled", m.UUID, m.State))
 		case notFound(err): // deleted meanwhile: it polls no more
 		case busy(err) || errors.Is(err, errNotSent):
@@ -126,11 +125,6 @@ func (h *Handler) pauseReplication(ctx context.Context, st *State, first bool) (
 	}
 	if len(failed) > 0 {
 		return false, &PauseFailedError{Mappings: append(failed, waiting...)}
-	}
-	if updated || len(waiting) == 0 {
-		if err := h.fault(StepPauseReplication); err != nil {
-			return false, err
-		}
 	}
 	if len(waiting) == 0 {
 		return true, nil

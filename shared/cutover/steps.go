@@ -25,9 +25,6 @@ func (h *Handler) verifySourceQuiet(ctx context.Context, st *State, first bool) 
 		return false, err
 	}
 	if first {
-		if err := h.fault(StepVerifySourceQuiet); err != nil {
-			return false, err
-		}
 		st.Loop.Deadline = now.Add(3*q + time.Duration(st.Config.PollSeconds)*time.Second)
 		st.Loop.Next = now.Add(q)
 		return false, h.saveQuiet(ctx, st, ends)
@@ -111,9 +108,6 @@ func (h *Handler) waitForDrain(ctx context.Context, st *State, first bool) (bool
 	now := h.now()
 	if first {
 		st.Loop.Deadline = now.Add(time.Duration(st.Config.DrainTimeoutSeconds) * time.Second)
-		if err := h.fault(StepWaitForDrain); err != nil {
-			return false, err
-		}
 	}
 	parts, err := h.drainStatus(ctx, st, !st.Config.AllowLaggingGroups)
 	if err != nil {
@@ -479,9 +473,6 @@ func (h *Handler) waitForConsumersGone(ctx context.Context, st *State, first boo
 	now := h.now()
 	if first {
 		st.Loop.Deadline = now.Add(time.Duration(st.Config.ConsumersTimeoutSeconds) * time.Second)
-		if err := h.fault(StepWaitForConsumersGone); err != nil {
-			return false, err
-		}
 	}
 	active, err := h.activeGroups(ctx, h.src, "source", st.Config.Groups)
 	if err != nil {

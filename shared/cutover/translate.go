@@ -137,9 +137,6 @@ func (h *Handler) translateOffsets(ctx context.Context, st *State) error {
 	if err != nil {
 		return err
 	}
-	if err := h.fault(StepTranslateOffsets); err != nil {
-		return err
-	}
 	return h.saveGroups(ctx, st, groups)
 }
 
@@ -381,9 +378,6 @@ func (h *Handler) verifyTarget(ctx context.Context, st *State, first bool) (bool
 	now := h.now()
 	if first {
 		st.Loop.Deadline = now.Add(time.Duration(st.Config.VerifySeconds) * time.Second)
-		if err := h.fault(StepVerifyTarget); err != nil {
-			return false, err
-		}
 	}
 	groups, err := h.loadGroups(ctx, st)
 	if err != nil {
