@@ -376,7 +376,10 @@ func TestRollbackFromEveryStepInGo(t *testing.T) {
 		step    string
 		errName string
 		// before makes step fail; it runs after the steps before step.
-		before   func(p *proc)
+		before func(p *proc)
+		// failed, when set, checks the clusters and mappings as the
+		// failed step left them.
+		failed   func(t *testing.T, p *proc, err error)
 		created  []FenceACL
 		disabled []string
 	}{
@@ -390,9 +393,18 @@ func TestRollbackFromEveryStepInGo(t *testing.T) {
 		}},
 		{step: StepPauseReplication, errName: "PauseFailedError", created: wantFence, disabled: []string{"m1", "m2"}, before: func(p *proc) {
 			p.f.refuse["m2"] = errors.New("AccessDeniedException: not authorized to perform lambda:UpdateEventSourceMapping")
+		}, failed: func(t *testing.T, p *proc, err error) {
+			// A half-finished pause: m1 was disabled, m2 refused.
+			if s1, s2 := p.f.state("m1"), p.f.state("m2"); s1 != "Disabling" || s2 != "Enabled" || !strings.Contains(err.Error(), "mapping m2 could not be disabled") {
+				t.Fatalf("m1 %s, m2 %s, %v; want m1 Disabling, m2 Enabled and refused", s1, s2, err)
+			}
 		}},
 		{step: StepWaitForConsumersGone, errName: "ConsumersActiveError", created: wantFence, disabled: []string{"m1", "m2"}, before: func(p *proc) {
 			p.member(p.srcC, procGroup)
+		}, failed: func(t *testing.T, _ *proc, err error) {
+			if !strings.Contains(err.Error(), procGroup+" (Stable, 1 members)") {
+				t.Errorf("%v does not name the active group", err)
+			}
 		}},
 		{step: StepTranslateOffsets, errName: "GroupActiveOnTargetError", created: wantFence, disabled: []string{"m1", "m2"}, before: func(p *proc) {
 			p.member(p.tgtC, procGroup)
@@ -410,6 +422,9 @@ func TestRollbackFromEveryStepInGo(t *testing.T) {
 			in, err := p.run(tc.step, st)
 			if err == nil || reflect.TypeOf(err).Elem().Name() != tc.errName {
 				t.Fatalf("%s: %v, want *%s", tc.step, err, tc.errName)
+			}
+			if tc.failed != nil {
+				tc.failed(t, p, err)
 			}
 			p.between = nil
 			p.wantRolledBack(p.rollback(tc.step, in, err), tc.step, tc.errName, tc.created, tc.disabled)
