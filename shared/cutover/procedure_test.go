@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -296,12 +297,13 @@ func (p *proc) wantRolledBack(st *State, step string, errName string, created []
 // everyone then) and a DENY WRITE per topic.
 var wantFence = []FenceACL{allowAll(procOrders), allowAll(procPayments), denyWrite(procOrders), denyWrite(procPayments)}
 
-// TestProcedureTranslatesExactly: Validate through TranslateOffsets on
-// kfake. The fence is exactly the planned ACLs, both mappings end
+// TestProcedureTranslatesExactly: Validate through Report on kfake. The fence is exactly the planned ACLs, both mappings end
 // Disabled, and the group's source commits land on the target exactly:
 // a lagging commit (8 of 10, allowed by allowLaggingGroups) at target
 // offset 5, where source offset 8 was copied; a caught-up commit (4 of
-// 4) at the target's end.
+// 4) at the target's end. The group then resumes on the target at the
+// record after its last one on the source, VerifyTarget sees it commit
+// past the translated point, and the report says so.
 func TestProcedureTranslatesExactly(t *testing.T) {
 	p := newProc(t)
 	p.commit(p.srcAdm, procGroup, map[int32]int64{0: 8, 1: 4})
@@ -323,6 +325,45 @@ func TestProcedureTranslatesExactly(t *testing.T) {
 	}
 	if len(st.Run.Groups) != 1 || st.Run.Groups[0].Status != GroupTranslated {
 		t.Errorf("groups %+v, want %s translated", st.Run.Groups, procGroup)
+	}
+
+	// The group starts on the target where it stopped on the source: it
+	// reads source offsets 8 and 9 (target 5 and 6) and commits past the
+	// translated point, which VerifyTarget waits for; the report follows,
+	// with payments, where the group never committed, left alone (-1).
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.tgtC.ListenAddrs()...), kgo.ConsumerGroup(procGroup), kgo.ConsumeTopics(procOrders), kgo.DisableAutoCommit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var read []string
+	for i := 0; len(read) < 2 && i < 200; i++ {
+		cl.PollFetches(shortCtx(p.ctx)).EachRecord(func(r *kgo.Record) { read = append(read, string(r.Value)) })
+	}
+	if !slices.Equal(read, []string{"o0-8", "o0-9"}) {
+		t.Fatalf("the group read %v on the target, want [o0-8 o0-9]", read)
+	}
+	if err := cl.CommitUncommittedOffsets(p.ctx); err != nil {
+		t.Fatal(err)
+	}
+	st = p.mustRun(StepVerifyTarget, st)
+	out, err := p.h.Handle(p.ctx, Request{Step: StepReport, State: roundTrip(t, st)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := out.(*Report)
+	if r.Outcome != "succeeded" || !slices.Equal(r.Paused, []string{"m1", "m2"}) || len(r.Fence.Remains) != len(wantFence) ||
+		len(r.Groups) != 1 || !r.Groups[0].Verified {
+		t.Errorf("report: outcome %s, paused %v, fence remains %v, groups %+v", r.Outcome, r.Paused, r.Fence.Remains, r.Groups)
+	}
+	translated := map[string]int64{}
+	for _, g := range r.Groups {
+		for _, gp := range g.Partitions {
+			translated[tp(gp.Topic, gp.Partition)] = gp.TargetOffset
+		}
+	}
+	if want := map[string]int64{"orders/0": 5, "orders/1": 4, "payments/0": -1, "payments/1": -1}; !maps.Equal(translated, want) {
+		t.Errorf("report's translations %v, want %v", translated, want)
 	}
 }
 
