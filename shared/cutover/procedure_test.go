@@ -134,7 +134,7 @@ func (p *proc) member(c *kfake.Cluster, group string) {
 	p.t.Cleanup(cl.Close)
 	adm := kadm.NewClient(cl)
 	for range 200 {
-		cl.PollFetches(shortCtx(p.ctx))
+		poll(p.ctx, cl)
 		d, err := adm.DescribeGroups(p.ctx, group)
 		if err == nil && len(d[group].Members) > 0 && d[group].State == "Stable" {
 			return
@@ -143,10 +143,11 @@ func (p *proc) member(c *kfake.Cluster, group string) {
 	p.t.Fatalf("group %s never became Stable", group)
 }
 
-func shortCtx(ctx context.Context) context.Context {
+// poll polls cl for at most 50 ms.
+func poll(ctx context.Context, cl *kgo.Client) kgo.Fetches {
 	ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	_ = cancel // ends with the timeout
-	return ctx
+	defer cancel()
+	return cl.PollFetches(ctx)
 }
 
 // validate runs Validate on input.
@@ -338,7 +339,7 @@ func TestProcedureTranslatesExactly(t *testing.T) {
 	defer cl.Close()
 	var read []string
 	for i := 0; len(read) < 2 && i < 200; i++ {
-		cl.PollFetches(shortCtx(p.ctx)).EachRecord(func(r *kgo.Record) { read = append(read, string(r.Value)) })
+		poll(p.ctx, cl).EachRecord(func(r *kgo.Record) { read = append(read, string(r.Value)) })
 	}
 	if !slices.Equal(read, []string{"o0-8", "o0-9"}) {
 		t.Fatalf("the group read %v on the target, want [o0-8 o0-9]", read)
