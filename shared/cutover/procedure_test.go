@@ -298,8 +298,9 @@ func (p *proc) wantRolledBack(st *State, step string, errName string, created []
 // everyone then) and a DENY WRITE per topic.
 var wantFence = []FenceACL{allowAll(procOrders), allowAll(procPayments), denyWrite(procOrders), denyWrite(procPayments)}
 
-// TestProcedureTranslatesExactly: Validate through Report on kfake. The fence is exactly the planned ACLs, both mappings end
-// Disabled, and the group's source commits land on the target exactly:
+// TestProcedureTranslatesExactly: Validate through Report on kfake. The
+// fence is exactly the planned ACLs, both mappings end Disabled, and the
+// group's source commits land on the target exactly:
 // a lagging commit (8 of 10, allowed by allowLaggingGroups) at target
 // offset 5, where source offset 8 was copied; a caught-up commit (4 of
 // 4) at the target's end. The group then resumes on the target at the
