@@ -61,7 +61,7 @@ setup_npm() {
     return 0
   fi
   say "npm ci --prefix statemachine/local (Node 22, aws-local-stepfunctions, asl-validator)"
-  npm ci --prefix statemachine/local --no-audit --no-fund --loglevel=error >&2
+  npm ci --prefix statemachine/local --no-audit --no-fund --no-update-notifier --loglevel=error >&2
 }
 
 setup_pip() {
@@ -117,7 +117,7 @@ export PATH="${KMIG_TOOLS_DIR:-$HOME/.cache/kmig-tools}/venv/bin:$PATH"
 # start on demand (brokers.sh start-spare, start-profile; mm2.sh start).
 EXTRA_BROKERS="spare open no-authorizer private-ca"
 running() { # the names brokers.sh status reports as running
-  realkafka/brokers.sh status 2>/dev/null | sed -n 's/^\([a-z0-9-]*\): running.*/\1/p' | tr '\n' ' '
+  { realkafka/brokers.sh status 2>/dev/null || true; } | sed -n 's/^\([a-z0-9-]*\): running.*/\1/p' | tr '\n' ' '
 }
 
 brokers=none  # what brokers.sh start printed: started, running or external
