@@ -44,7 +44,7 @@ say() { printf '[make test] %s\n' "$*" >&2; }
 # prints the one SKIP line.
 missing() {
   if [ "$1" = 1 ]; then
-    say "FAIL $2 (KMIG_REQUIRE_TOOLS=1): $3"
+    say "FAIL $2 (required by KMIG_REQUIRE_TOOLS or KMIG_REQUIRE_REAL_KAFKA): $3"
     exit 1
   fi
   echo "SKIP $2: $3"
@@ -77,9 +77,6 @@ setup_pip() {
 # real_kafka_tools: 0 when the real-Kafka tier can run (java, and mvn or
 # cached jars), else prints the SKIP line and returns 1.
 real_kafka_tools() {
-  if [ -n "${KMIG_REAL_SOURCE_BOOTSTRAP:-}" ] && [ -n "${KMIG_REAL_TARGET_BOOTSTRAP:-}" ]; then
-    return 0
-  fi
   if ! command -v java >/dev/null 2>&1; then
     missing "$real_strict" "the real Kafka tests" "java not found; install Java 17+ (Debian: apt-get install openjdk-17-jre-headless)"
     return 1
