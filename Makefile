@@ -32,8 +32,12 @@ statemachine/local/node_modules: statemachine/local/package-lock.json
 	npm ci --prefix statemachine/local --no-audit --no-fund
 	@touch $@
 
-## test: everything CI checks
-test: unit test-arm64 fuzz
+## test: everything CI checks. Installs what the tests need first (npm packages,
+## the pinned pip tools, the Kafka jars), runs unit, test-arm64 and fuzz, and
+## stops the real Kafka brokers it started (KMIG_KEEP_BROKERS=1 keeps them);
+## see scripts/test.sh
+test:
+	scripts/test.sh
 
 unit:
 	$(GO) vet ./...
@@ -48,7 +52,7 @@ test-arm64:
 	elif [ -n "$$KMIG_REQUIRE_TOOLS" ]; then \
 	  echo "test-arm64: qemu-aarch64-static not found (Debian package qemu-user-static)" >&2; exit 1; \
 	else \
-	  echo "SKIP test-arm64: qemu-aarch64-static not found (Debian package qemu-user-static)"; \
+	  echo "SKIP the arm64 decoder tests: qemu-aarch64-static not found; as root: apt-get install qemu-user-static (or scripts/install-debian-packages.sh)"; \
 	fi
 
 ## fuzz: each decoder (and the event base64 encoder, the record-batch header parser and the topic selection's patterns) fuzz target for a fixed number of inputs (FUZZTIME, go test -fuzztime syntax)
@@ -83,6 +87,7 @@ rehearse-real: statemachine/local/node_modules
 	trap '[ "$$s" != started ] || realkafka/brokers.sh stop' EXIT; trap 'exit 130' INT TERM; \
 	eval "$$(realkafka/brokers.sh env)" && $(GO) run ./realkafka/cmd/kmig-rehearse $(REHEARSE_REAL_FLAGS)
 
+## lint: go vet and gofmt (CI runs it)
 lint:
 	$(GO) vet ./...
 	gofmt -l $$(git ls-files '*.go') | (! grep .)
