@@ -199,7 +199,7 @@ func (c Config) normalize() (Config, error) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
 	if c.UUID == "" {
-		c.UUID = newUUID()
+		c.UUID = NewUUID()
 	}
 	if c.FunctionName == "" {
 		bad("FunctionName", "required")
@@ -334,7 +334,9 @@ func (c Config) connOptions() []kgo.Opt {
 	return opts
 }
 
-func newUUID() string {
+// NewUUID returns a random (version 4) UUID, as Lambda gives mappings and
+// requests.
+func NewUUID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40

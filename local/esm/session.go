@@ -622,7 +622,7 @@ func (w *worker) overlap(recs []*kgo.Record, size int) {
 	go func() {
 		defer s.wg.Done()
 		ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{
-			AwsRequestID:       newUUID(),
+			AwsRequestID:       NewUUID(),
 			InvokedFunctionArn: m.cfg.FunctionArn,
 		})
 		if m.cfg.InvokeTimeout > 0 {
@@ -675,7 +675,7 @@ func (w *worker) invoke(payload []byte, attempt, n int) (err error) {
 		defer cancel()
 	}
 	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
-		AwsRequestID:       newUUID(),
+		AwsRequestID:       NewUUID(),
 		InvokedFunctionArn: m.cfg.FunctionArn,
 	})
 	m.st.invocations.Add(1)

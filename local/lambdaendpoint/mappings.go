@@ -2,7 +2,6 @@ package lambdaendpoint
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -334,14 +333,6 @@ func validTags(tags map[string]string) string {
 	return ""
 }
 
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
 func deref(p *string) string {
 	if p == nil {
 		return ""
@@ -373,7 +364,7 @@ func (s *Server) createMapping(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, "InvalidRequestContentException", "could not parse request body: "+err.Error())
 		return
 	}
-	req, msg := parseCreate(b, newUUID())
+	req, msg := parseCreate(b, esm.NewUUID())
 	if msg != "" {
 		s.fail(w, http.StatusBadRequest, "InvalidParameterValueException", msg)
 		return
