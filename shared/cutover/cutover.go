@@ -51,6 +51,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/clock"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamfence"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
@@ -132,8 +133,10 @@ type Deps struct {
 	// finds the groups itself it never takes one with this prefix. Empty:
 	// Validate infers it from the mappings (mappingGroupPrefix).
 	ConsumerGroupIDPrefix string
-	// Now defaults to time.Now.
-	Now func() time.Time
+	// Clock is where every step reads the time and waits: step
+	// deadlines, mapping polls, read-back pauses, preflight budgets.
+	// Nil means clock.System.
+	Clock clock.Clock
 	// Log defaults to slog.Default().
 	Log *slog.Logger
 	// DetailsTopic is the topic on the target that keeps the run's
@@ -165,9 +168,7 @@ type Handler struct {
 
 // New returns a Handler. It does not contact anything.
 func New(d Deps) *Handler {
-	if d.Now == nil {
-		d.Now = time.Now
-	}
+	d.Clock = clock.Or(d.Clock)
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
@@ -331,7 +332,7 @@ type FenceRecord struct {
 	Note    string   `json:"note,omitempty"`
 }
 
-func (h *Handler) now() time.Time { return h.d.Now().UTC().Truncate(time.Millisecond) }
+func (h *Handler) now() time.Time { return h.d.Clock.Now().UTC().Truncate(time.Millisecond) }
 
 // Handle runs one step. It returns the updated *State for every step but
 // Report and Plan (which return the report), Preflight (which returns a
@@ -360,11 +361,16 @@ func (h *Handler) Handle(ctx context.Context, req Request) (any, error) {
 		out, err := h.step(ctx, req)
 		return ret(log, out, err)
 	}
-	deadline := time.Now().Add(budget)
+	start := h.d.Clock.Now()
+	deadline := start.Add(budget)
 	if !req.EnteredTime.IsZero() {
 		deadline = minTime(deadline, req.EnteredTime.Add(budget))
 	}
-	ctx, cancel := context.WithDeadline(context.WithValue(ctx, stepDeadlineKey{}, stepDeadline{step: req.Step, budget: budget}), deadline)
+	// The context's timer runs for what is left on the Clock, so that
+	// requests to the clusters end with it; steps that must not start
+	// something late read the deadline on the Clock (stepDeadline.at).
+	sd := stepDeadline{step: req.Step, budget: budget, at: deadline}
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, stepDeadlineKey{}, sd), deadline.Sub(start))
 	defer cancel()
 	out, err := h.step(ctx, req)
 	var de *StepDeadlineError

@@ -94,10 +94,11 @@ func (e *StepDeadlineError) Error() string {
 func (e *StepDeadlineError) Unwrap() error { return e.Err }
 
 // stepDeadline is the deadline Handle sets on a step's context, with what
-// StepDeadlineError reports.
+// StepDeadlineError reports. at is the deadline on the Handler's Clock.
 type stepDeadline struct {
 	step   string
 	budget time.Duration
+	at     time.Time
 }
 
 type stepDeadlineKey struct{}

@@ -430,10 +430,8 @@ func (h *Handler) awaitACLs(ctx context.Context, topics []string, acls []FenceAC
 		if len(differ) == 0 || attempt == fenceReadBackAttempts {
 			return differ, nil
 		}
-		select {
-		case <-ctx.Done():
-			return differ, ctx.Err()
-		case <-time.After(fenceReadBackInterval):
+		if err := h.d.Clock.Sleep(ctx, fenceReadBackInterval); err != nil {
+			return differ, err
 		}
 	}
 }

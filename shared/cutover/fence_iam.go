@@ -182,7 +182,7 @@ func (h *Handler) fenceIAM(ctx context.Context, st *State) error {
 	if err != nil {
 		return err
 	}
-	created, existing, err := iamfence.Apply(ctx, h.d.IAM, st.Config.ProducerRoles, doc)
+	created, existing, err := iamfence.Apply(ctx, h.d.IAM, h.d.Clock, st.Config.ProducerRoles, doc)
 	if err != nil {
 		var ae *iamfence.ApplyError
 		if errors.As(err, &ae) && len(ae.Remaining) > 0 {

@@ -175,7 +175,7 @@ func (h *Handler) setEnabledAll(ctx context.Context, ms []Mapping, enabled bool)
 	var wg sync.WaitGroup
 	for i, m := range ms {
 		sem <- struct{}{}
-		if d, ok := ctx.Deadline(); (ok && time.Until(d) < reserve) || ctx.Err() != nil {
+		if sd, ok := ctx.Value(stepDeadlineKey{}).(stepDeadline); (ok && sd.at.Sub(h.d.Clock.Now()) < reserve) || ctx.Err() != nil {
 			<-sem
 			errs[i] = errNotSent
 			continue

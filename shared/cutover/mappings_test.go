@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/clock"
 )
 
 // fakeLambda serves event source mappings whose updates take effect only
@@ -22,8 +24,10 @@ import (
 // Kafka mappings (up to 90 s). An update of a mapping in transition gets
 // busyErr.
 type fakeLambda struct {
-	mu       sync.Mutex
-	now      time.Time
+	mu sync.Mutex
+	// clk is the clock the mappings' transitions follow and the Handler
+	// reads: a clock.Fake, or clock.System inside a synctest bubble.
+	clk      clock.Clock
 	maps     map[string]*fakeMapping
 	order    []string
 	busyErr  func(uuid string) error
@@ -45,7 +49,12 @@ type fakeMapping struct {
 }
 
 func newFakeLambda(start time.Time) *fakeLambda {
-	return &fakeLambda{now: start, maps: map[string]*fakeMapping{}, refuse: map[string]error{},
+	return newFakeLambdaOn(clock.NewFake(start))
+}
+
+// newFakeLambdaOn is a fakeLambda on clk.
+func newFakeLambdaOn(clk clock.Clock) *fakeLambda {
+	return &fakeLambda{clk: clk, maps: map[string]*fakeMapping{}, refuse: map[string]error{},
 		busyErr: func(u string) error {
 			return &types.ResourceInUseException{Message: aws.String("mapping " + u + " is in use")}
 		}}
@@ -61,7 +70,7 @@ func (f *fakeLambda) add(uuid, state string, transition time.Duration) {
 // settle ends transitions due by now. Called with f.mu held.
 func (f *fakeLambda) settle() {
 	for _, m := range f.maps {
-		if m.until.IsZero() || f.now.Before(m.until) {
+		if m.until.IsZero() || f.clk.Now().Before(m.until) {
 			continue
 		}
 		switch m.state {
@@ -74,18 +83,14 @@ func (f *fakeLambda) settle() {
 	}
 }
 
-func (f *fakeLambda) clock() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
+func (f *fakeLambda) clock() time.Time { return f.clk.Now() }
 
+// advanceTo moves the clock to t (a clock.Fake) or sleeps until t (the
+// system clock, in a synctest bubble).
 func (f *fakeLambda) advanceTo(t time.Time) {
+	_ = f.clk.Sleep(context.Background(), t.Sub(f.clk.Now()))
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if t.After(f.now) {
-		f.now = t
-	}
 	f.settle()
 }
 
@@ -148,11 +153,11 @@ func (f *fakeLambda) UpdateEventSourceMapping(_ context.Context, in *lambda.Upda
 		return nil, f.busyErr(u)
 	case "Enabled":
 		if !en {
-			m.state, m.until = "Disabling", f.now.Add(m.transition)
+			m.state, m.until = "Disabling", f.clk.Now().Add(m.transition)
 		}
 	case "Disabled":
 		if en {
-			m.state, m.until = "Enabling", f.now.Add(m.transition)
+			m.state, m.until = "Enabling", f.clk.Now().Add(m.transition)
 		}
 	}
 	f.updates = append(f.updates, fmt.Sprintf("%s=%v", u, en))
@@ -166,7 +171,7 @@ func (f *fakeLambda) Invoke(context.Context, *lambda.InvokeInput, ...func(*lambd
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func newFakeHandler(f *fakeLambda) *Handler {
-	return New(Deps{Lambda: f, ReplicatorFunction: "replicator", Now: f.clock, Log: slog.New(slog.DiscardHandler)})
+	return New(Deps{Lambda: f, ReplicatorFunction: "replicator", Clock: f.clk, Log: slog.New(slog.DiscardHandler)})
 }
 
 func stateFor(uuids []string, mappingTimeout int) *State {

@@ -190,15 +190,15 @@ func clipTo(s string, n int) string {
 // call runs f with the per-check deadline, or not at all once the step's
 // budget is spent.
 func (p *preflight) call(ctx context.Context, f func(ctx context.Context) error) error {
-	d := time.Now().Add(p.timeout)
-	if !p.deadline.IsZero() && d.After(p.deadline) {
-		d = p.deadline
+	left := p.timeout
+	if !p.deadline.IsZero() {
+		left = min(left, p.deadline.Sub(p.h.d.Clock.Now()))
 	}
-	if time.Until(d) < time.Second {
+	if left < time.Second {
 		p.notRun = true
 		return errNoTime
 	}
-	cctx, cancel := context.WithDeadline(ctx, d)
+	cctx, cancel := context.WithTimeout(ctx, left)
 	defer cancel()
 	return f(cctx)
 }
@@ -210,7 +210,9 @@ func (h *Handler) preflight(ctx context.Context, raw json.RawMessage) (*Prefligh
 	if p.timeout <= 0 {
 		p.timeout = DefaultCheckTimeout
 	}
-	p.deadline = time.Now().Add(preflightBudget)
+	// The invocation's deadline (Lambda's) is read on the Clock, like
+	// every other time in a step.
+	p.deadline = h.d.Clock.Now().Add(preflightBudget)
 	if d, ok := ctx.Deadline(); ok && d.Add(-5*time.Second).Before(p.deadline) {
 		p.deadline = d.Add(-5 * time.Second)
 	}
@@ -614,10 +616,8 @@ func (p *preflight) kafkaCheckFix(ctx context.Context, name string, resources []
 			if detail, err = f(ctx); err == nil || !kerr.IsRetriable(err) {
 				return err
 			}
-			select {
-			case <-ctx.Done():
+			if p.h.d.Clock.Sleep(ctx, 250*time.Millisecond) != nil {
 				return err
-			case <-time.After(250 * time.Millisecond):
 			}
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"strings"
@@ -22,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/clock"
 )
 
 // TestPreflightWithoutClients: a function that could not build its Kafka
@@ -154,7 +157,9 @@ func tlsServer(t *testing.T) string {
 			if err != nil {
 				return
 			}
-			go func() { _ = c.(*tls.Conn).Handshake(); time.Sleep(time.Second); c.Close() }()
+			// The handshake fails on the client's side; the server
+			// holds the connection until the client drops it.
+			go func() { _ = c.(*tls.Conn).Handshake(); _, _ = io.Copy(io.Discard, c); c.Close() }()
 		}
 	}()
 	return ln.Addr().String()
@@ -190,7 +195,8 @@ func TestPreflightUntrustedCA(t *testing.T) {
 // retriable (a group coordinator still loading after a restart) is asked
 // again within the check's deadline and passes; a refusal fails at once.
 func TestPreflightRetriesRetriableAnswers(t *testing.T) {
-	p := &preflight{timeout: 5 * time.Second}
+	clk := clock.NewFake(t0)
+	p := &preflight{h: New(Deps{Clock: clk}), timeout: 5 * time.Second}
 	calls := 0
 	p.kafkaCheck(context.Background(), "target: describe groups", []string{"g"}, func(context.Context) (string, error) {
 		if calls++; calls < 3 {
@@ -208,5 +214,8 @@ func TestPreflightRetriesRetriableAnswers(t *testing.T) {
 	}
 	if p.rep.Checks[1].Status != CheckFail || denied != 1 {
 		t.Fatalf("a refusal: %d calls, check %+v", denied, p.rep.Checks[1])
+	}
+	if slept, n := clk.Slept(); slept != 500*time.Millisecond || n != 2 {
+		t.Errorf("waited %v in %d pauses between the three asks, want 2 pauses of 250ms", slept, n)
 	}
 }

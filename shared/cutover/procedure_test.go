@@ -62,7 +62,7 @@ func newProc(t *testing.T) *proc {
 	p.f.topics = map[string][]string{"m1": {procOrders}, "m2": {procPayments}}
 	p.f.add("m1", "Enabled", 10*time.Second)
 	p.f.add("m2", "Enabled", 10*time.Second)
-	p.h = New(Deps{Source: p.src, Target: p.tgt, Lambda: p.f, ReplicatorFunction: "replicator", Now: p.f.clock,
+	p.h = New(Deps{Source: p.src, Target: p.tgt, Lambda: p.f, ReplicatorFunction: "replicator", Clock: p.f.clk,
 		Log: slog.New(slog.DiscardHandler)})
 
 	for i := range 10 {

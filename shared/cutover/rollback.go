@@ -55,7 +55,7 @@ func (h *Handler) rollback(ctx context.Context, st *State, first bool) (bool, er
 		st.Loop.Deadline = now.Add(2 * mappingTimeout(st.Config))
 		remaining = append(remaining, h.deleteACLs(ctx, st.Config.Topics, st.Run.Fence.Created)...)
 		if len(st.Run.Fence.Policies) > 0 {
-			remaining = append(remaining, iamfence.Remove(ctx, h.d.IAM, iamPolicies(st.Run.Fence.Policies, st.Run.Fence.PolicyDocument))...)
+			remaining = append(remaining, iamfence.Remove(ctx, h.d.IAM, h.d.Clock, iamPolicies(st.Run.Fence.Policies, st.Run.Fence.PolicyDocument))...)
 		}
 		st.Rollback = &RollbackResult{FailedStep: step, Error: f.Error, RemovedACLs: st.Run.Fence.Created,
 			RemovedPolicies: st.Run.Fence.Policies, ReenabledMappings: []string{}}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/clock"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamfence"
 )
 
@@ -36,10 +38,8 @@ func (s *slowLambda) UpdateEventSourceMapping(ctx context.Context, in *lambda.Up
 	defer s.inflight.Add(-1)
 	for m := s.most.Load(); n > m && !s.most.CompareAndSwap(m, n); m = s.most.Load() {
 	}
-	select {
-	case <-time.After(s.delay):
-	case <-ctx.Done(): // as the SDK does
-		return nil, ctx.Err()
+	if err := s.clk.Sleep(ctx, s.delay); err != nil { // ends with ctx, as the SDK does
+		return nil, err
 	}
 	if s.throttleFirst.Add(-1) >= 0 {
 		s.throttled.Add(1)
@@ -55,7 +55,15 @@ func (s *slowLambda) UpdateEventSourceMapping(ctx context.Context, in *lambda.Up
 // in the poll before; updates answered TooManyRequestsException are sent
 // again on a later poll, and every mapping ends Disabled.
 func TestPauseUpdatesConcurrently(t *testing.T) {
-	f := newFakeLambda(t0)
+	// In a synctest bubble the system clock is fake and moves only when
+	// every goroutine waits, so ten updates of 20 ms in flight together
+	// take 20 ms, exactly, and the poll's duration says how many ran at
+	// once.
+	synctest.Test(t, testPauseUpdatesConcurrently)
+}
+
+func testPauseUpdatesConcurrently(t *testing.T) {
+	f := newFakeLambdaOn(clock.System)
 	f.pageSize = 100
 	var uuids []string
 	for i := range 250 {
@@ -65,7 +73,7 @@ func TestPauseUpdatesConcurrently(t *testing.T) {
 	}
 	s := &slowLambda{fakeLambda: f, delay: 20 * time.Millisecond}
 	s.throttleFirst.Store(30)
-	h := New(Deps{Lambda: s, ReplicatorFunction: "replicator", Now: f.clock})
+	h := New(Deps{Lambda: s, ReplicatorFunction: "replicator", Clock: f.clk})
 	st := stateFor(uuids, 150)
 
 	out, err := h.Handle(context.Background(), Request{Step: StepPauseReplication, State: roundTrip(t, st)})
@@ -77,17 +85,17 @@ func TestPauseUpdatesConcurrently(t *testing.T) {
 		t.Fatalf("first poll: %d updates sent, %d recorded; want none sent, all 250 recorded (over 3 pages: %d lists)",
 			s.served.Load()+s.throttled.Load(), len(first.Run.Disabled), f.lists)
 	}
-	began := time.Now()
+	began := f.clk.Now()
 	out, err = h.Handle(context.Background(), Request{Step: StepPauseReplication, State: roundTrip(t, first)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	took := time.Since(began)
+	took := f.clk.Now().Sub(began)
 	if m := s.most.Load(); m != mappingParallelism {
 		t.Errorf("at most %d updates in flight; want exactly %d", m, mappingParallelism)
 	}
-	if serial := 250 * s.delay; took > serial/3 {
-		t.Errorf("second poll took %v; 250 updates of %v each one after the other take %v", took, s.delay, serial)
+	if want := (250 + mappingParallelism - 1) / mappingParallelism * s.delay; took != want {
+		t.Errorf("second poll took %v; 250 updates of %v, %d at a time, take %v (one after the other %v)", took, s.delay, mappingParallelism, want, 250*s.delay)
 	}
 	if s.throttled.Load() != 30 || s.served.Load() != 220 {
 		t.Errorf("%d throttled, %d served; want 30 and 220", s.throttled.Load(), s.served.Load())
@@ -345,7 +353,13 @@ func TestMappingGroupPrefix(t *testing.T) {
 // and ends in time; the next polls send the rest, and the pause completes
 // without a StepDeadlineError.
 func TestPauseStopsSendingBeforeItsDeadline(t *testing.T) {
-	f := newFakeLambda(t0)
+	// On the bubble's fake clock the step's 1.5 s deadline and the
+	// updates' 200 ms are exact, whatever the machine's load.
+	synctest.Test(t, testPauseStopsSendingBeforeItsDeadline)
+}
+
+func testPauseStopsSendingBeforeItsDeadline(t *testing.T) {
+	f := newFakeLambdaOn(clock.System)
 	var uuids []string
 	for i := range 100 {
 		u := fmt.Sprintf("m%03d", i)
@@ -355,7 +369,7 @@ func TestPauseStopsSendingBeforeItsDeadline(t *testing.T) {
 	s := &slowLambda{fakeLambda: f, delay: 200 * time.Millisecond}
 	timeouts := maps.Clone(TaskTimeouts)
 	timeouts[StepPauseReplication] = 2 * time.Second
-	h := New(Deps{Lambda: s, ReplicatorFunction: "replicator", Now: f.clock, TaskTimeouts: timeouts, DeadlineMargin: 500 * time.Millisecond})
+	h := New(Deps{Lambda: s, ReplicatorFunction: "replicator", Clock: f.clk, TaskTimeouts: timeouts, DeadlineMargin: 500 * time.Millisecond})
 	st, err, polls := drive(t, h, f, StepPauseReplication, stateFor(uuids, 150), 100)
 	if err != nil {
 		t.Fatalf("pause: %v after %d polls", err, polls)

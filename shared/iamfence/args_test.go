@@ -40,7 +40,7 @@ func TestArgs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for name, call := range map[string]func() error{
 				"Plan":  func() error { _, _, err := Plan(ctx, nil, tc.roles, tc.doc); return err },
-				"Apply": func() error { _, _, err := Apply(ctx, nil, tc.roles, tc.doc); return err },
+				"Apply": func() error { _, _, err := Apply(ctx, nil, nil, tc.roles, tc.doc); return err },
 			} {
 				err := call()
 				if tc.is != nil && !errors.Is(err, tc.is) {

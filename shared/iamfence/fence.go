@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/clock"
 )
 
 // API is the part of the IAM client the fence uses; *iam.Client satisfies
@@ -40,8 +42,9 @@ func (p Policy) String() string {
 // The read-back bound: IAM is eventually consistent, so a policy just put
 // (or deleted) may read back as it was for a few seconds. Reads are
 // retried with doubling waits from verifyFirstWait up to verifyMaxWait,
-// for at most verifyTimeout. rollbackTimeout bounds the removal Apply
-// runs on failure, which goes on even when ctx is done.
+// for at most verifyTimeout, all on the caller's clock.Clock (nil: the
+// wall clock). rollbackTimeout bounds the removal Apply runs on failure,
+// which goes on even when ctx is done.
 var (
 	verifyTimeout   = 10 * time.Second
 	verifyFirstWait = 100 * time.Millisecond
@@ -86,7 +89,7 @@ func Plan(ctx context.Context, api API, roles []string, doc string) (toCreate, e
 //
 // IAM has no conditional put: a policy of the same name created by someone
 // else between the check and the put would be overwritten.
-func Apply(ctx context.Context, api API, roles []string, doc string) (created, existing []Policy, err error) {
+func Apply(ctx context.Context, api API, clk clock.Clock, roles []string, doc string) (created, existing []Policy, err error) {
 	names, err := checkArgs(roles, doc)
 	if err != nil {
 		return nil, nil, err
@@ -99,7 +102,7 @@ func Apply(ctx context.Context, api API, roles []string, doc string) (created, e
 	undo := func(cause error) error {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 		defer cancel()
-		return &ApplyError{Err: cause, Put: put, Remaining: Remove(rctx, api, put)}
+		return &ApplyError{Err: cause, Put: put, Remaining: Remove(rctx, api, clk, put)}
 	}
 	for _, p := range toCreate {
 		_, err := api.PutRolePolicy(ctx, &iam.PutRolePolicyInput{
@@ -117,7 +120,7 @@ func Apply(ctx context.Context, api API, roles []string, doc string) (created, e
 			return nil, nil, undo(fmt.Errorf("putting %s: %w", p, err))
 		}
 	}
-	if err := awaitPut(ctx, api, put); err != nil {
+	if err := awaitPut(ctx, api, clk, put); err != nil {
 		return nil, nil, undo(err)
 	}
 	return put, existing, nil
@@ -130,7 +133,7 @@ func Apply(ctx context.Context, api API, roles []string, doc string) (created, e
 // not read back yet): one whose document has changed since is left in
 // place and reported. It returns one human-readable line for each policy
 // that may still be in place; none means all are gone.
-func Remove(ctx context.Context, api API, policies []Policy) (remaining []string) {
+func Remove(ctx context.Context, api API, clk clock.Clock, policies []Policy) (remaining []string) {
 	seen := map[Policy]bool{}
 	var deleted []Policy
 	for _, p := range policies {
@@ -161,7 +164,7 @@ func Remove(ctx context.Context, api API, policies []Policy) (remaining []string
 		}
 		deleted = append(deleted, p)
 	}
-	return append(remaining, awaitGone(ctx, api, deleted)...)
+	return append(remaining, awaitGone(ctx, api, clk, deleted)...)
 }
 
 // checkArgs validates Plan's and Apply's arguments and returns the role
@@ -231,8 +234,8 @@ func getPolicy(ctx context.Context, api API, role, name string) (doc string, ok 
 
 // awaitPut reads each policy back until it has its Document, within the
 // read-back bound.
-func awaitPut(ctx context.Context, api API, ps []Policy) error {
-	problems, waited := await(ctx, ps, func(p Policy) string {
+func awaitPut(ctx context.Context, api API, clk clock.Clock, ps []Policy) error {
+	problems, waited := await(ctx, clk, ps, func(p Policy) string {
 		doc, ok, err := getPolicy(ctx, api, p.Role, p.PolicyName)
 		switch {
 		case err != nil:
@@ -252,8 +255,8 @@ func awaitPut(ctx context.Context, api API, ps []Policy) error {
 
 // awaitGone reads each policy until IAM answers NoSuchEntity, within the
 // read-back bound, and describes those still there.
-func awaitGone(ctx context.Context, api API, ps []Policy) []string {
-	problems, waited := await(ctx, ps, func(p Policy) string {
+func awaitGone(ctx context.Context, api API, clk clock.Clock, ps []Policy) []string {
+	problems, waited := await(ctx, clk, ps, func(p Policy) string {
 		_, ok, err := getPolicy(ctx, api, p.Role, p.PolicyName)
 		switch {
 		case err != nil:
@@ -272,8 +275,9 @@ func awaitGone(ctx context.Context, api API, ps []Policy) []string {
 // await calls check on each pending policy, with backoff, until check
 // returns "" for all of them, the read-back bound passes or ctx is done.
 // It returns the last problem of each policy still pending.
-func await(ctx context.Context, ps []Policy, check func(Policy) string) (problems []string, waited time.Duration) {
-	start := time.Now()
+func await(ctx context.Context, clk clock.Clock, ps []Policy, check func(Policy) string) (problems []string, waited time.Duration) {
+	clk = clock.Or(clk)
+	start := clk.Now()
 	deadline := start.Add(verifyTimeout)
 	wait := verifyFirstWait
 	pending := ps
@@ -287,24 +291,13 @@ func await(ctx context.Context, ps []Policy, check func(Policy) string) (problem
 			}
 		}
 		if len(still) == 0 {
-			return nil, time.Since(start)
+			return nil, clk.Now().Sub(start)
 		}
-		if time.Now().Add(wait).After(deadline) || sleep(ctx, wait) != nil {
-			return problems, time.Since(start)
+		if clk.Now().Add(wait).After(deadline) || clk.Sleep(ctx, wait) != nil {
+			return problems, clk.Now().Sub(start)
 		}
 		pending = still
 		wait = min(2*wait, verifyMaxWait)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

@@ -15,18 +15,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/clock"
 )
 
 // operatorDoc is an unrelated inline policy an operator keeps on a role.
 const operatorDoc = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kafka-cluster:Connect"],"Resource":["*"]}]}`
-
-// shortBounds shortens the read-back bound for tests that wait it out.
-func shortBounds(t *testing.T) {
-	t.Helper()
-	vt, fw := verifyTimeout, verifyFirstWait
-	verifyTimeout, verifyFirstWait = 500*time.Millisecond, 20*time.Millisecond
-	t.Cleanup(func() { verifyTimeout, verifyFirstWait = vt, fw })
-}
 
 // faultyAPI is the real client with faults injected per role.
 type faultyAPI struct {
@@ -88,6 +82,9 @@ func TestMotoIAM(t *testing.T) {
 	doc := fenceDoc(t)
 	fence := map[string]string{PolicyName: doc}
 	none := map[string]string{}
+	// IAM's read-back waits run on a fake clock: a policy that never
+	// reads back costs no wall-clock time, and the bound is exact.
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 
 	// setup resets moto and creates producer roles a, b (under a path) and c.
 	setup := func(t *testing.T) (roles []string) {
@@ -100,7 +97,7 @@ func TestMotoIAM(t *testing.T) {
 
 	t.Run("apply puts the exact document, a second apply finds it", func(t *testing.T) {
 		roles := setup(t)
-		created, existing, err := Apply(ctx, c, roles, doc)
+		created, existing, err := Apply(ctx, c, clk, roles, doc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +115,7 @@ func TestMotoIAM(t *testing.T) {
 			wantInline(t, c, r, fence)
 		}
 
-		created, existing, err = Apply(ctx, c, roles, doc)
+		created, existing, err = Apply(ctx, c, clk, roles, doc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +130,7 @@ func TestMotoIAM(t *testing.T) {
 			t.Fatal(err)
 		}
 		putInline(t, c, "producer-a", PolicyName, indented.String())
-		created, existing, err := Apply(ctx, c, roles, doc)
+		created, existing, err := Apply(ctx, c, clk, roles, doc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +141,7 @@ func TestMotoIAM(t *testing.T) {
 	t.Run("a conflicting policy of the same name fails and changes nothing", func(t *testing.T) {
 		roles := setup(t)
 		putInline(t, c, "producer-b", PolicyName, operatorDoc)
-		created, existing, err := Apply(ctx, c, roles, doc)
+		created, existing, err := Apply(ctx, c, clk, roles, doc)
 		var ce *ConflictError
 		if !errors.As(err, &ce) || ce.Role != "producer-b" || ce.PolicyName != PolicyName || !sameDocument(ce.Found, operatorDoc) {
 			t.Fatalf("err = %v, want *ConflictError for producer-b with the operator's document", err)
@@ -168,7 +165,7 @@ func TestMotoIAM(t *testing.T) {
 	t.Run("a missing role fails and leaves nothing", func(t *testing.T) {
 		setup(t)
 		roles := []string{"producer-a", "arn:aws:iam::123456789012:role/ghost", "producer-c"}
-		_, _, err := Apply(ctx, c, roles, doc)
+		_, _, err := Apply(ctx, c, clk, roles, doc)
 		var nf *RoleNotFoundError
 		if !errors.As(err, &nf) || nf.Role != "ghost" {
 			t.Fatalf("err = %v, want *RoleNotFoundError for ghost", err)
@@ -194,7 +191,7 @@ func TestMotoIAM(t *testing.T) {
 		putInline(t, c, "producer-a", PolicyName, doc)
 		putInline(t, c, "producer-a", "operator", operatorDoc)
 		api := &faultyAPI{API: c, putLost: map[string]bool{"producer-b": true}, putFails: map[string]bool{"producer-c": true}}
-		_, _, err := Apply(ctx, api, roles, doc)
+		_, _, err := Apply(ctx, api, clk, roles, doc)
 		var ae *ApplyError
 		if !errors.As(err, &ae) || !errors.Is(err, errInjected) {
 			t.Fatalf("err = %v, want an *ApplyError wrapping the injected fault", err)
@@ -215,7 +212,7 @@ func TestMotoIAM(t *testing.T) {
 	t.Run("a put IAM refuses fails and leaves nothing", func(t *testing.T) {
 		roles := setup(t)
 		bad := `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Resource":["*"]}]}` // no Action
-		_, _, err := Apply(ctx, c, roles, bad)
+		_, _, err := Apply(ctx, c, clk, roles, bad)
 		var mp *types.MalformedPolicyDocumentException
 		var ae *ApplyError
 		if !errors.As(err, &mp) || !errors.As(err, &ae) || len(ae.Remaining) != 0 {
@@ -227,17 +224,19 @@ func TestMotoIAM(t *testing.T) {
 	})
 
 	t.Run("a policy that does not read back fails after the bound and is removed", func(t *testing.T) {
-		shortBounds(t)
 		roles := setup(t)
 		api := &faultyAPI{API: c, neverReadBack: map[string]bool{"producer-c": true}}
-		start := time.Now()
-		_, _, err := Apply(ctx, api, roles, doc)
+		clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+		_, _, err := Apply(ctx, api, clk, roles, doc)
 		var nv *NotVerifiedError
 		if !errors.As(err, &nv) || len(nv.Problems) != 1 || !strings.Contains(nv.Problems[0], "producer-c: absent") {
 			t.Fatalf("err = %v, want *NotVerifiedError for producer-c only", err)
 		}
-		if took := time.Since(start); took > 5*time.Second {
-			t.Errorf("Apply took %v with a 500ms read-back bound", took)
+		// Waits of 0.1, 0.2, 0.4, 0.8, 1.6 s, then 2 s while the next
+		// one ends within the 10 s bound: 9.1 s, after which another
+		// 2 s would pass it.
+		if want := 9100 * time.Millisecond; nv.Waited != want {
+			t.Errorf("gave up after %v on the clock, want %v (the read-back schedule within %v)", nv.Waited, want, verifyTimeout)
 		}
 		var ae *ApplyError
 		if !errors.As(err, &ae) || len(ae.Remaining) != 0 {
@@ -251,7 +250,7 @@ func TestMotoIAM(t *testing.T) {
 	t.Run("an incomplete rollback says what is left, and Remove can finish it", func(t *testing.T) {
 		roles := setup(t)
 		api := &faultyAPI{API: c, deleteFails: map[string]bool{"producer-a": true}, putFails: map[string]bool{"producer-c": true}}
-		_, _, err := Apply(ctx, api, roles, doc)
+		_, _, err := Apply(ctx, api, clk, roles, doc)
 		var ae *ApplyError
 		if !errors.As(err, &ae) {
 			t.Fatalf("err = %v, want *ApplyError", err)
@@ -261,7 +260,7 @@ func TestMotoIAM(t *testing.T) {
 		}
 		wantInline(t, c, "producer-a", fence)
 		wantInline(t, c, "producer-b", none)
-		if rem := Remove(ctx, c, ae.Put); len(rem) != 0 {
+		if rem := Remove(ctx, c, clk, ae.Put); len(rem) != 0 {
 			t.Fatalf("Remove after the fault: %q", rem)
 		}
 		wantInline(t, c, "producer-a", none)
@@ -270,17 +269,17 @@ func TestMotoIAM(t *testing.T) {
 	t.Run("remove deletes exactly the fence, and again is fine", func(t *testing.T) {
 		roles := setup(t)
 		putInline(t, c, "producer-a", "operator", operatorDoc)
-		created, _, err := Apply(ctx, c, roles, doc)
+		created, _, err := Apply(ctx, c, clk, roles, doc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rem := Remove(ctx, c, created); len(rem) != 0 {
+		if rem := Remove(ctx, c, clk, created); len(rem) != 0 {
 			t.Fatalf("Remove: %q", rem)
 		}
 		wantInline(t, c, "producer-a", map[string]string{"operator": operatorDoc})
 		wantInline(t, c, "producer-b", none)
 		wantInline(t, c, "producer-c", none)
-		if rem := Remove(ctx, c, created); len(rem) != 0 {
+		if rem := Remove(ctx, c, clk, created); len(rem) != 0 {
 			t.Fatalf("Remove of removed policies: %q", rem)
 		}
 		wantInline(t, c, "producer-a", map[string]string{"operator": operatorDoc})
@@ -288,12 +287,12 @@ func TestMotoIAM(t *testing.T) {
 
 	t.Run("remove leaves a policy whose document changed", func(t *testing.T) {
 		roles := setup(t)
-		created, _, err := Apply(ctx, c, roles, doc)
+		created, _, err := Apply(ctx, c, clk, roles, doc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		putInline(t, c, "producer-b", PolicyName, operatorDoc)
-		rem := Remove(ctx, c, created)
+		rem := Remove(ctx, c, clk, created)
 		if len(rem) != 1 || !strings.Contains(rem[0], "role producer-b") || !strings.Contains(rem[0], "left in place") {
 			t.Fatalf("Remove = %q, want producer-b left in place", rem)
 		}
@@ -304,12 +303,12 @@ func TestMotoIAM(t *testing.T) {
 
 	t.Run("remove reports a delete that fails", func(t *testing.T) {
 		roles := setup(t)
-		created, _, err := Apply(ctx, c, roles, doc)
+		created, _, err := Apply(ctx, c, clk, roles, doc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		api := &faultyAPI{API: c, deleteFails: map[string]bool{"producer-c": true}}
-		rem := Remove(ctx, api, created)
+		rem := Remove(ctx, api, clk, created)
 		if len(rem) != 1 || !strings.Contains(rem[0], "inline policy "+PolicyName+" on role producer-c") || !strings.Contains(rem[0], errInjected.Error()) {
 			t.Fatalf("Remove = %q, want producer-c's delete reported", rem)
 		}
