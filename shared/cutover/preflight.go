@@ -490,7 +490,7 @@ func (p *preflight) kafkaPermissions(ctx context.Context, cfg Config, srcOK, tgt
 			continue
 		}
 		adm, sideName := side.adm, side.name
-		p.kafkaCheck(ctx, sideName+": list offsets", cfg.Topics, func(ctx context.Context) (string, error) {
+		p.kafkaCheck(ctx, sideName, "list offsets", cfg.Topics, func(ctx context.Context) (string, error) {
 			l, err := adm.ListEndOffsets(ctx, cfg.Topics...)
 			if err == nil {
 				err = l.Error()
@@ -499,7 +499,7 @@ func (p *preflight) kafkaPermissions(ctx context.Context, cfg Config, srcOK, tgt
 			l.Each(func(kadm.ListedOffset) { n++ })
 			return fmt.Sprintf("end offsets of %d partition(s) of %s", n, strings.Join(cfg.Topics, ", ")), err
 		})
-		p.kafkaCheck(ctx, sideName+": describe configs", cfg.Topics, func(ctx context.Context) (string, error) {
+		p.kafkaCheck(ctx, sideName, "describe configs", cfg.Topics, func(ctx context.Context) (string, error) {
 			rc, err := adm.DescribeTopicConfigs(ctx, cfg.Topics...)
 			if err == nil {
 				for _, r := range rc {
@@ -510,7 +510,7 @@ func (p *preflight) kafkaPermissions(ctx context.Context, cfg Config, srcOK, tgt
 			}
 			return fmt.Sprintf("configs of %d topic(s)", len(rc)), err
 		})
-		p.kafkaCheck(ctx, sideName+": describe groups", cfg.Groups, func(ctx context.Context) (string, error) {
+		p.kafkaCheck(ctx, sideName, "describe groups", cfg.Groups, func(ctx context.Context) (string, error) {
 			dg, err := adm.DescribeGroups(ctx, cfg.Groups...)
 			if err != nil {
 				return "", err
@@ -599,14 +599,17 @@ func (p *preflight) clusterOps(ctx context.Context, cl *kgo.Client) (ops []kadm.
 	return ops, reported, err
 }
 
-// kafkaCheck runs f and turns a Kafka refusal into a fix naming the grant.
-func (p *preflight) kafkaCheck(ctx context.Context, name string, resources []string, f func(ctx context.Context) (string, error)) {
-	p.kafkaCheckFix(ctx, name, resources, nil, f)
+// kafkaCheck runs f, the check "<side>: <op>" (side "source" or
+// "target", op the Kafka request), and turns a Kafka refusal into a fix
+// naming the grant.
+func (p *preflight) kafkaCheck(ctx context.Context, side, op string, resources []string, f func(ctx context.Context) (string, error)) {
+	p.kafkaCheckFix(ctx, side, op, resources, nil, f)
 }
 
 // kafkaCheckFix is kafkaCheck whose fix comes from fixFor when it returns
 // one.
-func (p *preflight) kafkaCheckFix(ctx context.Context, name string, resources []string, fixFor func(error) string, f func(ctx context.Context) (string, error)) {
+func (p *preflight) kafkaCheckFix(ctx context.Context, side, op string, resources []string, fixFor func(error) string, f func(ctx context.Context) (string, error)) {
+	name := side + ": " + op
 	var detail string
 	err := p.call(ctx, func(ctx context.Context) (err error) {
 		// A broker's retriable answer (a group coordinator still loading
@@ -625,7 +628,6 @@ func (p *preflight) kafkaCheckFix(ctx context.Context, name string, resources []
 		p.pass(name, detail)
 		return
 	}
-	side, op, _ := strings.Cut(name, ": ")
 	var fix string
 	if fixFor != nil {
 		fix = fixFor(err)
@@ -740,7 +742,7 @@ func (p *preflight) fence(ctx context.Context, cfg Config, srcOK bool) {
 // authorized cluster operations in DescribeCluster (KIP-430), which also
 // covers super users. DescribeAcls needs DESCRIBE on the cluster.
 func (p *preflight) aclRights(ctx context.Context, cfg Config) {
-	p.kafkaCheckFix(ctx, "source: describe ACLs", cfg.Topics, func(err error) string {
+	p.kafkaCheckFix(ctx, "source", "describe ACLs", cfg.Topics, func(err error) string {
 		if errors.Is(err, kerr.ClusterAuthorizationFailed) {
 			return "grant the cutover's principal DESCRIBE on the source cluster resource (kafka-acls --add --allow-principal User:<cutover user> --operation Describe --cluster), or make it a super user; without it the acl fence cannot be planned"
 		}

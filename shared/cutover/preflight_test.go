@@ -198,14 +198,14 @@ func TestPreflightRetriesRetriableAnswers(t *testing.T) {
 	clk := clock.NewFake(t0)
 	p := &preflight{h: New(Deps{Clock: clk}), timeout: 5 * time.Second}
 	calls := 0
-	p.kafkaCheck(context.Background(), "target: describe groups", []string{"g"}, func(context.Context) (string, error) {
+	p.kafkaCheck(context.Background(), "target", "describe groups", []string{"g"}, func(context.Context) (string, error) {
 		if calls++; calls < 3 {
 			return "", fmt.Errorf("group g: %w", kerr.CoordinatorNotAvailable)
 		}
 		return "g (Empty, 0 members)", nil
 	})
 	denied := 0
-	p.kafkaCheck(context.Background(), "source: describe groups", []string{"g"}, func(context.Context) (string, error) {
+	p.kafkaCheck(context.Background(), "source", "describe groups", []string{"g"}, func(context.Context) (string, error) {
 		denied++
 		return "", fmt.Errorf("group g: %w", kerr.GroupAuthorizationFailed)
 	})
