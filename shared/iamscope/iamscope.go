@@ -37,6 +37,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/cfn"
 
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/customresource"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/selection"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/transform"
 )
@@ -162,16 +163,7 @@ func Handle(ctx context.Context, ev cfn.Event) (physicalID string, data map[stri
 
 // PhysicalID is stable for the life of the resource: Create derives it
 // from the stack and logical ID, Update and Delete keep CloudFormation's.
-func PhysicalID(ev cfn.Event) string {
-	if ev.RequestType != cfn.RequestCreate && ev.PhysicalResourceID != "" {
-		return ev.PhysicalResourceID
-	}
-	stack := ev.StackID
-	if parts := strings.Split(ev.StackID, "/"); len(parts) >= 2 {
-		stack = parts[1]
-	}
-	return "kmig-topic-scope/" + stack + "/" + ev.LogicalResourceID
-}
+func PhysicalID(ev cfn.Event) string { return customresource.PhysicalID(ev, "kmig-topic-scope") }
 
 // Properties are the custom resource's properties.
 type Properties struct {

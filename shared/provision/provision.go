@@ -31,6 +31,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/customresource"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/reconcile"
 )
@@ -144,17 +145,7 @@ func (p *Provisioner) HandleCustomResource(ctx context.Context, ev cfn.Event) (s
 // the life of the resource (Create derives it from the stack and logical
 // ID; Update and Delete keep the one CloudFormation sends), so an Update
 // never looks like a replacement.
-func PhysicalID(ev cfn.Event) string {
-	if ev.RequestType != cfn.RequestCreate && ev.PhysicalResourceID != "" {
-		return ev.PhysicalResourceID
-	}
-	stack := ev.StackID
-	// arn:aws:cloudformation:region:account:stack/NAME/uuid
-	if parts := strings.Split(ev.StackID, "/"); len(parts) >= 2 {
-		stack = parts[1]
-	}
-	return "kmig-target-topics/" + stack + "/" + ev.LogicalResourceID
-}
+func PhysicalID(ev cfn.Event) string { return customresource.PhysicalID(ev, "kmig-target-topics") }
 
 func (p *Provisioner) log() *slog.Logger {
 	if p.Logger == nil {
