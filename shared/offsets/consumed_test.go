@@ -1,53 +1,25 @@
 package offsets
 
 import (
-	"context"
 	"testing"
-	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
 )
 
 // TestConsumedWithTransactions writes committed, aborted and open
 // transactions on a kfake partition and checks Consumed at every committed
 // offset against the offsets a read_committed consumer really sees.
 func TestConsumedWithTransactions(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	txn, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.TransactionalID("app"), kgo.DefaultProduceTopic("t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer txn.Close()
-	write := func(n int, commit kgo.TransactionEndTry) {
+	tp := newTxnPartition(t, "t", "app")
+	ctx, txn, adm, r := tp.ctx, tp.txn, tp.adm, tp.r
+	write := func(n int, end kgo.TransactionEndTry) {
 		t.Helper()
-		if err := txn.BeginTransaction(); err != nil {
-			t.Fatal(err)
+		recs := make([]*kgo.Record, n)
+		for i := range recs {
+			recs[i] = &kgo.Record{Value: []byte("v")}
 		}
-		for i := 0; i < n; i++ {
-			if err := txn.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := txn.EndTransaction(ctx, commit); err != nil {
-			t.Fatal(err)
-		}
+		tp.write(t, end, recs...)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm, r := kadm.NewClient(cl), peek.New(cl)
 	bounds := func() SourcePartition {
 		t.Helper()
 		s, err := adm.ListStartOffsets(ctx, "t")

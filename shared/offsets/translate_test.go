@@ -1,16 +1,12 @@
 package offsets
 
 import (
-	"context"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provenance"
 )
 
@@ -22,31 +18,13 @@ import (
 // scan of the partition: a caught-up group starts at the target end, any
 // other at the first record copied from an offset at or after its own.
 func TestTranslateIsExact(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "target"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	txn, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.TransactionalID("replicator"), kgo.DefaultProduceTopic("target"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer txn.Close()
+	tp := newTxnPartition(t, "target", "replicator")
+	ctx, adm, r := tp.ctx, tp.adm, tp.r
 	const sourceEnd = 400
 	var batch []*kgo.Record
 	flush := func() {
 		t.Helper()
-		if err := txn.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		if err := txn.ProduceSync(ctx, batch...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-		if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
-			t.Fatal(err)
-		}
+		tp.write(t, kgo.TryCommit, batch...)
 		batch = batch[:0]
 	}
 	for s := int64(100); s < sourceEnd; s++ {
@@ -61,12 +39,6 @@ func TestTranslateIsExact(t *testing.T) {
 	}
 	flush()
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm, r := kadm.NewClient(cl), peek.New(cl)
 	del, err := adm.DeleteRecords(ctx, kadm.Offsets{"target": {0: {Topic: "target", Partition: 0, At: 3}}})
 	if err == nil {
 		err = del.Error()
