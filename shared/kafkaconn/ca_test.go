@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/privateca"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/produceguard"
 )
@@ -25,34 +23,13 @@ const caARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kmig-ca-AbCd
 // returns it with the CA's PEM.
 func tlsCluster(t *testing.T) (*kfake.Cluster, string) {
 	t.Helper()
-	ca, err := privateca.New("kmig test CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := ca.Issue([]string{"127.0.0.1", "localhost"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := srv.TLSCertificate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"),
-		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c, ca := authCluster(t, nil)
 	return c, ca.PEM
 }
 
 func caSecret(t *testing.T, pemText string) string {
 	t.Helper()
-	b, err := json.Marshal(map[string]string{"certificate": pemText})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return secretJSON(t, map[string]string{"certificate": pemText})
 }
 
 // roundTrip produces one record to topic t and reads it back (until ctx
@@ -150,10 +127,7 @@ func TestCAPEMTrustsTheBrokers(t *testing.T) {
 // The CA is added to the system roots, not put in their place: a target
 // whose certificates a public CA issued (MSK) still verifies.
 func TestRootCAsKeepsTheSystemRoots(t *testing.T) {
-	ca, err := privateca.New("kmig test CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := testCA(t)
 	got, err := RootCAs(ca.PEM)
 	if err != nil {
 		t.Fatal(err)
@@ -178,14 +152,8 @@ func TestRootCAsKeepsTheSystemRoots(t *testing.T) {
 // before any connection with a *config.Error naming the variable, and the
 // secret's content appears nowhere in the error.
 func TestBadCASecretIsATypedConfigError(t *testing.T) {
-	ca, err := privateca.New("kmig test CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := ca.Issue([]string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := testCA(t)
+	srv := issue(t, ca, "127.0.0.1")
 	const marker = "ZmFrZS1zZWNyZXQtY29udGVudA"
 	cases := map[string]string{
 		"not JSON":               "-----BEGIN CERTIFICATE-----\n" + marker + "\n-----END CERTIFICATE-----\n",
@@ -201,14 +169,7 @@ func TestBadCASecretIsATypedConfigError(t *testing.T) {
 	for name, secret := range cases {
 		t.Run(name, func(t *testing.T) {
 			cfg := Config{Prefix: "TARGET", Bootstrap: []string{"127.0.0.1:9092"}, Auth: AuthTLS, CASecretARN: caARN}
-			_, err := cfg.Options(context.Background(), SecretsMap{caARN: secret})
-			var ce *config.Error
-			if !errors.As(err, &ce) || ce.Variable != "TARGET_CA_SECRET_ARN" {
-				t.Fatalf("err = %v, want a *config.Error for TARGET_CA_SECRET_ARN", err)
-			}
-			if strings.Contains(err.Error(), marker) || strings.Contains(err.Error(), "PRIVATE KEY-----") {
-				t.Fatalf("the error shows the secret's content: %v", err)
-			}
+			wantSecretConfigError(t, cfg, caARN, secret, "TARGET_CA_SECRET_ARN")
 		})
 	}
 }

@@ -33,15 +33,8 @@ func secretJSON(t *testing.T, fields map[string]string) string {
 // 127.0.0.1) with extra options, and returns it with the CA.
 func authCluster(t *testing.T, tlsCfg func(*tls.Config, *privateca.CA), opts ...kfake.Opt) (*kfake.Cluster, *privateca.CA) {
 	t.Helper()
-	ca, err := privateca.New("kmig test CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := ca.Issue([]string{"127.0.0.1", "localhost"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := srv.TLSCertificate()
+	ca := testCA(t)
+	cert, err := issue(t, ca, "127.0.0.1", "localhost").TLSCertificate()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,18 +116,8 @@ func TestMTLSSecretPresentsTheCertificate(t *testing.T) {
 // with a *config.Error naming the secret's variable, before any connection,
 // and the error never shows the secret's content.
 func TestBadCredentialSecretIsATypedConfigError(t *testing.T) {
-	ca, err := privateca.New("kmig test CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	one, err := ca.Issue([]string{"migrator.example"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := ca.Issue([]string{"migrator.example"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := testCA(t)
+	one, other := issue(t, ca, "migrator.example"), issue(t, ca, "migrator.example")
 	const marker = "c2VjcmV0LWNvbnRlbnQtbmV2ZXItc2hvd24"
 	pemOf := func(typ string) string {
 		return "-----BEGIN " + typ + "-----\n" + marker + "\n-----END " + typ + "-----\n"
@@ -161,14 +144,7 @@ func TestBadCredentialSecretIsATypedConfigError(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Config{Prefix: "TARGET", Bootstrap: []string{"127.0.0.1:9092"}, Auth: tc.auth, SecretARN: credsARN}
-			_, err := cfg.Options(context.Background(), SecretsMap{credsARN: tc.secret})
-			var ce *config.Error
-			if !errors.As(err, &ce) || ce.Variable != "TARGET_SECRET_ARN" {
-				t.Fatalf("err = %v, want a *config.Error for TARGET_SECRET_ARN", err)
-			}
-			if leak := secretPart(err.Error(), tc.secret); leak != "" {
-				t.Fatalf("the error shows %q of the secret: %v", leak, err)
-			}
+			wantSecretConfigError(t, cfg, credsARN, tc.secret, "TARGET_SECRET_ARN")
 		})
 	}
 	// A secret that cannot be read is named by its variable; no Secrets
@@ -181,6 +157,41 @@ func TestBadCredentialSecretIsATypedConfigError(t *testing.T) {
 		if _, err := cfg.Options(context.Background(), nil); !errors.Is(err, ErrNoSecrets) {
 			t.Errorf("%s, no secrets source: err = %v, want ErrNoSecrets", auth, err)
 		}
+	}
+}
+
+// testCA is a private CA made for the test.
+func testCA(t *testing.T) *privateca.CA {
+	t.Helper()
+	ca, err := privateca.New("kmig test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// issue is a certificate ca issues for hosts.
+func issue(t *testing.T, ca *privateca.CA, hosts ...string) privateca.Server {
+	t.Helper()
+	srv, err := ca.Issue(hosts, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// wantSecretConfigError checks that Options, with secret stored at arn,
+// fails with a *config.Error naming variable, and that the error shows no
+// part of the secret.
+func wantSecretConfigError(t *testing.T, cfg Config, arn, secret, variable string) {
+	t.Helper()
+	_, err := cfg.Options(context.Background(), SecretsMap{arn: secret})
+	var ce *config.Error
+	if !errors.As(err, &ce) || ce.Variable != variable {
+		t.Fatalf("err = %v, want a *config.Error for %s", err, variable)
+	}
+	if leak := secretPart(err.Error(), secret); leak != "" {
+		t.Fatalf("the error shows %q of the secret: %v", leak, err)
 	}
 }
 
