@@ -127,6 +127,9 @@ type Discovery struct {
 // ReconcileResult is what Reconcile measured.
 type ReconcileResult struct {
 	FirstRun, SlowestSteadyRun time.Duration
+	// MostSteadyLambdaCalls is the most Lambda API calls a steady-state
+	// run made: its list of the mappings, one call a page of 100.
+	MostSteadyLambdaCalls int
 	// Replicated compares every one of the Topics topics once every
 	// mapping caught up; ReplicatedAfter is when that was, from the start
 	// of the first run.
@@ -250,6 +253,7 @@ func MeasureReconcile(ctx context.Context, w io.Writer, opts ReconcileOptions) (
 		if err != nil {
 			return res, fmt.Errorf("steady-state run %d: %w", i+1, err)
 		}
+		res.MostSteadyLambdaCalls = max(res.MostSteadyLambdaCalls, int(rig.API.Calls()-calls))
 		row(fmt.Sprintf("steady %d", i+1), rep)
 		if n := len(rep.MappingsCreated) + rep.TargetTopicsCreated + rep.PartitionsAdded + len(rep.PartitionsSeeded) + len(rep.MappingsPaused); n != 0 {
 			return res, fmt.Errorf("steady-state run %d changed %d things: %+v", i+1, n, rep)
