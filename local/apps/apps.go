@@ -71,6 +71,19 @@ func (l *Ledger) WaitConsumed(ctx context.Context) (produced, missing, duplicate
 	}
 }
 
+// WaitDistinct waits until at least n distinct numbers were consumed, and
+// returns ctx's error if ctx ends first.
+func (l *Ledger) WaitDistinct(ctx context.Context, n int) error {
+	for l.Distinct() < n {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d numbers consumed: %w", l.Distinct(), n, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // App is a running producer or consumer.
 type App struct {
 	stop chan struct{}

@@ -112,7 +112,11 @@ func RunCutover(ctx context.Context, w io.Writer, pair *kafkalocal.Pair, repl *R
 		return nil, err
 	}
 	defer srcCons.Stop()
-	time.Sleep(time.Second) // live traffic, replicated as it flows
+	// Live traffic before the cutover: the source's consumer has read
+	// some of it, and the replicator copies it as it flows.
+	if err := waitDistinct(ctx, ledger, liveNumbers); err != nil {
+		return nil, fmt.Errorf("apps on the source: %w", err)
+	}
 
 	var tgtProd, tgtCons *apps.App
 	hook := func(f func() error) lambda.Handler {
@@ -190,9 +194,12 @@ func RunCutover(ctx context.Context, w io.Writer, pair *kafkalocal.Pair, repl *R
 		cons.Stop()
 		return out, nil
 	}
-	// The apps run on the target for a moment, then stop; the consumer
-	// must then have read every number exactly once.
-	time.Sleep(500 * time.Millisecond)
+	// The apps run on the target until its consumer has read numbers
+	// written there, then stop; the consumer must then have read every
+	// number exactly once.
+	if err := waitDistinct(ctx, ledger, ledger.Distinct()+liveNumbers); err != nil {
+		return nil, fmt.Errorf("apps on the target: %w", err)
+	}
 	if tgtProd != nil {
 		tgtProd.Stop()
 	}
@@ -240,4 +247,17 @@ func toolsReady() (string, string, error) {
 		return "", "", err
 	}
 	return cutoverrun.Tools(root)
+}
+
+// liveNumbers is how many numbers the apps' consumer reads on each cluster
+// before the rehearsal moves on: before the cutover on the source, after
+// it on the target.
+const liveNumbers = 50
+
+// waitDistinct waits, at most 30 s, until the ledger's consumer has read n
+// distinct numbers.
+func waitDistinct(ctx context.Context, l *apps.Ledger, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return l.WaitDistinct(ctx, n)
 }
