@@ -25,14 +25,20 @@ import (
 // got; a failed hook's Catch records its error under $.failures.<hook> and
 // goes to Rollback.
 
-// handlerWith returns a Handler on p's clusters, fakeLambda (unless d
-// names another Lambda API), replicator and clock, with d's other fields.
-// It is the only place these tests build a Handler's Deps.
+// handlerWith returns a Handler on p's clusters and fakeLambda (unless d
+// names other clients), replicator and clock, with d's other fields. It is
+// the only place these tests build a Handler's Deps.
 func (p *proc) handlerWith(d Deps) *Handler {
-	d.Source, d.Target, d.ReplicatorFunction = p.src, p.tgt, "replicator"
+	if d.Source == nil {
+		d.Source = p.src
+	}
+	if d.Target == nil {
+		d.Target = p.tgt
+	}
 	if d.Lambda == nil {
 		d.Lambda = p.f
 	}
+	d.ReplicatorFunction = "replicator"
 	d.Clock = p.f.clk
 	d.Log = slog.New(slog.DiscardHandler)
 	return New(d)
