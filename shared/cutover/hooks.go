@@ -84,10 +84,17 @@ func (h *Handler) requestApproval(ctx context.Context, req Request) (*HookAck, e
 	if h.d.SNS == nil || h.d.ApprovalTopicArn == "" {
 		return nil, &HookFailedError{Hook: req.Hook, Message: "APPROVAL_TOPIC_ARN is not configured"}
 	}
+	// A refusal rolls the run back, except at StartProducers: the state
+	// machine then ends in StartProducersFailed, since the consumers
+	// already read from the target.
+	refusal := "or send-task-failure to roll back"
+	if req.Hook == StepStartProducers {
+		refusal = "send-task-failure ends the run without rolling back, since the consumers already read from the target: finish by hand"
+	}
 	msg := ApprovalMessage{
 		Hook: req.Hook, Execution: req.Execution, TaskToken: req.TaskToken,
 		Topics: req.State.Config.Topics, Renames: req.State.Config.Renames, Groups: req.State.Config.Groups,
-		Instructions: fmt.Sprintf("Perform %s, then continue with: aws stepfunctions send-task-success --task-token <taskToken> --task-output '{}' (or send-task-failure to roll back).", req.Hook),
+		Instructions: fmt.Sprintf("Perform %s, then continue with: aws stepfunctions send-task-success --task-token <taskToken> --task-output '{}' (%s).", req.Hook, refusal),
 	}
 	b, _ := json.Marshal(msg)
 	if _, err := h.d.SNS.Publish(ctx, &sns.PublishInput{

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -438,5 +439,57 @@ func TestApprovalCannotBePublished(t *testing.T) {
 	var ie *InvalidInputError
 	if !errors.As(err, &ie) || ie.Field != "taskToken" {
 		t.Errorf("no token: %#v, want *InvalidInputError on taskToken", err)
+	}
+}
+
+// TestApprovalSaysWhatARefusalDoes: the approval message tells the
+// operator what send-task-failure does, as the state machine's definition
+// has it: a refusal rolls the run back where the hook's approval Task is
+// caught into Rollback, and at StartProducers, whose Catch ends the run
+// without rolling back (consumers already read from the target), the
+// message must not promise a rollback.
+func TestApprovalSaysWhatARefusalDoes(t *testing.T) {
+	raw, err := os.ReadFile("../../statemachine/cutover.asl.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var def struct {
+		States map[string]struct {
+			Catch []struct {
+				ErrorEquals []string
+				Next        string
+			}
+		}
+	}
+	if err := json.Unmarshal(raw, &def); err != nil {
+		t.Fatal(err)
+	}
+	for _, hook := range []string{StepStopProducers, StepStopConsumers, StepStartConsumers, StepStartProducers} {
+		s := &fakeSNS{}
+		h := New(Deps{SNS: s, ApprovalTopicArn: approvalTopic, Log: slog.New(slog.DiscardHandler)})
+		st := &State{Config: Config{Topics: []string{procOrders}, Groups: []string{procGroup}}}
+		if _, err := h.Handle(context.Background(), Request{Step: StepRequestApproval, Hook: hook, TaskToken: approvalToken, State: st}); err != nil {
+			t.Fatal(err)
+		}
+		var msg ApprovalMessage
+		if err := json.Unmarshal([]byte(aws.ToString(s.published[0].Message)), &msg); err != nil {
+			t.Fatal(err)
+		}
+		var refused string
+		for _, c := range def.States[hook+"Approval"].Catch {
+			if slices.Contains(c.ErrorEquals, "States.ALL") {
+				refused = c.Next
+			}
+		}
+		if refused == "" {
+			t.Fatalf("%sApproval has no States.ALL Catch", hook)
+		}
+		rollsBack := strings.Contains(msg.Instructions, "send-task-failure to roll back")
+		if rollsBack != (refused == "Rollback") {
+			t.Errorf("%s: a refusal goes to %s, but the message says %q", hook, refused, msg.Instructions)
+		}
+		if refused != "Rollback" && !strings.Contains(msg.Instructions, "without rolling back") {
+			t.Errorf("%s: a refusal goes to %s, and the message does not say it is not rolled back: %q", hook, refused, msg.Instructions)
+		}
 	}
 }
