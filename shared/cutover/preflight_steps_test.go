@@ -1,16 +1,25 @@
 package cutover
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"net"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/smithy-go"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/kafkaconn"
 )
 
 // The tests in this file run the Preflight step, as the preflight state
@@ -21,12 +30,23 @@ import (
 // the source's) and returns its report, indexed by check name too.
 func (p *proc) preflightOn(src *kgo.Client, srcBootstrap []string) (*PreflightReport, map[string]Check) {
 	p.t.Helper()
-	if srcBootstrap == nil {
-		srcBootstrap = p.srcC.ListenAddrs()
+	return p.preflightWith(Deps{Source: src, Preflight: PreflightDeps{SourceBootstrap: srcBootstrap}}, procInput(""))
+}
+
+// preflightWith runs Preflight on input with d, whose Lambda API, brokers
+// and check timeout default to p's.
+func (p *proc) preflightWith(d Deps, input string) (*PreflightReport, map[string]Check) {
+	p.t.Helper()
+	if d.Lambda == nil {
+		d.Lambda = &hookLambda{fakeLambda: p.f}
 	}
-	p.h = p.handlerWith(Deps{Source: src, Lambda: &hookLambda{fakeLambda: p.f}, Preflight: PreflightDeps{
-		SourceBootstrap: srcBootstrap, TargetBootstrap: p.tgtC.ListenAddrs(), CheckTimeout: 5 * time.Second}})
-	out, err := p.h.Handle(p.ctx, Request{Step: StepPreflight, Input: []byte(procInput(""))})
+	if d.Preflight.SourceBootstrap == nil {
+		d.Preflight.SourceBootstrap = p.srcC.ListenAddrs()
+	}
+	d.Preflight.TargetBootstrap = p.tgtC.ListenAddrs()
+	d.Preflight.CheckTimeout = 5 * time.Second
+	p.h = p.handlerWith(d)
+	out, err := p.h.Handle(p.ctx, Request{Step: StepPreflight, Input: []byte(input)})
 	if err != nil {
 		p.t.Fatalf("Preflight: %v", err)
 	}
@@ -173,5 +193,111 @@ func TestPreflightAuthorizationRefused(t *testing.T) {
 			wantCheck(t, checks, tc.check, CheckFail, tc.want...)
 			wantCheck(t, checks, "source cluster reachable", CheckPass)
 		})
+	}
+}
+
+// fakeSecrets answers GetSecretValue with values, or err for the ARNs in
+// refused.
+type fakeSecrets struct {
+	values  map[string]string
+	refused map[string]error
+}
+
+func (s *fakeSecrets) GetSecretValue(_ context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	id := aws.ToString(in.SecretId)
+	if err := s.refused[id]; err != nil {
+		return nil, err
+	}
+	return &secretsmanager.GetSecretValueOutput{ARN: in.SecretId, SecretString: aws.String(s.values[id])}, nil
+}
+
+// fakeTopicAttributes answers GetTopicAttributes with err, or an empty
+// success.
+type fakeTopicAttributes struct{ err error }
+
+func (s *fakeTopicAttributes) GetTopicAttributes(context.Context, *sns.GetTopicAttributesInput, ...func(*sns.Options)) (*sns.GetTopicAttributesOutput, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	return &sns.GetTopicAttributesOutput{Attributes: map[string]string{}}, nil
+}
+
+// TestPreflightAWSAPIs: the secrets are read and their contents appear
+// nowhere in the report; a secret the role may not read fails with the
+// grant to add; so does an approval topic the role may not describe; STS
+// names the role the cutover runs as.
+func TestPreflightAWSAPIs(t *testing.T) {
+	const (
+		srcSecret  = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kmig/source-AbCdEf"
+		tgtSecret  = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kmig/target-GhIjKl"
+		secretText = `{"username":"cutover","password":"pa55-w0rd-do-not-log"}`
+	)
+	p := newProc(t)
+	p.commit(p.srcAdm, procGroup, map[int32]int64{0: 10, 1: 4})
+	denied := &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform secretsmanager:GetSecretValue"}
+	r, checks := p.preflightWith(Deps{SNS: &fakeSNS{}, ApprovalTopicArn: approvalTopic, Preflight: PreflightDeps{
+		STS:        &stubSTS{},
+		Secrets:    &fakeSecrets{values: map[string]string{srcSecret: secretText}, refused: map[string]error{tgtSecret: denied}},
+		SecretArns: map[string]string{"SOURCE_SECRET_ARN": srcSecret, "TARGET_SECRET_ARN": tgtSecret},
+		SNS:        &fakeTopicAttributes{err: &smithy.GenericAPIError{Code: "AuthorizationError", Message: "not authorized to perform SNS:GetTopicAttributes"}},
+	}}, procInput(approvalHooks))
+	wantCheck(t, checks, "secrets manager: SOURCE_SECRET_ARN", CheckPass, "read "+srcSecret+" (contents not shown)")
+	wantCheck(t, checks, "secrets manager: TARGET_SECRET_ARN", CheckFail, "AccessDeniedException", "grant the cutover role secretsmanager:GetSecretValue on "+tgtSecret)
+	wantCheck(t, checks, "approval topic", CheckFail, "AuthorizationError", "grant the cutover role sns:GetTopicAttributes and sns:Publish on "+approvalTopic)
+	wantCheck(t, checks, "sts", CheckPass, "the cutover runs as arn:aws:sts::123456789012:assumed-role/cutover/fn")
+	if !slices.Equal(r.Failed, []string{"secrets manager: TARGET_SECRET_ARN", "approval topic"}) {
+		t.Errorf("failed checks %v, want the target secret and the approval topic", r.Failed)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"pa55-w0rd-do-not-log", hookSecret} {
+		if strings.Contains(string(b), secret) {
+			t.Errorf("the preflight report holds %q: %s", secret, b)
+		}
+	}
+}
+
+// TestPreflightIAMRoles: for the iam fence, each producer role is looked
+// up: an existing one passes, a missing one fails with the fix to correct
+// producerRoles, and the fence plan, which needs every role, fails naming
+// the input field.
+func TestPreflightIAMRoles(t *testing.T) {
+	p := newProc(t)
+	p.commit(p.srcAdm, procGroup, map[int32]int64{0: 10, 1: 4})
+	f := newFakeIAM(roleA, roleC)
+	r, checks := p.preflightWith(Deps{SourceAuth: kafkaconn.AuthIAM, IAM: f, SourceClusterArn: iamCluster,
+		ProducerRoleArns: []string{roleARN(roleA), roleARN(roleB), roleARN(roleC)}}, iamInput(""))
+	wantCheck(t, checks, "fence iam: role "+roleA, CheckPass)
+	wantCheck(t, checks, "fence iam: role "+roleB, CheckFail, "the role does not exist", "correct producerRoles in the input")
+	wantCheck(t, checks, "fence iam: plan", CheckFail, "correct the input field producerRoles")
+	if !slices.Equal(r.Failed, []string{"fence iam: role " + roleB, "fence iam: plan"}) {
+		t.Errorf("failed checks %v", r.Failed)
+	}
+	if c := f.changed(); len(c) != 0 {
+		t.Errorf("the preflight changed IAM: %v", c)
+	}
+}
+
+// TestPreflightNoAuthorizer: a source without an authorizer refuses ACL
+// administration (SECURITY_DISABLED): the acl fence's plan fails with the
+// reason and the fix to use fence none, and Validate refuses the run with
+// *FenceUnavailableError naming none.
+func TestPreflightNoAuthorizer(t *testing.T) {
+	p := newProc(t)
+	p.commit(p.srcAdm, procGroup, map[int32]int64{0: 10, 1: 4})
+	p.srcC.ControlKey(int16(kmsg.DescribeACLs), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		p.srcC.KeepControl()
+		resp := req.(*kmsg.DescribeACLsRequest).ResponseKind().(*kmsg.DescribeACLsResponse)
+		resp.ErrorCode = kerr.SecurityDisabled.Code
+		return resp, nil, true
+	})
+	_, checks := p.preflightOn(nil, nil)
+	wantCheck(t, checks, "fence acl: plan", CheckFail, "the source has no authorizer (SECURITY_DISABLED)", `set "fence": "none" in the input`)
+	_, err := p.h.Handle(p.ctx, Request{Step: StepValidate, Input: []byte(procInput(""))})
+	var fu *FenceUnavailableError
+	if !errors.As(err, &fu) || fu.Kind != FenceKindACL || fu.Use != FenceKindNone {
+		t.Errorf("Validate: %v, want *FenceUnavailableError for acl naming none", err)
 	}
 }
