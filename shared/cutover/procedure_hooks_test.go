@@ -464,11 +464,12 @@ func TestApprovalSaysWhatARefusalDoes(t *testing.T) {
 	if err := json.Unmarshal(raw, &def); err != nil {
 		t.Fatal(err)
 	}
+	p := newProc(t)
 	for _, hook := range []string{StepStopProducers, StepStopConsumers, StepStartConsumers, StepStartProducers} {
 		s := &fakeSNS{}
-		h := New(Deps{SNS: s, ApprovalTopicArn: approvalTopic, Log: slog.New(slog.DiscardHandler)})
+		p.h = p.handlerWith(Deps{SNS: s, ApprovalTopicArn: approvalTopic})
 		st := &State{Config: Config{Topics: []string{procOrders}, Groups: []string{procGroup}}}
-		if _, err := h.Handle(context.Background(), Request{Step: StepRequestApproval, Hook: hook, TaskToken: approvalToken, State: st}); err != nil {
+		if _, err := p.requestApproval(hook, st); err != nil {
 			t.Fatal(err)
 		}
 		var msg ApprovalMessage
