@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -176,5 +177,37 @@ func TestDryRunWithTheFenceInPlace(t *testing.T) {
 	pl := out.(*Report).Plan
 	if want := []FenceACL{denyWrite(procOrders), denyWrite(procPayments)}; len(pl.ACLsToCreate) != 0 || !slices.Equal(pl.ACLsExisting, want) {
 		t.Errorf("plan: to create %v, existing %v; want none to create and %v existing", pl.ACLsToCreate, pl.ACLsExisting, want)
+	}
+}
+
+// TestValidateFindsTheGroups: an input that names no groups moves every
+// source group with commits on the migrated topics except the
+// replicator's own (m1's): Validate finds billing and reports, and the
+// run translates both exactly. With no such group Validate refuses with
+// *NothingSelectedError.
+func TestValidateFindsTheGroups(t *testing.T) {
+	noGroups := func(extra string) string {
+		return strings.Replace(procInput(extra), `"groups":["billing"],`, "", 1)
+	}
+	p := newProc(t)
+	_, err := p.h.Handle(p.ctx, Request{Step: StepValidate, Input: []byte(noGroups(""))})
+	var ns *NothingSelectedError
+	if !errors.As(err, &ns) || ns.Field != "groups" {
+		t.Fatalf("Validate with no application group: %v, want *NothingSelectedError on groups", err)
+	}
+	p.commit(p.srcAdm, procGroup, map[int32]int64{0: 10, 1: 4})
+	p.commit(p.srcAdm, "reports", map[int32]int64{0: 8, 1: 4})
+	st := p.validate(noGroups(`,"allowLaggingGroups":true`))
+	if !slices.Equal(st.Config.Groups, []string{procGroup, "reports"}) || !st.Config.GroupsFound {
+		t.Fatalf("Validate found groups %v (found %v), want [billing reports]", st.Config.Groups, st.Config.GroupsFound)
+	}
+	for _, step := range []string{StepVerifySourceQuiet, StepFenceSource, StepWaitForDrain, StepPauseReplication, StepWaitForConsumersGone, StepTranslateOffsets} {
+		st = p.mustRun(step, st)
+	}
+	if b, r := p.targetCommits(procGroup), p.targetCommits("reports"); b != [2]int64{7, 4} || r != [2]int64{5, 4} {
+		t.Errorf("target commits: billing %v, reports %v; want [7 4] and [5 4]", b, r)
+	}
+	if m := p.targetCommits("m1"); m != [2]int64{-1, -1} {
+		t.Errorf("the replicator's group m1 was translated: %v", m)
 	}
 }
