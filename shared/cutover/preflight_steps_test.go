@@ -129,8 +129,10 @@ func TestPreflightUnreachableSource(t *testing.T) {
 	}
 }
 
-// refuse makes c answer every request of key with code, as a broker whose
-// authorizer refuses the cutover's principal does.
+// refuse makes c answer every request of key as a broker whose authorizer
+// refuses the cutover's principal does: DescribeGroups and DescribeConfigs
+// with code on each group or resource, DescribeCluster with DESCRIBE as
+// the principal's only cluster operation.
 func refuse(c *kfake.Cluster, key kmsg.Key, code int16) {
 	c.ControlKey(int16(key), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
