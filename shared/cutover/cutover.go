@@ -30,11 +30,13 @@
 //
 // Guarantees: Preflight changes nothing on either cluster or on any event
 // source mapping; Validate and Plan (dry run) change nothing either, but for
-// writing the run's details to the details topic (created on first use); a
-// step that fails after a partial change undoes its own change before
-// returning; errors returned at the boundary
-// are the typed errors in errors.go, whose type names are the names the
-// state machine catches. It never deletes an ACL or IAM policy it did not
+// writing the run's details to the details topic (created on first use);
+// FenceSource, failing after a partial change, undoes its own change before
+// returning, and says what it could not undo (RollbackIncompleteError);
+// PauseReplication records every mapping it will disable in the state
+// before it disables any, so Rollback re-enables exactly those; errors
+// returned at the boundary are the typed errors in errors.go, whose type
+// names are the names the state machine catches. It never deletes an ACL or IAM policy it did not
 // create and never enables a mapping it did not disable.
 package cutover
 
