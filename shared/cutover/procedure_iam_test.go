@@ -263,8 +263,10 @@ func TestHalfAppliedIAMFence(t *testing.T) {
 
 // TestHalfAppliedIAMFenceUndoFails: b's put is refused and a's policy
 // cannot be deleted again either. FenceSource fails with
-// *RollbackIncompleteError naming a's policy, and the run's final cause,
-// after Rollback, still names it, so the operator knows what to remove.
+// *RollbackIncompleteError naming a's policy. Rollback, given
+// FenceSource's input (which does not record a's policy), fails too, with
+// a *RollbackIncompleteError naming what FenceSource left, instead of
+// ending the run as rolled back: the operator knows what to remove.
 func TestHalfAppliedIAMFenceUndoFails(t *testing.T) {
 	p, f := iamProc(t)
 	st := p.validate(iamInput(""))
@@ -279,9 +281,14 @@ func TestHalfAppliedIAMFenceUndoFails(t *testing.T) {
 	if _, ok := f.policies()[roleA][iamfence.PolicyName]; !ok {
 		t.Fatal("a's policy is gone: the test needs the undo to fail")
 	}
-	out := p.rollback(StepFenceSource, in, err)
-	if !strings.Contains(out.Rollback.Cause, "role "+roleA) || out.Rollback.Error != "RollbackIncompleteError" {
-		t.Errorf("rollback %+v does not name a's policy left in place", out.Rollback)
+	// Rollback gets FenceSource's input, which does not record a's
+	// policy: it must not end the run as rolled back, and its own
+	// RollbackIncompleteError names what FenceSource left.
+	in = roundTrip(t, in)
+	in.Failures = map[string]Failure{StepFenceSource: {Error: "RollbackIncompleteError", Cause: err.Error()}}
+	_, rerr := p.run(StepRollback, in)
+	if !errors.As(rerr, &ri) || !strings.Contains(rerr.Error(), "left in place by FenceSource") || !strings.Contains(rerr.Error(), "role "+roleA) {
+		t.Errorf("Rollback: %v, want *RollbackIncompleteError naming a's policy left in place by FenceSource", rerr)
 	}
 }
 

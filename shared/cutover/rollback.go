@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamfence"
@@ -89,6 +90,17 @@ func (h *Handler) rollback(ctx context.Context, st *State, first bool) (bool, er
 		return false, nil
 	}
 	undone := undoneNote(st.Rollback)
+	if f.Error == rollbackIncompleteName {
+		// The failed step could not undo its own partial change (a fence
+		// half applied whose removal failed). What it left is named only
+		// in its cause: the state it hands Rollback is its input, which
+		// does not hold it. So the run must not end as rolled back.
+		remaining := []string{"left in place by " + step + ", whose own undo failed: " + strings.TrimSpace(causeText(f))}
+		if len(undone) > 0 {
+			remaining = append(remaining, "done: "+listed(undone, ", "))
+		}
+		return false, h.rollbackIncomplete(remaining)
+	}
 	if len(undone) == 0 {
 		undone = []string{"nothing had been changed"}
 	}
@@ -103,6 +115,10 @@ func (h *Handler) rollback(ctx context.Context, st *State, first bool) (bool, er
 		step, strings.TrimSpace(causeText(f)), listed(undone, "; "), resumes)
 	return true, nil
 }
+
+// rollbackIncompleteName is RollbackIncompleteError's name as the state
+// machine records it in $.failures (the Lambda runtime's errorType).
+var rollbackIncompleteName = reflect.TypeFor[RollbackIncompleteError]().Name()
 
 // rollbackIncomplete logs everything that remains (the error's message
 // lists the first maxListed) and returns the error.
