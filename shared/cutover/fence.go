@@ -397,8 +397,27 @@ func (h *Handler) deleteACLs(ctx context.Context, topics []string, acls []FenceA
 		if len(batch) == 0 {
 			continue
 		}
-		if _, err := h.src.DeleteACLs(ctx, aclBuilder(batch)); err != nil {
+		// A broker answers each deletion filter on its own: a refusal
+		// there (an authorizer's, a broker without one) is reported with
+		// its reason, not only as an ACL still read back.
+		res, err := h.src.DeleteACLs(ctx, aclBuilder(batch))
+		if err != nil {
 			remaining = append(remaining, fmt.Sprintf("deleting %d %s ACL(s): %v", len(batch), perm, err))
+		}
+		refused := map[string]bool{}
+		for _, r := range res {
+			if r.Err == nil {
+				continue
+			}
+			name := ""
+			if r.Name != nil {
+				name = *r.Name
+			}
+			msg := fmt.Sprintf("deleting %s ACLs on topic %s: the source refused: %v", perm, name, r.Err)
+			if !refused[msg] {
+				refused[msg] = true
+				remaining = append(remaining, msg)
+			}
 		}
 		left, err := h.awaitACLs(ctx, topics, batch, false)
 		if err != nil {

@@ -116,3 +116,57 @@ func TestIAMFenceRetriedAfterLostAnswer(t *testing.T) {
 		t.Errorf("roles' policies after rollback %v, want as before %v", after, before)
 	}
 }
+
+// TestRollbackReportsRefusedACLDeletion: the source refuses to delete the
+// fence's DENY ACLs (an authorizer's answer per deletion filter). Rollback
+// fails with *RollbackIncompleteError giving the broker's reason for each
+// topic, not only that the ACLs still read back, and the DENYs are still
+// there for the operator to remove.
+func TestRollbackReportsRefusedACLDeletion(t *testing.T) {
+	p := newProc(t)
+	p.commit(p.srcAdm, procGroup, map[int32]int64{0: 10, 1: 4})
+	st := p.validate(procInput(""))
+	st = p.mustRun(StepVerifySourceQuiet, st)
+	st = p.mustRun(StepFenceSource, st)
+	var refused atomic.Int32
+	p.srcC.ControlKey(int16(kmsg.DeleteACLs), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		p.srcC.KeepControl()
+		r := req.(*kmsg.DeleteACLsRequest)
+		if len(r.Filters) == 0 || r.Filters[0].PermissionType != kmsg.ACLPermissionTypeDeny {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		resp := r.ResponseKind().(*kmsg.DeleteACLsResponse)
+		for range r.Filters {
+			res := kmsg.NewDeleteACLsResponseResult()
+			res.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+			resp.Results = append(resp.Results, res)
+		}
+		return resp, nil, true
+	})
+	st = roundTrip(t, st)
+	st.Failures = map[string]Failure{StepWaitForDrain: {Error: "DrainTimeoutError", Cause: "drain timed out"}}
+	_, err := p.run(StepRollback, st)
+	var ri *RollbackIncompleteError
+	if !errors.As(err, &ri) {
+		t.Fatalf("Rollback: %v, want *RollbackIncompleteError", err)
+	}
+	if refused.Load() == 0 {
+		t.Fatal("no DENY deletion was refused: the test proves nothing")
+	}
+	for _, topic := range []string{procOrders, procPayments} {
+		want := "deleting DENY ACLs on topic " + topic + ": the source refused: " + kerr.ClusterAuthorizationFailed.Error()
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Rollback's error does not give the broker's reason for %s (%q):\n%v", topic, want, err)
+		}
+	}
+	var denies int
+	for _, a := range p.acls() {
+		if strings.HasPrefix(a, "DENY") {
+			denies++
+		}
+	}
+	if denies == 0 {
+		t.Error("the DENY ACLs are gone although their deletion was refused")
+	}
+}
