@@ -3,6 +3,7 @@ package realkafka_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -133,17 +134,13 @@ func TestProfileOpen(t *testing.T) {
 		defer cancel()
 		_, _ = adm.DeleteACLs(ctx, fence)
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	until(t, 30*time.Second, "the DENY WRITE to refuse the app's writes", func() error {
 		err := produce(ctx, appClient(t, src), topic, 1)
 		if errors.Is(err, kerr.TopicAuthorizationFailed) {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("app produce after DENY WRITE: %v, want TOPIC_AUTHORIZATION_FAILED", err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return fmt.Errorf("app produce: got %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	})
 	if err := readErr(t, src, topic, 20*time.Second); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Fatalf("app read with a DENY WRITE on the open source: %v, want TOPIC_AUTHORIZATION_FAILED", err)
 	}
@@ -157,17 +154,9 @@ func TestProfileOpen(t *testing.T) {
 	if _, err := adm.DeleteACLs(ctx, fence); err != nil {
 		t.Fatalf("delete DENY ACL: %v", err)
 	}
-	deadline = time.Now().Add(20 * time.Second)
-	for {
-		err := readErr(t, src, topic, 10*time.Second)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("app read after the DENY was deleted: %v", err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	until(t, 30*time.Second, "the app to read again once the DENY is deleted", func() error {
+		return readErr(t, src, topic, 10*time.Second)
+	})
 }
 
 // The no-authorizer profile: ACL requests fail with SECURITY_DISABLED, and the app user produces and

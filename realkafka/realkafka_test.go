@@ -53,6 +53,25 @@ func targetClient(t *testing.T, ep realkafka.Endpoints, opts ...kgo.Opt) *kgo.Cl
 	return cl
 }
 
+// until calls try until it returns nil. bound only guards against a
+// condition that never comes: past it the test fails saying what it
+// waited for, with try's last error. ACL changes reach the authorizer
+// through the metadata log, so their effect is observed, not timed.
+func until(t *testing.T, bound time.Duration, what string, try func() error) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for {
+		err := try()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s: %v", bound, what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func uniqueTopic(prefix string) string {
 	return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
 }
@@ -180,23 +199,19 @@ func TestDenyWriteFenceBlocksApp(t *testing.T) {
 			Operations(kadm.OpWrite).ResourcePatternType(kadm.ACLPatternLiteral))
 	})
 
-	// ACLs reach the authorizer through the metadata log: retry briefly until the fence bites.
+	// ACLs reach the authorizer through the metadata log: wait until the fence bites.
 	var lastErr error
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	until(t, 30*time.Second, "the DENY WRITE to refuse the app's writes", func() error {
 		fresh := sourceClient(t, ep, ep.AppUser, ep.AppPassword)
+		defer fresh.Close()
 		pctx, pcancel := context.WithTimeout(ctx, 15*time.Second)
+		defer pcancel()
 		lastErr = produce(pctx, fresh, topic, 1)
-		pcancel()
-		fresh.Close()
 		if errors.Is(lastErr, kerr.TopicAuthorizationFailed) {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("app produce after DENY WRITE: got %v, want TOPIC_AUTHORIZATION_FAILED", lastErr)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return fmt.Errorf("app produce: got %v, want TOPIC_AUTHORIZATION_FAILED", lastErr)
+	})
 	t.Logf("app blocked by the fence as expected: %v", lastErr)
 
 	// Super users bypass ACLs.
@@ -214,19 +229,11 @@ func TestDenyWriteFenceBlocksApp(t *testing.T) {
 		Operations(kadm.OpWrite).ResourcePatternType(kadm.ACLPatternLiteral)); err != nil {
 		t.Fatalf("delete DENY ACL: %v", err)
 	}
-	deadline = time.Now().Add(20 * time.Second)
-	for {
+	until(t, 30*time.Second, "the app to write again once the DENY is deleted", func() error {
 		fresh := sourceClient(t, ep, ep.AppUser, ep.AppPassword)
-		lastErr = produce(ctx, fresh, topic, 1)
-		fresh.Close()
-		if lastErr == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("app produce after lifting the fence: %v", lastErr)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		defer fresh.Close()
+		return produce(ctx, fresh, topic, 1)
+	})
 }
 
 // app is not a super user: with allow.everyone.if.no.acl.found=false and no ALTER on the cluster,

@@ -72,22 +72,24 @@ func (sw *switched) producer(t *testing.T) *apps.App {
 	return sw.prod
 }
 
-// finish lets the target producer run a little, stops it, and waits (up
-// to 20 s) for the consumer to read every number; it returns the ledger's
-// counts.
+// finish lets the target producer write 20 numbers, stops it, and waits
+// (up to 20 s) for the consumer to read every number; it returns the
+// ledger's counts.
 func (sw *switched) finish(t *testing.T, l *ledger) (produced, missing, dup int) {
 	t.Helper()
 	p := sw.producer(t)
-	time.Sleep(300 * time.Millisecond)
-	p.Stop()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		produced, missing, dup = l.Check()
-		if missing == 0 || time.Now().After(deadline) {
-			return produced, missing, dup
+	before, _, _ := l.Check()
+	waitFor(t, time.Minute, "the target producer to write 20 numbers", func() bool {
+		if err := p.Err(); err != nil {
+			t.Fatalf("target producer: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		n, _, _ := l.Check()
+		return n >= before+20
+	})
+	p.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return l.WaitConsumed(ctx)
 }
 
 // testHappyPath is TestHappyPath's body on r, whose topic has partitions
@@ -98,7 +100,7 @@ func testHappyPath(t *testing.T, r *rig, partitions int32) {
 
 	srcProd := r.startProducer(t, r.pair.Source, l, partitions, true)
 	srcCons := r.startConsumer(t, r.pair.Source, l)
-	time.Sleep(500 * time.Millisecond) // let traffic flow through replication
+	r.waitFlowing(ctx, l, 20, partitions)
 
 	var (
 		mu                 sync.Mutex

@@ -123,13 +123,7 @@ func testLaggingGroup(t *testing.T, r *rig) {
 			t.Errorf("translation %+v, want source 15 → target 5 by search", gp)
 		}
 		// The target consumer read exactly source records 15..29, once.
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if n := l.Distinct(); n >= 15 || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		eventually(30*time.Second, func() bool { return l.Distinct() >= 15 }) // the checks below say what is missing
 		for i := 0; i < 30; i++ {
 			want := 0
 			if i >= 15 {

@@ -41,7 +41,7 @@ func TestPauseInTransition(t *testing.T) {
 	l := newLedger()
 	srcProd := r.startProducer(t, r.pair.Source, l, partitions, true)
 	srcCons := r.startConsumer(t, r.pair.Source, l)
-	time.Sleep(500 * time.Millisecond) // let traffic flow through replication
+	r.waitFlowing(ctx, l, 20, partitions)
 
 	sw := r.switchApps(t, l, partitions, func(context.Context) { srcCons.Stop() })
 	in := r.baseInput()

@@ -24,7 +24,7 @@ func TestRealKafkaPreflight(t *testing.T) {
 	r.commitAppGroup(ctx)
 	before := r.snapshot(ctx)
 
-	rep, _ := r.preflight(ctx, r.baseInput(), Options{})
+	rep := r.preflight(ctx, r.baseInput(), Options{})
 	if !rep.Passed {
 		t.Fatalf("healthy rig failed: %s", rep.Cause)
 	}
@@ -35,13 +35,13 @@ func TestRealKafkaPreflight(t *testing.T) {
 	}
 
 	app := r.pair.Source.AppCredentials()
-	rep, _ = r.preflight(ctx, r.baseInput(), Options{SourceAs: &app})
+	rep = r.preflight(ctx, r.baseInput(), Options{SourceAs: &app})
 	wantCheck(t, rep, "source: describe ACLs", cutover.CheckFail, "CLUSTER_AUTHORIZATION_FAILED", "--operation Describe --cluster")
 	wantCheck(t, rep, "source: create ACLs (fence acl)", cutover.CheckFail, "ALTER", "--operation Alter --cluster")
 	wantCheck(t, rep, "source: list offsets", cutover.CheckPass)
 
 	wrong := kafkalocal.Credentials{User: r.pair.Source.AdminCredentials().User, Password: "not-the-password"}
-	rep, _ = r.preflight(ctx, r.baseInput(), Options{SourceAs: &wrong})
+	rep = r.preflight(ctx, r.baseInput(), Options{SourceAs: &wrong})
 	wantCheck(t, rep, "source cluster reachable", cutover.CheckFail, "authentication failed", "SOURCE_SECRET_ARN")
 
 	if after := r.snapshot(ctx); !reflect.DeepEqual(before, after) {

@@ -142,10 +142,7 @@ func testRenamedTopic(t *testing.T, r *rig, partitions int32) {
 			wantRead++
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for l.Distinct() < wantRead && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually(30*time.Second, func() bool { return l.Distinct() >= wantRead }) // the checks below say what is missing
 	for i := 0; i < records; i++ {
 		w := 0
 		if unread(i) {

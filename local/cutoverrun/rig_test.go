@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,6 +60,52 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
+// eventually polls cond every few milliseconds until it holds or bound
+// has passed, and returns whether it held. bound only guards against a
+// condition that never comes.
+func eventually(bound time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(bound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// waitFor is eventually, failing the test, saying what it waited for,
+// when cond never held.
+func waitFor(t testing.TB, bound time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !eventually(bound, cond) {
+		t.Fatalf("waited %v for %s", bound, what)
+	}
+}
+
+// waitFlowing waits until the numbered apps' traffic flows through
+// replication: the replicator's mapping has delivered at least n records,
+// and the source consumer has read at least n numbers and committed on
+// every one of partitions.
+func (r *rig) waitFlowing(ctx context.Context, l *ledger, n int, partitions int32) {
+	r.t.Helper()
+	waitFor(r.t, time.Minute, fmt.Sprintf("the mapping to deliver and the source consumer to read and commit %d numbers on %d partitions", n, partitions), func() bool {
+		if r.mapping.Stats().RecordsDelivered < int64(n) || l.Distinct() < n {
+			return false
+		}
+		fr, err := r.srcAdm.FetchOffsets(ctx, r.group)
+		if err != nil {
+			return false
+		}
+		for p := range partitions {
+			if o, ok := fr.Lookup(r.topic, p); !ok || o.At <= 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // rig is a source and target cluster with the replicator running through
 // the ESM emulator.
 type rig struct {
@@ -92,10 +139,59 @@ type rig struct {
 	mapping    *esm.Mapping
 	idleMap    *esm.Mapping
 	repl       lambda.Handler
+	handed     handed
 	fail       *failSwitch
 	srcAdm     *kadm.Client
 	tgtAdm     *kadm.Client
 	log        *slog.Logger
+}
+
+// handed records, once on, the last source offset of each partition
+// the mappings have handed to the replicator (in an invocation, whatever
+// its outcome).
+type handed struct {
+	on   atomic.Bool
+	mu   sync.Mutex
+	last map[string]int64 // "topic/partition"
+}
+
+func (h *handed) note(payload json.RawMessage) {
+	if !h.on.Load() {
+		return
+	}
+	var ev struct {
+		Records map[string][]struct {
+			Topic     string `json:"topic"`
+			Partition int32  `json:"partition"`
+			Offset    int64  `json:"offset"`
+		} `json:"records"`
+	}
+	if json.Unmarshal(payload, &ev) != nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.last == nil {
+		h.last = map[string]int64{}
+	}
+	for _, rs := range ev.Records {
+		for _, rec := range rs {
+			k := fmt.Sprintf("%s/%d", rec.Topic, rec.Partition)
+			if o, ok := h.last[k]; !ok || rec.Offset > o {
+				h.last[k] = rec.Offset
+			}
+		}
+	}
+}
+
+// offset is the last offset of topic/partition handed over, or -1.
+func (h *handed) offset(topic string, partition int32) int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if o, ok := h.last[fmt.Sprintf("%s/%d", topic, partition)]; ok {
+		return o
+	}
+	return -1
 }
 
 // failSwitch makes the replicator fail while on.
@@ -206,6 +302,7 @@ func (r *rig) setup() {
 		t.Fatal(err)
 	}
 	r.repl = lambda.NewHandler(func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
+		r.handed.note(payload)
 		if r.fail.get() {
 			return nil, replicatorDown{}
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/cutover"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/offsets"
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
 )
 
 // TestTransactionalSource: a topic written by a transactional producer
@@ -43,14 +44,21 @@ func testTransactionalCutover(t *testing.T, r *rig, partitions int32) {
 	}
 	t.Cleanup(prod.Stop)
 	cons := r.startConsumer(t, src, l)
-	time.Sleep(300 * time.Millisecond)
+	r.handed.on.Store(true)
+	r.waitFlowing(ctx, l, 21, partitions)
+	held, _, _ := l.Check()
 	release, err := prod.Hold(ctx) // open while the mapping delivers batches
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(400 * time.Millisecond)
+	r.waitDeliveredWhileOpen(ctx)
 	release()
-	time.Sleep(300 * time.Millisecond)
+	// 14 more numbers committed: the held transaction ended, and another
+	// committed after it.
+	waitFor(t, time.Minute, "14 numbers to commit after the held transaction began", func() bool {
+		n, _, _ := l.Check()
+		return n >= held+14
+	})
 
 	sw := r.switchApps(t, l, partitions, func(context.Context) { cons.Stop() })
 	funcs, in := sw.funcs, r.baseInput()
@@ -99,4 +107,55 @@ func testTransactionalCutover(t *testing.T, r *rig, partitions int32) {
 	if errs := errors.Join(cons.Err()); errs != nil {
 		t.Errorf("source consumer: %v", errs)
 	}
+}
+
+// waitDeliveredWhileOpen waits, while a transaction is held open on the
+// source, until the replicator's mapping has delivered every record it can
+// read: at read_uncommitted, the open transaction's records are handed to
+// the replicator (which holds them until the transaction ends); at
+// read_committed, every committed record before the open transaction is
+// delivered and committed.
+func (r *rig) waitDeliveredWhileOpen(ctx context.Context) {
+	r.t.Helper()
+	cl, err := r.pair.Source.NewClient()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer cl.Close()
+	rd := peek.New(cl)
+	var last esm.Lags
+	ok := eventually(time.Minute, func() bool {
+		lags, err := r.mapping.Lag(ctx)
+		if err != nil {
+			return false
+		}
+		last = lags
+		open := false
+		for _, p := range lags {
+			open = open || p.Stable < p.End
+			if r.isolation != esm.ReadCommitted {
+				// The open transaction's last record handed over (the
+				// batch stays in flight until the transaction ends).
+				if p.Stable < p.End && r.handed.offset(p.Topic, p.Partition) < p.End-1 {
+					return false
+				}
+				continue
+			}
+			// Every committed data record before the open transaction
+			// delivered and committed (markers and aborted records may
+			// follow the commit).
+			sp := offsets.SourcePartition{Topic: p.Topic, Partition: p.Partition, Start: p.Start, End: p.Stable, Stable: p.Stable}
+			if done, err := offsets.Consumed(ctx, rd, sp, p.Committed); err != nil || !done {
+				return false
+			}
+		}
+		if !open {
+			r.t.Fatalf("no transaction is open on the source while one is held: %+v", lags)
+		}
+		return true
+	})
+	if !ok {
+		r.t.Fatalf("waited a minute for the mapping to deliver every record it reads at %s while a transaction is open: %#v; stats %+v; last error %v", r.isolation, last, r.mapping.Stats(), r.mapping.LastError())
+	}
+	r.t.Logf("mapping lag while a transaction is open: %v", last)
 }

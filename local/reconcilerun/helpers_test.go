@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/reconcile"
 )
@@ -125,22 +127,29 @@ func requireReplicated(t testing.TB, r *Rig, topic string, wantPerPartition map[
 	}
 }
 
+// waitFor polls cond every few milliseconds until it holds. bound only
+// guards against a condition that never comes: past it the test fails
+// saying it waited for what.
+func waitFor(t testing.TB, bound time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", bound, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // waitAssigned waits until group's member holds every partition of topic
 // up to n.
 func waitAssigned(t testing.TB, adm *kadm.Client, group, topic string, n int32) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	waitFor(t, 30*time.Second, fmt.Sprintf("group %s to hold %d partitions of %s", group, n, topic), func() bool {
 		dg, err := adm.DescribeGroups(context.Background(), group)
-		if err == nil {
-			g := dg[group]
-			if int32(len(g.AssignedPartitions()[topic])) >= n {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("group %s never held %d partitions of %s", group, n, topic)
+		g := dg[group]
+		return err == nil && int32(len(g.AssignedPartitions()[topic])) >= n
+	})
 }
 
 func addPartitions(t testing.TB, adm *kadm.Client, topic string, n int) {
@@ -152,4 +161,62 @@ func addPartitions(t testing.TB, adm *kadm.Client, topic string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// starts records, from the mappings' logs, where each mapping started a
+// partition it had no committed offset for (esm.LogUncommittedPartition):
+// the start is fixed, and logged, before the mapping fetches anything.
+type starts struct {
+	slog.Handler
+	mu *sync.Mutex
+	at map[string]int64 // "topic/partition": the offset logged
+}
+
+func newStarts(inner *slog.Logger) *starts {
+	return &starts{Handler: inner.Handler(), mu: &sync.Mutex{}, at: map[string]int64{}}
+}
+
+func (s *starts) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || s.Handler.Enabled(ctx, l)
+}
+
+func (s *starts) Handle(ctx context.Context, rec slog.Record) error {
+	if rec.Message == esm.LogUncommittedPartition {
+		var topic string
+		var partition, offset int64
+		rec.Attrs(func(a slog.Attr) bool {
+			switch a.Key {
+			case "topic":
+				topic = a.Value.String()
+			case "partition":
+				partition = a.Value.Int64()
+			case "offset":
+				offset = a.Value.Int64()
+			}
+			return true
+		})
+		s.mu.Lock()
+		s.at[fmt.Sprintf("%s/%d", topic, partition)] = offset
+		s.mu.Unlock()
+	}
+	if !s.Handler.Enabled(ctx, rec.Level) {
+		return nil
+	}
+	return s.Handler.Handle(ctx, rec)
+}
+
+func (s *starts) WithAttrs(as []slog.Attr) slog.Handler {
+	return &starts{Handler: s.Handler.WithAttrs(as), mu: s.mu, at: s.at}
+}
+
+func (s *starts) WithGroup(name string) slog.Handler {
+	return &starts{Handler: s.Handler.WithGroup(name), mu: s.mu, at: s.at}
+}
+
+// offset is where a mapping started topic/partition, if it logged it.
+func (s *starts) offset(topic string, partition int32) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.at[fmt.Sprintf("%s/%d", topic, partition)]
+	return o, ok
 }

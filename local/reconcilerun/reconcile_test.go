@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/reconcile"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/topicsync/topicsynctest"
 )
@@ -91,15 +93,29 @@ func TestAtTimestampSeedsFromTheTimestamp(t *testing.T) {
 	}
 }
 
-// A mapping still Creating after MappingStartTimeout is reported as stuck.
+// A mapping still Creating after MappingStartTimeout is reported as stuck,
+// and not before. The reconciler's clock is the test's: it moves past the
+// timeout without waiting for it.
 func TestMappingStuckCreatingReported(t *testing.T) {
 	pair := kfakePair(t)
 	createTopic(t, pair.Source, "t11.slow", 1)
-	r := startRig(t, Options{Pair: pair, Env: env("t11", ".*"), StartDelay: time.Minute,
-		Options: reconcile.Options{MappingStartTimeout: 200 * time.Millisecond}})
+	var skew atomic.Int64 // how far the reconciler's clock is ahead
+	const timeout = 10 * time.Minute
+	r := startRig(t, Options{Pair: pair, Env: env("t11", ".*"), StartDelay: time.Hour,
+		Options: reconcile.Options{MappingStartTimeout: timeout,
+			Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }}})
 	run(t, r)
-	time.Sleep(300 * time.Millisecond)
+	if m := r.Mapping("t11.slow"); m == nil || m.State() != esm.StateCreating {
+		t.Fatalf("mapping %v, want one Creating", m)
+	}
 	rep := run(t, r)
+	for _, s := range rep.MappingsNotPolling {
+		if s.Stuck {
+			t.Fatalf("not polling %+v: a mapping Creating for less than %v reported stuck", rep.MappingsNotPolling, timeout)
+		}
+	}
+	skew.Store(int64(timeout + time.Minute))
+	rep = run(t, r)
 	if len(rep.MappingsNotPolling) != 1 || !rep.MappingsNotPolling[0].Stuck || rep.MappingsNotPolling[0].State != reconcile.StateCreating {
 		t.Fatalf("not polling %+v, want the mapping stuck in Creating", rep.MappingsNotPolling)
 	}
