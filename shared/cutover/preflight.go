@@ -142,7 +142,8 @@ type preflight struct {
 	h        *Handler
 	pd       PreflightDeps
 	timeout  time.Duration
-	deadline time.Time // of the whole step
+	deadline time.Time     // of the whole step
+	budget   time.Duration // from the step's start to deadline
 	// notRun is set when call refused to start for want of time; the next
 	// check added becomes a skip.
 	notRun bool
@@ -163,7 +164,7 @@ func (p *preflight) add(name, status, detail, fix string) {
 	if p.notRun {
 		p.notRun = false
 		status, fix = CheckSkip, ""
-		detail = fmt.Sprintf("not run: the preflight's %v budget was spent on the checks above", preflightBudget)
+		detail = fmt.Sprintf("not run: the preflight's %v budget was spent on the checks above", p.budget.Round(time.Second))
 	}
 	if status != CheckFail {
 		fix = ""
@@ -212,10 +213,12 @@ func (h *Handler) preflight(ctx context.Context, raw json.RawMessage) (*Prefligh
 	}
 	// The invocation's deadline (Lambda's) is read on the Clock, like
 	// every other time in a step.
-	p.deadline = h.d.Clock.Now().Add(preflightBudget)
+	start := h.d.Clock.Now()
+	p.deadline = start.Add(preflightBudget)
 	if d, ok := ctx.Deadline(); ok && d.Add(-5*time.Second).Before(p.deadline) {
 		p.deadline = d.Add(-5 * time.Second)
 	}
+	p.budget = p.deadline.Sub(start)
 	cfg, inputOK := p.input(raw)
 	srcOK, tgtOK := p.clusters(ctx)
 	p.awsAPIs(ctx)
