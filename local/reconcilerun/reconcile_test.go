@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/reconcile"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/topicsync/topicsynctest"
@@ -126,4 +129,45 @@ func TestMappingStuckCreatingReported(t *testing.T) {
 // partitions arrive complete.
 func TestPartitionsAddedSlowTransition(t *testing.T) {
 	scenarioPartitions(t, kfakePair(t), "t12", true, true, func(o *Options) { o.Transition = 400 * time.Millisecond })
+}
+
+// A group coordinator that is not available yet (a real cluster creating
+// __consumer_offsets for its first group, a coordinator still loading)
+// answers the run's commit fetch with a retriable error for the new
+// topic's group; the run asks again and goes on, instead of failing until
+// the next schedule.
+func TestCoordinatorNotAvailableRetried(t *testing.T) {
+	pair := kfakePair(t)
+	createTopic(t, pair.Source, "t11.orders", 2)
+	produce(t, pair.Source, "t11.orders", parts(2), 0, 10)
+	// More refusals than the Kafka client's own retries (20) absorb: the
+	// new cluster's coordinator takes seconds to come up.
+	const refusals = 30
+	var refused atomic.Int32
+	kc := pair.Source.Kfake()
+	kc.ControlKey(int16(kmsg.OffsetFetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		r := req.(*kmsg.OffsetFetchRequest)
+		if len(r.Groups) == 0 || refused.Load() >= refusals {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		resp := r.ResponseKind().(*kmsg.OffsetFetchResponse)
+		for _, g := range r.Groups {
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group = g.Group
+			rg.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp, nil, true
+	})
+	r := startRig(t, Options{Pair: pair, Env: env("t11", ".*")})
+	rep := run(t, r)
+	if refused.Load() != refusals {
+		t.Fatalf("%d commit fetches refused, want %d: the test does not exercise the retry", refused.Load(), refusals)
+	}
+	if !slices.Equal(rep.MappingsCreated, []string{"t11.orders"}) {
+		t.Fatalf("created %v, want [t11.orders]", rep.MappingsCreated)
+	}
+	requireReplicated(t, r, "t11.orders", map[int32]int{0: 10, 1: 10})
 }

@@ -257,7 +257,7 @@ func (x *run) do(ctx context.Context) error {
 	if len(states) == 0 {
 		return x.failures()
 	}
-	commits := x.src.FetchManyOffsets(ctx, groups...)
+	commits := x.fetchCommits(ctx, groups)
 	var dgs kadm.DescribedGroups
 	if len(described) > 0 {
 		if dgs, err = x.src.DescribeGroups(ctx, described...); err != nil {
@@ -552,6 +552,32 @@ func (x *run) pauseSeedResume(ctx context.Context, st *topicState, missing []int
 		x.locked(func(rep *Report) { rep.MappingsPaused = append(rep.MappingsPaused, st.topic) })
 	}
 	return errors.Join(werr, rerr)
+}
+
+// coordinatorTries is how many times fetchCommits asks for a group whose
+// coordinator answered a retriable error.
+const coordinatorTries = 5
+
+// fetchCommits fetches the commits of groups. A group whose answer is a
+// retriable error (a coordinator not yet available: a cluster creating
+// __consumer_offsets on its first group, a coordinator moving or still
+// loading) is asked again, with backoff, up to coordinatorTries times in
+// all; its last answer is kept.
+func (x *run) fetchCommits(ctx context.Context, groups []string) kadm.FetchOffsetsResponses {
+	out := x.src.FetchManyOffsets(ctx, groups...)
+	for n := 1; n < coordinatorTries; n++ {
+		var again []string
+		for _, g := range groups {
+			if r, ok := out[g]; ok && r.Err != nil && kerr.IsRetriable(r.Err) {
+				again = append(again, g)
+			}
+		}
+		if len(again) == 0 || sleep(ctx, backoff(n)) != nil {
+			break
+		}
+		maps.Copy(out, x.src.FetchManyOffsets(ctx, again...))
+	}
+	return out
 }
 
 // waitIdle waits until mapping uuid reads Disabled and group g has no
