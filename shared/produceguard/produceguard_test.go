@@ -86,15 +86,16 @@ func produceResponse(corr int32, errCode int16, req []byte) []byte {
 	return b
 }
 
-// fakeBroker answers requests on one connection in order, as a broker
-// does: anything but Produce at once with an empty body; Produce with the
-// next of codes (0 once they run out), at once, or, when it holds acks,
-// only when the test calls ack. It records what it received and reports
-// each request on recv as it arrives.
+// fakeBroker answers the requests of one connection in their order, as a
+// broker does: Produce with the next of codes (0 once they run out),
+// anything else with an empty body. When it holds acks, each Produce
+// response (and so every response after it) goes out only when the test
+// calls ack. It records what it received and reports each request on
+// recv as it arrives.
 type fakeBroker struct {
 	recv    chan received // every request, as received
 	release chan struct{} // nil: Produce answered at once; else one ack per receive
-	stop    chan struct{} // closed at cleanup: releases a held answer
+	stop    chan struct{} // closed at cleanup: ends a wait for an ack
 
 	mu         sync.Mutex
 	order      []int16       // API keys, as received
