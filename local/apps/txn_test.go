@@ -10,6 +10,19 @@ import (
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
 )
 
+// waitProduced waits until the ledger counts at least n committed
+// numbers, for as long as ctx lasts.
+func waitProduced(t *testing.T, ctx context.Context, l *Ledger, n int) {
+	t.Helper()
+	for int(l.next.Load()) < n {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting until %d numbers are committed (%d are): %v", n, l.next.Load(), ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 // readCommitted returns, per number, how many times a read_committed
 // consumer of topic reads it, reading until the ledger's produced numbers
 // are all there (or ctx ends), plus every number read at all.
@@ -112,7 +125,9 @@ func TestStartTxnProducerHold(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Stop()
-	time.Sleep(100 * time.Millisecond)
+	// Two transactions committed before the held one: there is
+	// something for the read below to find.
+	waitProduced(t, ctx, l, 8)
 	release, err := a.Hold(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +138,7 @@ func TestStartTxnProducerHold(t *testing.T) {
 		t.Fatalf("while held: produced %d, missing %d, duplicated %d, unproduced %d", produced, missing, dup, seen.Unproduced())
 	}
 	release()
-	time.Sleep(100 * time.Millisecond)
+	waitProduced(t, ctx, l, held+1)
 	a.Stop()
 	if err := a.Err(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,12 @@
 // Package produceguard keeps an idempotent producer's batches in order on
-// the wire, whatever the broker remembers of its sequence numbers: a batch
-// is written only after its predecessor (same producer, epoch and
-// partition) was acknowledged. See Guard.
+// the wire, whatever the broker remembers of its sequence numbers.
+//
+// Guaranteed, per producer ID, epoch and partition: a batch is written to
+// the broker only after its predecessor was acknowledged, and never after
+// a predecessor that failed or whose outcome is unknown (it is refused
+// with ErrOutOfOrder until the predecessor is resent). Batches of
+// different partitions do not wait for each other. Requests other than
+// Produce are not held back themselves. See Guard.
 package produceguard
 
 import (
@@ -50,6 +55,12 @@ type Guard struct {
 	mu    sync.Mutex
 	wake  *sync.Cond
 	parts map[seqKey]*seqState
+
+	// waitHook, when set, is called (with mu held) each time a write is
+	// about to wait for an unanswered predecessor of one of batches. It
+	// lets a test see that a write is held back, as it happens. Nil in
+	// production.
+	waitHook func(batches []batchRef)
 }
 
 // New returns a guard for one client's connections.
@@ -124,6 +135,9 @@ func (g *Guard) admit(batches []batchRef, limits func() (deadline time.Time, fai
 			} else {
 				timer.Reset(wait)
 			}
+		}
+		if g.waitHook != nil {
+			g.waitHook(batches)
 		}
 		g.wake.Wait()
 	}

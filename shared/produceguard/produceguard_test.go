@@ -86,31 +86,54 @@ func produceResponse(corr int32, errCode int16, req []byte) []byte {
 	return b
 }
 
-// fakeBroker answers requests on conn in order: Produce after delay with
-// the next of codes (0 once they run out), anything else at once with an
-// empty body. It records what it saw.
+// fakeBroker answers the requests of one connection in their order, as a
+// broker does: Produce with the next of codes (0 once they run out),
+// anything else with an empty body. When it holds acks, each Produce
+// response (and so every response after it) goes out only when the test
+// calls ack. It records what it received and reports each request on
+// recv as it arrives.
 type fakeBroker struct {
+	recv    chan received // every request, as received
+	release chan struct{} // nil: Produce answered at once; else one ack per receive
+	stop    chan struct{} // closed at cleanup: ends a wait for an ack
+
 	mu         sync.Mutex
-	order      []int16 // API keys, as received
-	violations int     // Produce requests received while one was unanswered
-	unanswered int
+	order      []int16       // API keys, as received
+	produced   []int32       // base sequences of the Produce batches, as received
+	unanswered map[int32]int // per partition: Produce requests received, not yet answered
+	violations int           // Produce batches received while their partition had one unanswered
+	maxHeld    int           // most Produce requests unanswered at once
 }
 
-func (f *fakeBroker) serve(conn net.Conn, delay time.Duration, codes []int16) {
+// received is one request as the broker read it.
+type received struct {
+	key     int16
+	batches []batchRef // a Produce's idempotent batches
+}
+
+func (f *fakeBroker) serve(conn net.Conn, codes []int16) {
 	// Responses go out in request order, as a broker sends them.
 	type answer struct {
-		produce bool
-		frame   []byte
+		partitions []int32 // of a Produce
+		frame      []byte
 	}
 	answers := make(chan answer, 100)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for a := range answers {
-			if a.produce {
-				time.Sleep(delay)
+			if a.partitions != nil {
+				if f.release != nil {
+					select {
+					case <-f.release:
+					case <-f.stop:
+						return
+					}
+				}
 				f.mu.Lock()
-				f.unanswered--
+				for _, p := range a.partitions {
+					f.unanswered[p]--
+				}
 				f.mu.Unlock()
 			}
 			_, _ = conn.Write(a.frame)
@@ -127,17 +150,34 @@ func (f *fakeBroker) serve(conn net.Conn, delay time.Duration, codes []int16) {
 			return
 		}
 		key := int16(binary.BigEndian.Uint16(frame[0:2]))
+		version := int16(binary.BigEndian.Uint16(frame[2:4]))
 		corr := int32(binary.BigEndian.Uint32(frame[4:8]))
+		var batches []batchRef
+		if key == apiKeyProduce {
+			var err error
+			if batches, err = produceBatches(version, frame); err != nil {
+				panic(err) // the tests write only well-formed requests
+			}
+		}
 		f.mu.Lock()
 		f.order = append(f.order, key)
-		if key == 0 {
-			if f.unanswered > 0 {
+		var partitions []int32
+		for _, b := range batches {
+			f.produced = append(f.produced, b.baseSeq)
+			if f.unanswered[b.key.partition] > 0 {
 				f.violations++
 			}
-			f.unanswered++
+			f.unanswered[b.key.partition]++
+			partitions = append(partitions, b.key.partition)
 		}
+		held := 0
+		for _, n := range f.unanswered {
+			held += n
+		}
+		f.maxHeld = max(f.maxHeld, held)
 		f.mu.Unlock()
-		if key != 0 {
+		f.recv <- received{key: key, batches: batches}
+		if key != apiKeyProduce {
 			answers <- answer{frame: binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 4), uint32(corr))}
 			continue
 		}
@@ -145,107 +185,237 @@ func (f *fakeBroker) serve(conn net.Conn, delay time.Duration, codes []int16) {
 		if len(codes) > 0 {
 			code, codes = codes[0], codes[1:]
 		}
-		answers <- answer{produce: true, frame: produceResponse(corr, code, append(size[:], frame...))}
+		answers <- answer{partitions: partitions, frame: produceResponse(corr, code, append(size[:], frame...))}
 	}
 }
 
 // dial connects to a fake broker (started on the first dial) through g.
-func dial(t *testing.T, g *Guard, delay time.Duration, codes ...int16) (net.Conn, *fakeBroker) {
+// With hold, the broker answers each Produce only when the test calls ack.
+func dial(t *testing.T, g *Guard, hold bool, codes ...int16) (net.Conn, *fakeBroker) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	f := &fakeBroker{}
+	f := &fakeBroker{recv: make(chan received, 100), stop: make(chan struct{}), unanswered: map[int32]int{}}
+	if hold {
+		f.release = make(chan struct{})
+	}
+	served := make(chan struct{})
 	go func() {
+		defer close(served)
 		conn, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		defer conn.Close()
-		f.serve(conn, delay, codes)
+		f.serve(conn, codes)
 	}()
 	raw, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := g.Wrap(raw)
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() {
+		close(f.stop)
+		c.Close()
+		ln.Close()
+		<-served
+	})
 	// The client reads responses as franz-go does, in its own goroutine.
 	go func() { _, _ = io.Copy(io.Discard, c) }()
 	return c, f
 }
 
-func (f *fakeBroker) seen() ([]int16, int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]int16(nil), f.order...), f.violations
+// ack lets the broker answer the oldest Produce it holds.
+func (f *fakeBroker) ack(t *testing.T) {
+	t.Helper()
+	select {
+	case f.release <- struct{}{}:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the broker holds no Produce to answer")
+	}
 }
 
+// next returns the next request the broker receives.
+func (f *fakeBroker) next(t *testing.T) received {
+	t.Helper()
+	select {
+	case r := <-f.recv:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("the broker received no further request")
+		return received{}
+	}
+}
+
+func (f *fakeBroker) seen() (order []int16, produced []int32, violations int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.order), slices.Clone(f.produced), f.violations
+}
+
+// watchWaits makes g report each write it holds back for a predecessor,
+// by the write's first batch.
+func watchWaits(g *Guard) <-chan batchRef {
+	waits := make(chan batchRef, 100)
+	g.waitHook = func(batches []batchRef) {
+		select {
+		case waits <- batches[0]:
+		default:
+		}
+	}
+	return waits
+}
+
+// awaitHeldBack returns once the guard holds back the write of the batch
+// at base sequence seq, and fails if the broker receives any request
+// first: a write must not pass its unacknowledged predecessor, and
+// nothing written after it on the connection may either.
+func awaitHeldBack(t *testing.T, f *fakeBroker, waits <-chan batchRef, seq int32) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case got := <-waits:
+			if got.baseSeq == seq {
+				return
+			}
+		case r := <-f.recv:
+			t.Fatalf("the broker received request %d (batches %+v) while the guard should hold back base sequence %d", r.key, r.batches, seq)
+		case <-timeout:
+			t.Fatalf("the write of base sequence %d was not held back", seq)
+		}
+	}
+}
+
+// Each write of a partition reaches the broker only after its
+// predecessor's ack, while requests of other kinds written before it go
+// out at once.
 func TestProduceGuardWaitsForThePredecessor(t *testing.T) {
-	c, f := dial(t, New(), 30*time.Millisecond)
-	start := time.Now()
+	g := New()
+	waits := watchWaits(g)
+	c, f := dial(t, g, true)
+	wrote := make(chan error, 1)
+	go func() {
+		for i := range int32(3) {
+			if _, err := c.Write(produce(i, [3]int32{0, i * 5, 5})); err != nil {
+				wrote <- err
+				return
+			}
+			// A metadata request goes out while the produce is unanswered.
+			if _, err := c.Write(frameRequest(3, 12, 100+i, nil)); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
 	for i := range int32(3) {
-		if _, err := c.Write(produce(i, [3]int32{0, i * 5, 5})); err != nil {
-			t.Fatal(err)
+		if r := f.next(t); r.key != apiKeyProduce || r.batches[0].baseSeq != i*5 {
+			t.Fatalf("request %d: broker received %d %+v, want the produce at base sequence %d", 2*i, r.key, r.batches, i*5)
 		}
-		// A metadata request goes out while the produce is unanswered.
-		if _, err := c.Write(frameRequest(3, 12, 100+i, nil)); err != nil {
-			t.Fatal(err)
+		if r := f.next(t); r.key != 3 {
+			t.Fatalf("request %d: broker received %d, want the metadata request", 2*i+1, r.key)
 		}
+		if i < 2 {
+			// The next batch is held back until this one's ack.
+			awaitHeldBack(t, f, waits, (i+1)*5)
+		}
+		f.ack(t)
 	}
-	// The third batch went out only after two acknowledgements.
-	if took := time.Since(start); took < 60*time.Millisecond {
-		t.Fatalf("three produce writes took %v: the second and third did not wait", took)
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
-	order, violations := f.seen()
+	order, produced, violations := f.seen()
 	if violations != 0 {
-		t.Fatalf("the broker saw %d produce requests while one was unanswered", violations)
+		t.Fatalf("the broker received %d produce batches while their partition had one unanswered", violations)
 	}
 	if want := []int16{0, 3, 0, 3, 0, 3}; !slices.Equal(order, want) {
 		t.Fatalf("broker saw %v, want %v", order, want)
 	}
+	if want := []int32{0, 5, 10}; !slices.Equal(produced, want) {
+		t.Fatalf("broker received base sequences %v, want %v", produced, want)
+	}
 }
 
-// Batches of different partitions do not wait for each other.
+// Batches of different partitions do not wait for each other: all three
+// reach the broker while none is acknowledged.
 func TestProduceGuardPartitionsIndependent(t *testing.T) {
-	c, f := dial(t, New(), 50*time.Millisecond)
-	start := time.Now()
-	for p := range int32(3) {
-		if _, err := c.Write(produce(p, [3]int32{p, 0, 5})); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if took := time.Since(start); took > 40*time.Millisecond {
-		t.Fatalf("first batches of three partitions took %v to write: they waited on each other", took)
-	}
-	time.Sleep(10 * time.Millisecond)
-	if order, _ := f.seen(); len(order) != 3 {
-		t.Fatalf("broker saw %v, want three produce requests", order)
-	}
-}
-
-// A request whose pieces arrive in several writes is still read.
-func TestProduceGuardSplitWrites(t *testing.T) {
-	c, f := dial(t, New(), 30*time.Millisecond)
-	for i := range int32(2) {
-		r := produce(i, [3]int32{0, i * 5, 5})
-		for _, piece := range [][]byte{r[:3], r[3:7], r[7:]} {
-			if _, err := c.Write(piece); err != nil {
-				t.Fatal(err)
+	g := New()
+	waits := watchWaits(g)
+	c, f := dial(t, g, true)
+	wrote := make(chan error, 1)
+	go func() {
+		for p := range int32(3) {
+			if _, err := c.Write(produce(p, [3]int32{p, 0, 5})); err != nil {
+				wrote <- err
+				return
 			}
 		}
+		wrote <- nil
+	}()
+	for p := range int32(3) {
+		select {
+		case r := <-f.recv:
+			if r.key != apiKeyProduce || r.batches[0].key.partition != p {
+				t.Fatalf("broker received %d %+v, want the produce of partition %d", r.key, r.batches, p)
+			}
+		case w := <-waits:
+			t.Fatalf("the write of partition %d waited for another partition's ack", w.key.partition)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the produce of partition %d did not reach the broker", p)
+		}
 	}
-	time.Sleep(80 * time.Millisecond)
-	if order, violations := f.seen(); violations != 0 || len(order) != 2 {
-		t.Fatalf("broker saw %v with %d violations", order, violations)
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	held, violations := f.maxHeld, f.violations
+	f.mu.Unlock()
+	if held != 3 || violations != 0 {
+		t.Fatalf("the broker held at most %d unanswered produce requests (%d violations); want all 3 at once", held, violations)
+	}
+}
+
+// A request whose pieces arrive in several writes is still read: its
+// batch is held back like a whole one.
+func TestProduceGuardSplitWrites(t *testing.T) {
+	g := New()
+	waits := watchWaits(g)
+	c, f := dial(t, g, true)
+	wrote := make(chan error, 1)
+	go func() {
+		for i := range int32(2) {
+			r := produce(i, [3]int32{0, i * 5, 5})
+			for _, piece := range [][]byte{r[:3], r[3:7], r[7:]} {
+				if _, err := c.Write(piece); err != nil {
+					wrote <- err
+					return
+				}
+			}
+		}
+		wrote <- nil
+	}()
+	if r := f.next(t); r.key != apiKeyProduce || r.batches[0].baseSeq != 0 {
+		t.Fatalf("broker received %d %+v, want the first produce", r.key, r.batches)
+	}
+	awaitHeldBack(t, f, waits, 5)
+	f.ack(t)
+	if r := f.next(t); r.key != apiKeyProduce || r.batches[0].baseSeq != 5 {
+		t.Fatalf("broker received %d %+v, want the second produce", r.key, r.batches)
+	}
+	f.ack(t)
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if _, produced, violations := f.seen(); violations != 0 || !slices.Equal(produced, []int32{0, 5}) {
+		t.Fatalf("broker received base sequences %v with %d violations", produced, violations)
 	}
 }
 
 func TestProduceGuardRefusesTheSuccessorOfAFailedBatch(t *testing.T) {
-	c, f := dial(t, New(), 10*time.Millisecond, kerr.NotLeaderForPartition.Code)
+	c, f := dial(t, New(), false, kerr.NotLeaderForPartition.Code)
 	if _, err := c.Write(produce(1, [3]int32{0, 0, 5})); err != nil {
 		t.Fatal(err)
 	}
@@ -257,9 +427,10 @@ func TestProduceGuardRefusesTheSuccessorOfAFailedBatch(t *testing.T) {
 	if _, err := c.Write(produce(3, [3]int32{0, 0, 5})); err != nil {
 		t.Fatalf("resending the failed batch: %v", err)
 	}
-	time.Sleep(30 * time.Millisecond)
-	if order, _ := f.seen(); len(order) != 2 {
-		t.Fatalf("broker saw %v, want the first produce and its resend", order)
+	f.next(t)
+	f.next(t)
+	if _, produced, _ := f.seen(); !slices.Equal(produced, []int32{0, 0}) {
+		t.Fatalf("broker received base sequences %v, want the first produce and its resend", produced)
 	}
 }
 
@@ -268,12 +439,12 @@ func TestProduceGuardRefusesTheSuccessorOfAFailedBatch(t *testing.T) {
 // must be refused there too; N goes first.
 func TestProduceGuardRefusesAcrossConnections(t *testing.T) {
 	g := New()
-	old, _ := dial(t, g, time.Hour)
+	old, _ := dial(t, g, true)
 	if _, err := old.Write(produce(1, [3]int32{0, 0, 5})); err != nil {
 		t.Fatal(err)
 	}
 	old.Close()
-	c, f := dial(t, g, 10*time.Millisecond)
+	c, f := dial(t, g, false)
 	if _, err := c.Write(produce(2, [3]int32{0, 5, 5})); !errors.Is(err, ErrOutOfOrder) {
 		t.Fatalf("N+1 on a new connection after N was lost: %v, want ErrOutOfOrder", err)
 	}
@@ -283,14 +454,15 @@ func TestProduceGuardRefusesAcrossConnections(t *testing.T) {
 	if _, err := c.Write(produce(4, [3]int32{0, 5, 5})); err != nil {
 		t.Fatalf("N+1 after N was acknowledged: %v", err)
 	}
-	time.Sleep(30 * time.Millisecond)
-	if order, violations := f.seen(); len(order) != 2 || violations != 0 {
-		t.Fatalf("broker saw %v with %d violations", order, violations)
+	f.next(t)
+	f.next(t)
+	if _, produced, violations := f.seen(); !slices.Equal(produced, []int32{0, 5}) || violations != 0 {
+		t.Fatalf("broker received base sequences %v with %d violations; want N then N+1", produced, violations)
 	}
 }
 
 func TestProduceGuardWriteDeadline(t *testing.T) {
-	c, _ := dial(t, New(), time.Hour)
+	c, _ := dial(t, New(), true)
 	if _, err := c.Write(produce(1, [3]int32{0, 0, 5})); err != nil {
 		t.Fatal(err)
 	}
@@ -302,24 +474,55 @@ func TestProduceGuardWriteDeadline(t *testing.T) {
 	}
 }
 
-func TestProduceGuardCloseReleasesWriters(t *testing.T) {
-	c, _ := dial(t, New(), time.Hour)
+// A deadline set while a write waits for its predecessor ends the wait.
+func TestProduceGuardDeadlineSetWhileWaiting(t *testing.T) {
+	g := New()
+	waits := watchWaits(g)
+	c, f := dial(t, g, true)
 	if _, err := c.Write(produce(1, [3]int32{0, 0, 5})); err != nil {
 		t.Fatal(err)
 	}
+	f.next(t)
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.Write(produce(2, [3]int32{0, 5, 5}))
 		done <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
+	awaitHeldBack(t, f, waits, 5)
+	if err := c.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("waiting past the write deadline: %v, want os.ErrDeadlineExceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write waiting on the guard was not released by its deadline")
+	}
+}
+
+func TestProduceGuardCloseReleasesWriters(t *testing.T) {
+	g := New()
+	waits := watchWaits(g)
+	c, f := dial(t, g, true)
+	if _, err := c.Write(produce(1, [3]int32{0, 0, 5})); err != nil {
+		t.Fatal(err)
+	}
+	f.next(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Write(produce(2, [3]int32{0, 5, 5}))
+		done <- err
+	}()
+	awaitHeldBack(t, f, waits, 5)
 	c.Close()
 	select {
 	case err := <-done:
 		if err == nil {
 			t.Fatal("write on a closed connection succeeded")
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("a writer waiting on the guard was not released by Close")
 	}
 }

@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -20,7 +21,28 @@ import (
 func TestPartitionAddedToTarget(t *testing.T) {
 	r := newRig(t, map[string]int32{"grows": 1}, nil, func(c *Config) { c.OnRecordError = FailBatch })
 	seed(t, r.pair.Source, "grows", 1, 50, 0)
-	m := r.mappingFor(t, "grows", 100, 1, r.repl, func(c *esm.Config) { c.MetadataRefresh = 100 * time.Millisecond })
+	// The replicator's target client never refreshes its metadata for
+	// age within the test: only the refusal can make partition 1 known.
+	newClient := func() (*kgo.Client, error) {
+		return NewTargetClient(context.Background(), r.cfg, nil,
+			kgo.MetadataMinAge(100*time.Millisecond), kgo.MetadataMaxAge(time.Hour),
+			kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond }))
+	}
+	cl, err := newClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repl, err := New(r.cfg, cl, r.source, WithLogger(quietLogger()), WithMetricsWriter(io.Discard), WithClientFactory(newClient))
+	if err != nil {
+		cl.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = repl.Close(ctx)
+	})
+	m := r.mappingFor(t, "grows", 100, 1, repl, func(c *esm.Config) { c.MetadataRefresh = 100 * time.Millisecond })
 	r.waitCaughtUp(t, m, time.Minute)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -48,20 +70,14 @@ func TestPartitionAddedToTarget(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The producer's metadata is at most 30 s old (MetadataMaxAge); this
-	// waits well under that for the new partition's 50 records.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	waitFor(t, ctx, "partition 1's 50 records are on the target", func() bool {
 		ends, err := tgt.ListEndOffsets(ctx, "grows")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o, ok := ends.Lookup("grows", 1); ok && o.Offset >= 50 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("partition 1 not replicated within 10 s (stats %+v)", m.Stats())
-		}
-	}
+		o, ok := ends.Lookup("grows", 1)
+		return ok && o.Offset >= 50
+	})
 	r.waitCaughtUp(t, m, 10*time.Second)
 	lost, dups := lostAndDuplicated(t, readAll(t, r.pair.Source, "grows"), readAll(t, r.pair.Target, "grows"))
 	src, dst := readAll(t, r.pair.Source, "grows"), readAll(t, r.pair.Target, "grows")

@@ -85,16 +85,36 @@ func (c *stallConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-// waitBlocked waits until n requests have been held, or d passed.
-func (s *stall) waitBlocked(n int, d time.Duration) {
-	deadline := time.Now().Add(d)
-	t := time.AfterFunc(d, func() { s.mu.Lock(); s.cond.Broadcast(); s.mu.Unlock() })
-	defer t.Stop()
+// waitBlocked waits until n requests have been held, or until n zombie
+// invocations have returned (zombiesDone; a zombie that ended before its
+// write holds nothing, and call wake when one returns). If neither comes
+// within 30 s, the overlap did not happen as planned: it reports that
+// and returns.
+func (s *stall) waitBlocked(t *testing.T, n int, zombiesDone func() int64) {
+	expired := false
+	timer := time.AfterFunc(30*time.Second, func() {
+		s.mu.Lock()
+		expired = true
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer timer.Stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.blocked < n && time.Now().Before(deadline) {
+	for s.blocked < n && zombiesDone() < int64(n) {
+		if expired {
+			t.Errorf("%d requests held and %d zombie invocations returned, want %d of either: the zombie of an overlapped batch never reached its write", s.blocked, zombiesDone(), n)
+			return
+		}
 		s.cond.Wait()
 	}
+}
+
+// wake makes waitBlocked look again.
+func (s *stall) wake() {
+	s.mu.Lock()
+	s.cond.Broadcast()
+	s.mu.Unlock()
 }
 
 // releaseUpTo lets through the writes held when at most upTo invocations
@@ -131,6 +151,7 @@ func (s *stall) releaseAll() {
 type overlapRun struct {
 	stallAPI    uint16       // what the zombie's stall holds: apiProduce or apiEndTxn
 	zombies     atomic.Int64 // zombie invocations started
+	zombiesDone atomic.Int64 // zombie invocations returned
 	zombieFails atomic.Int64 // zombie invocations fenced (a *FenceError)
 	done        atomic.Int64 // the new owner's invocations done
 }
@@ -146,6 +167,8 @@ func (o *overlapRun) run(t *testing.T, r *rig, topic string, batch int) {
 		defer zwg.Done()
 		o.zombies.Add(1)
 		out, err := zombie.Invoke(ctx, payload)
+		o.zombiesDone.Add(1)
+		st.wake()
 		var fe *FenceError
 		if errors.As(err, &fe) {
 			o.zombieFails.Add(1)
@@ -163,7 +186,7 @@ func (o *overlapRun) run(t *testing.T, r *rig, topic string, batch int) {
 		}
 		n := 0
 		overlapped.Range(func(any, any) bool { n++; return true })
-		st.waitBlocked(n, 10*time.Second)
+		st.waitBlocked(t, n, o.zombiesDone.Load)
 		out, err := r.repl.Invoke(ctx, payload)
 		if err == nil {
 			n := o.done.Add(1)

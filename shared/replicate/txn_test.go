@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/apps"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
@@ -93,6 +95,52 @@ func (d *deliveries) pastStable(lso map[int32]int64) int {
 	return n
 }
 
+// pollerWatch is a kgo hook on a mapping's consumer: it counts the
+// Fetch requests the consumer writes to each broker and keeps the source
+// position of every record it buffers for delivery.
+type pollerWatch struct {
+	mu       sync.Mutex
+	fetches  map[int32]int64 // by broker node ID
+	buffered []provenance.Source
+}
+
+func (w *pollerWatch) OnBrokerWrite(meta kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == kmsg.Fetch.Int16() && err == nil {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.fetches == nil {
+			w.fetches = map[int32]int64{}
+		}
+		w.fetches[meta.NodeID]++
+	}
+}
+
+// fetchCounts returns the Fetch requests written so far, by broker.
+func (w *pollerWatch) fetchCounts() map[int32]int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.fetches)
+}
+
+func (w *pollerWatch) OnFetchRecordBuffered(r *kgo.Record) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buffered = append(w.buffered, provenance.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset})
+}
+
+// pastStable returns the buffered records at or past lso.
+func (w *pollerWatch) pastStable(lso map[int32]int64) []provenance.Source {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []provenance.Source
+	for _, s := range w.buffered {
+		if s.Offset >= lso[s.Partition] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 type lambdaHandlerFunc func(ctx context.Context, payload []byte) ([]byte, error)
 
 func (f lambdaHandlerFunc) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
@@ -142,8 +190,12 @@ func testTransactionsAt(t *testing.T, e *env, iso esm.Isolation) {
 	step(app.Commit(ctx, 6))
 
 	var d deliveries
+	poller := &pollerWatch{}
 	m := r.mappingFor(t, tp, 7, 1, d.wrap(t, r.repl), func(c *esm.Config) {
 		c.Isolation = iso
+		// Short fetch waits, so the poller comes back for more soon
+		// after the last stable offset.
+		c.ClientOptions = append(c.ClientOptions, kgo.WithHooks(poller), kgo.FetchMaxWait(100*time.Millisecond))
 		// A short function timeout: waiting for the open transaction
 		// ends before it, the batch fails and is retried.
 		c.InvokeTimeout = 3 * time.Second
@@ -156,9 +208,24 @@ func testTransactionsAt(t *testing.T, e *env, iso esm.Isolation) {
 	plain(2)
 	lso := stableOffsets(t, ctx, src, tp)
 	if iso == esm.ReadCommitted {
-		// The poller delivers nothing past the open transaction: give
-		// it time to.
-		time.Sleep(2 * time.Second)
+		// The poller receives nothing past the open transaction. A kgo
+		// consumer writes a broker's next fetch only once the previous
+		// one's records are buffered and taken: by the second fetch it
+		// writes to each broker from here on, the first one's records
+		// are all in poller.buffered.
+		from := poller.fetchCounts()
+		waitFor(t, ctx, "the poller fetched twice more from each broker", func() bool {
+			now := poller.fetchCounts()
+			for node, n := range from {
+				if now[node] < n+2 {
+					return false
+				}
+			}
+			return len(from) > 0
+		})
+		if past := poller.pastStable(lso); len(past) > 0 {
+			t.Fatalf("the read_committed poller received source records past the last stable offset: %v", past)
+		}
 	} else {
 		waitFor(t, ctx, "the poller delivered the open transaction's records in two invocations", func() bool {
 			d.mu.Lock()
@@ -422,15 +489,18 @@ func TestOpenTransaction(t *testing.T) {
 	}
 
 	dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
-	start := time.Now()
+	// The wait's end as of now: the replicator computes it later, so no
+	// earlier (how it is set before the deadline is TestWaitUntil's).
+	until := r.repl.waitUntil(dctx)
 	_, err = r.repl.Invoke(dctx, slices.Clone(ev))
+	returned := time.Now()
 	dcancel()
 	var ot *OpenTransactionError
 	if !errors.As(err, &ot) || errorType(err) != "OpenTransactionError" || ot.Topic != "t" || ot.Partition != 0 || ot.Offset != openAt {
 		t.Fatalf("err = %T %v; want *OpenTransactionError at t/0@%d", err, err, openAt)
 	}
-	if d := time.Since(start); d < time.Second || d > 2*time.Second {
-		t.Fatalf("gave up after %v; want before the 2 s deadline, less a margin", d)
+	if returned.Before(until) {
+		t.Fatalf("gave up %v before the end of the wait", until.Sub(returned))
 	}
 	if !strings.Contains(err.Error(), "retried") {
 		t.Fatalf("message %q does not say the batch is retried", err)
@@ -444,13 +514,24 @@ func TestOpenTransaction(t *testing.T) {
 		t.Fatalf("aborted %d, want 2", tot.RecordsAborted)
 	}
 
+	// The retry finds the transaction still open (a source fetch
+	// answered), then it commits.
+	fetched := r.repl.SourceStats().Fetches
+	type result struct {
+		res Result
+		err error
+	}
+	handled := make(chan result, 1)
 	go func() {
-		time.Sleep(300 * time.Millisecond)
-		if err := open.Commit(context.Background()); err != nil {
-			t.Error(err)
-		}
+		res, err := r.repl.Handle(ctx, slices.Clone(ev))
+		handled <- result{res, err}
 	}()
-	res, err := r.repl.Handle(ctx, slices.Clone(ev))
+	waitFor(t, ctx, "the retry read the source", func() bool { return len(handled) > 0 || r.repl.SourceStats().Fetches > fetched })
+	if err := open.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := <-handled
+	res, err := h.res, h.err
 	if err != nil || res.RecordsWritten != 3 || res.DuplicatesSkipped != len(recs)-2-3 || res.RecordsAborted != 2 {
 		t.Fatalf("after the commit: %+v, %v; want the 3 records from the open transaction on written", res, err)
 	}

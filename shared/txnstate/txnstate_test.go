@@ -229,7 +229,9 @@ func testDecideAndWait(t *testing.T, real bool) {
 	commit := mixedLog(t, ctx, c, topic, 1)
 	cl := client(t, c)
 	all := readAll(t, ctx, cl, topic, kgo.ReadUncommitted())
-	r := NewReader(cl)
+	// The reader's own client reports each fetch it writes.
+	fetches := make(chan struct{}, 1000)
+	r := NewReader(client(t, c, kgo.WithHooks(fetchWrites(fetches))))
 	decide := func() ([]Verdict, Summary) {
 		t.Helper()
 		p := r.Open(topic, 0)
@@ -274,27 +276,40 @@ func testDecideAndWait(t *testing.T, real bool) {
 	if sum.Aborted == 0 || sum.Decided == len(all) {
 		t.Fatalf("summary %+v of %d records: want aborted ones and undecided ones", sum, len(all))
 	}
-	// Wait gives up at its deadline while the transaction stays open.
+	// Wait gives up at its deadline while the transaction stays open,
+	// not before.
 	p := r.Open(topic, 0)
-	start := time.Now()
-	if ok, err := p.Wait(ctx, lso, time.Now().Add(300*time.Millisecond)); ok || err != nil {
+	until := time.Now().Add(300 * time.Millisecond)
+	if ok, err := p.Wait(ctx, lso, until); ok || err != nil {
 		t.Fatalf("Wait on an open transaction: %v, %v", ok, err)
 	}
-	if d := time.Since(start); d < 250*time.Millisecond || d > 5*time.Second {
-		t.Fatalf("Wait returned after %v, want about 300ms", d)
+	if now := time.Now(); now.Before(until) {
+		t.Fatalf("Wait gave up %v before its deadline", until.Sub(now))
 	}
-	// It sees the commit as soon as it happens.
+	// It sees a commit made while it polls: the commit comes once
+	// Wait's fetch is on the wire. (Each fetch is signalled before its
+	// response is read: those of the earlier calls are all here.)
+	for len(fetches) > 0 {
+		<-fetches
+	}
+	waited := make(chan error, 1)
 	go func() {
-		time.Sleep(500 * time.Millisecond)
-		commit()
+		ok, err := p.Wait(ctx, lso, time.Now().Add(time.Minute))
+		if err == nil && !ok {
+			err = errors.New("not decided")
+		}
+		waited <- err
 	}()
-	start = time.Now()
-	ok, err := p.Wait(ctx, lso, time.Now().Add(time.Minute))
-	if !ok || err != nil {
-		t.Fatalf("Wait after the commit: %v, %v", ok, err)
+	select {
+	case <-fetches:
+	case err := <-waited:
+		t.Fatalf("Wait returned before the commit, without polling: %v", err)
+	case <-ctx.Done():
+		t.Fatal("Wait sent no fetch")
 	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Fatalf("Wait saw the commit after %v", d)
+	commit()
+	if err := <-waited; err != nil {
+		t.Fatalf("Wait with the commit made while it polled: %v", err)
 	}
 	p.Close()
 	committed := map[int64]bool{}
@@ -312,6 +327,19 @@ func testDecideAndWait(t *testing.T, real bool) {
 		}
 		if out[i] != want {
 			t.Errorf("offset %d: %v, a read_committed consumer says %v", rec.Offset, out[i], want)
+		}
+	}
+}
+
+// fetchWrites is a kgo hook that signals on c each Fetch request written
+// to a broker.
+type fetchWrites chan<- struct{}
+
+func (c fetchWrites) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == kmsg.Fetch.Int16() && err == nil {
+		select {
+		case c <- struct{}{}:
+		default:
 		}
 	}
 }
