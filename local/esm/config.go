@@ -190,6 +190,10 @@ type Config struct {
 	Transition time.Duration
 	// Logger receives state changes and failures; nil discards them.
 	Logger *slog.Logger
+
+	// clock times the batching window, StartDelay and Transition; nil
+	// means the real clock (see clock).
+	clock clock
 }
 
 // normalize fills defaults and validates; it never mutates c's slices.
@@ -316,6 +320,9 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.clock == nil {
+		c.clock = realClock{}
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("esm: invalid config: %w", errors.Join(errs...))

@@ -342,7 +342,7 @@ func (w *worker) add(rs []*kgo.Record) {
 	n := 0
 	w.mu.Lock()
 	if len(w.pending) == 0 {
-		w.firstAt = time.Now()
+		w.firstAt = w.s.m.cfg.clock.Now()
 	}
 	var sz recordSizer
 	for _, r := range rs {
@@ -404,7 +404,7 @@ func (w *worker) run() {
 // it, or reports false once the session stops.
 func (w *worker) next() (recs []*kgo.Record, size int, tooLarge *RecordTooLargeError, started time.Time, ok bool) {
 	cfg := &w.s.m.cfg
-	var timer *time.Timer
+	var timer timer
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -418,18 +418,18 @@ func (w *worker) next() (recs []*kgo.Record, size int, tooLarge *RecordTooLargeE
 		var wait <-chan time.Time
 		if n := len(w.pending); n > 0 {
 			due := w.firstAt.Add(cfg.MaximumBatchingWindow)
-			if n >= cfg.BatchSize || w.pendingBytes >= MaxPayloadBytes || !time.Now().Before(due) {
+			if n >= cfg.BatchSize || w.pendingBytes >= MaxPayloadBytes || !cfg.clock.Now().Before(due) {
 				started = time.Now()
 				recs, size, tooLarge = w.cutLocked()
 				w.mu.Unlock()
 				return recs, size, tooLarge, started, true
 			}
-			if timer == nil {
-				timer = time.NewTimer(time.Until(due))
+			if left := due.Sub(cfg.clock.Now()); timer == nil {
+				timer = cfg.clock.NewTimer(left)
 			} else {
-				timer.Reset(time.Until(due))
+				timer.Reset(left)
 			}
-			wait = timer.C
+			wait = timer.C()
 		}
 		w.mu.Unlock()
 		select {
