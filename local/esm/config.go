@@ -1,6 +1,7 @@
 package esm
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -194,6 +195,10 @@ type Config struct {
 	// clock times the batching window, StartDelay and Transition; nil
 	// means the real clock (see clock).
 	clock clock
+	// assigned, when set, is called with the start offsets of every
+	// assignment, as the consumer passes them, before the mapping fixes
+	// where the partitions start: a test may hold it.
+	assigned func(ctx context.Context, offs map[string]map[int32]kgo.Offset)
 }
 
 // normalize fills defaults and validates; it never mutates c's slices.

@@ -139,6 +139,9 @@ const LogUncommittedPartition = "esm: partition without a committed offset in an
 func (m *Mapping) adjustStart(reset kgo.Offset) func(context.Context, map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	var assigned atomic.Bool // this session had an assignment before
 	return func(ctx context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+		if m.cfg.assigned != nil {
+			m.cfg.assigned(ctx, offs)
+		}
 		for _, ps := range offs {
 			for _, o := range ps {
 				if o != reset {
