@@ -407,10 +407,10 @@ func (w *worker) run() {
 // it, or reports false once the session stops.
 func (w *worker) next() (recs []*kgo.Record, size int, tooLarge *RecordTooLargeError, started time.Time, ok bool) {
 	cfg := &w.s.m.cfg
-	var timer timer
+	var tm timer
 	defer func() {
-		if timer != nil {
-			timer.Stop()
+		if tm != nil {
+			tm.Stop()
 		}
 	}()
 	for {
@@ -427,12 +427,12 @@ func (w *worker) next() (recs []*kgo.Record, size int, tooLarge *RecordTooLargeE
 				w.mu.Unlock()
 				return recs, size, tooLarge, started, true
 			}
-			if left := due.Sub(cfg.clock.Now()); timer == nil {
-				timer = cfg.clock.NewTimer(left)
+			if left := due.Sub(cfg.clock.Now()); tm == nil {
+				tm = cfg.clock.NewTimer(left)
 			} else {
-				timer.Reset(left)
+				tm.Reset(left)
 			}
-			wait = timer.C()
+			wait = tm.C()
 		}
 		w.mu.Unlock()
 		select {
