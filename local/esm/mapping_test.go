@@ -350,8 +350,6 @@ func TestDisableEnable(t *testing.T) {
 	ctx := testCtx(t, 20*time.Second)
 	produce(t, ctx, src, topic, 2, 5)
 
-	gate := make(chan struct{})
-	close(gate) // open at first
 	rec := &recorder{entered: make(chan struct{}, 1)}
 	m := newMapping(t, src, topic, rec, nil)
 	if err := m.WaitState(ctx, StateEnabled); err != nil {
