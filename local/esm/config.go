@@ -1,6 +1,7 @@
 package esm
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -190,6 +191,14 @@ type Config struct {
 	Transition time.Duration
 	// Logger receives state changes and failures; nil discards them.
 	Logger *slog.Logger
+
+	// clock times the batching window, StartDelay and Transition; nil
+	// means the real clock (see clock).
+	clock clock
+	// assigned, when set, is called with the start offsets of every
+	// assignment, as the consumer passes them, before the mapping fixes
+	// where the partitions start: a test may hold it.
+	assigned func(ctx context.Context, offs map[string]map[int32]kgo.Offset)
 }
 
 // normalize fills defaults and validates; it never mutates c's slices.
@@ -316,6 +325,9 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.clock == nil {
+		c.clock = realClock{}
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("esm: invalid config: %w", errors.Join(errs...))

@@ -84,7 +84,7 @@ type attempt struct {
 	records map[tp][]int64 // offsets per partition, in event order
 	ok      bool
 	payload []byte
-	at      time.Time
+	at      time.Time // by the recorder's clock
 }
 
 // recorder is a handler that logs every invocation it receives, can fail
@@ -97,7 +97,8 @@ type recorder struct {
 	entered     chan struct{}     // when non-nil, signaled on entry
 	inflight    int
 	maxInflight int
-	scribble    bool // overwrite the event in place before a failure, as an in-place decoder may
+	scribble    bool  // overwrite the event in place before a failure, as an in-place decoder may
+	clock       clock // stamps attempts; nil: the real clock
 }
 
 func (r *recorder) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
@@ -129,7 +130,11 @@ func (r *recorder) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	if err != nil {
 		decodeErr = err
 	}
-	a := attempt{records: map[tp][]int64{}, payload: append([]byte(nil), payload...), at: time.Now()}
+	var now clock = realClock{}
+	if r.clock != nil {
+		now = r.clock
+	}
+	a := attempt{records: map[tp][]int64{}, payload: append([]byte(nil), payload...), at: now.Now()}
 	for key, recs := range ev.Records {
 		for _, rec := range recs {
 			if want := rec.Topic + "-" + strconv.FormatInt(rec.Partition, 10); want != key {

@@ -182,6 +182,11 @@ type Mapping struct {
 	wake chan struct{}
 	done chan struct{}
 
+	// sess is the current polling period, nil while not polling. Only
+	// control sets it: once a session has started, and back to nil once
+	// it has stopped.
+	sess atomic.Pointer[session]
+
 	adminOnce sync.Once
 	admin     *kadm.Client
 	reader    *peek.Reader // on the admin client, for offsets.Consumed
@@ -206,13 +211,14 @@ func New(cfg Config, h lambda.Handler) (*Mapping, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := cfg.clock.Now()
 	m := &Mapping{
 		cfg:          cfg,
 		h:            h,
 		state:        StateCreating,
 		want:         !cfg.StartDisabled,
-		lastModified: time.Now(),
-		until:        time.Now().Add(cfg.StartDelay),
+		lastModified: now,
+		until:        now.Add(cfg.StartDelay),
 		lastResult:   ResultNone,
 		stateCh:      make(chan struct{}),
 		wake:         make(chan struct{}, 1),
@@ -343,7 +349,7 @@ func (m *Mapping) SetEnabled(enabled bool) error {
 		return nil
 	}
 	m.want = enabled
-	m.until = time.Now().Add(m.cfg.Transition)
+	m.until = m.cfg.clock.Now().Add(m.cfg.Transition)
 	if enabled {
 		m.setStateLocked(StateEnabling)
 	} else {
@@ -417,7 +423,7 @@ func (m *Mapping) setStateLocked(s State) {
 	}
 	m.cfg.Logger.Info("esm state", "uuid", m.cfg.UUID, "from", m.state, "to", s)
 	m.state = s
-	m.lastModified = time.Now()
+	m.lastModified = m.cfg.clock.Now()
 	close(m.stateCh)
 	m.stateCh = make(chan struct{})
 }
@@ -447,7 +453,8 @@ func (m *Mapping) control() {
 		// During a transition the session stays as it is: still polling
 		// while Disabling, not yet polling while Enabling. Deleting does
 		// not wait.
-		wait := time.Until(m.until)
+		now := m.cfg.clock.Now()
+		wait := m.until.Sub(now)
 		m.mu.Unlock()
 		if closing || wait < 0 {
 			wait = 0
@@ -455,18 +462,20 @@ func (m *Mapping) control() {
 
 		switch {
 		case wait > 0:
-		case want && sess == nil && !time.Now().Before(retryAt):
+		case want && sess == nil && !now.Before(retryAt):
 			s, err := m.startSession()
 			if err != nil {
 				retryErr = err
-				retryAt = time.Now().Add(m.cfg.RetryBackoff)
+				retryAt = now.Add(m.cfg.RetryBackoff)
 				m.recordErr(err, "")
 			} else {
 				sess, retryErr = s, nil
+				m.sess.Store(s)
 			}
 		case !want && sess != nil:
 			sess.stop()
 			sess = nil
+			m.sess.Store(nil)
 		}
 
 		m.mu.Lock()
@@ -484,15 +493,15 @@ func (m *Mapping) control() {
 		}
 		var (
 			retry <-chan time.Time
-			t     *time.Timer
+			t     timer
 		)
 		switch {
 		case wait > 0:
-			t = time.NewTimer(wait)
-			retry = t.C
+			t = m.cfg.clock.NewTimer(wait)
+			retry = t.C()
 		case retryErr != nil && sess == nil:
-			t = time.NewTimer(time.Until(retryAt))
-			retry = t.C
+			t = m.cfg.clock.NewTimer(retryAt.Sub(m.cfg.clock.Now()))
+			retry = t.C()
 		}
 		select {
 		case <-m.wake:

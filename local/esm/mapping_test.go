@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
 )
@@ -159,24 +162,33 @@ func TestBatchLimits(t *testing.T) {
 		src := startSource(t, []kafkalocal.Topic{{Name: "t", Partitions: 1}})
 		ctx := testCtx(t, 15*time.Second)
 		produce(t, ctx, src, "t", 1, 23)
-		rec := &recorder{}
+		clk := newFakeClock()
+		t0 := clk.Now()
+		rec := &recorder{clock: clk}
 		m := newMapping(t, src, "t", rec, func(c *Config) {
 			c.BatchSize = 5
-			c.MaximumBatchingWindow = time.Minute // full batches go at once
+			c.MaximumBatchingWindow = time.Minute
+			c.clock = clk
 		})
-		// 23 = 4*5 + 3: the last 3 wait for the window; the 4 full
-		// batches must not.
-		deadline := time.Now().Add(5 * time.Second)
-		for m.Stats().RecordsDelivered < 20 && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
+		// 23 = 4*5 + 3: the 4 full batches go at once; the last 3 wait
+		// for the window, which only this test's clock can end.
+		waitFor(t, 10*time.Second, "the 4 full batches (20 records) to be delivered", func() bool {
+			return m.Stats().RecordsDelivered == 20 && pending(m) == 3
+		})
+		clk.waitArmed(t, t0.Add(time.Minute), "the batching window of the last 3 records")
 		for i, a := range rec.snapshot() {
-			if n := len(a.records[tp{"t", 0}]); n != 5 {
-				t.Errorf("batch %d has %d records, want 5", i, n)
+			if n := len(a.records[tp{"t", 0}]); n != 5 || !a.at.Equal(t0) {
+				t.Errorf("batch %d has %d records at %v, want 5 at once", i, n, a.at.Sub(t0))
 			}
 		}
 		if got := m.Stats().RecordsDelivered; got != 20 {
 			t.Fatalf("delivered %d, want the 4 full batches (20) before the window", got)
+		}
+		clk.Advance(time.Minute)
+		waitCaughtUp(t, m, 10*time.Second)
+		atts := rec.snapshot()
+		if last := atts[len(atts)-1]; len(atts) != 5 || len(last.records[tp{"t", 0}]) != 3 || !last.at.Equal(t0.Add(time.Minute)) {
+			t.Fatalf("%d batches, the last of %d records at %v; want a 5th of 3 once the window ended", len(atts), len(last.records[tp{"t", 0}]), last.at.Sub(t0))
 		}
 	})
 
@@ -276,42 +288,52 @@ func TestBatchLimits(t *testing.T) {
 	})
 }
 
-// TestBatchingWindow proves a partial batch waits for the window and a
-// full batch does not.
+// TestBatchingWindow proves a partial batch waits for the window, and no
+// longer, and a full batch does not wait. The test's clock stands still
+// unless the test moves it, so a batch that waited for it would never go.
 func TestBatchingWindow(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		window    time.Duration
 		batchSize int
-		minWait   time.Duration
-		maxWait   time.Duration
+		waits     bool // the batch waits for the window
 	}{
-		{"partial-waits-window", 400 * time.Millisecond, 100, 400 * time.Millisecond, 5 * time.Second},
-		{"full-goes-at-once", time.Minute, 3, 0, 5 * time.Second},
-		{"no-window", -1, 100, 0, 5 * time.Second},
+		{"partial-waits-window", 400 * time.Millisecond, 100, true},
+		{"full-goes-at-once", time.Minute, 3, false},
+		{"no-window", -1, 100, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			src := startSource(t, []kafkalocal.Topic{{Name: "t", Partitions: 1}})
 			ctx := testCtx(t, 15*time.Second)
 			produce(t, ctx, src, "t", 1, 3)
-			rec := &recorder{entered: make(chan struct{}, 1)}
-			start := time.Now()
+			clk := newFakeClock()
+			t0 := clk.Now()
+			rec := &recorder{clock: clk}
 			m := newMapping(t, src, "t", rec, func(c *Config) {
 				c.MaximumBatchingWindow = tc.window
 				c.BatchSize = tc.batchSize
+				c.clock = clk
 			})
-			select {
-			case <-rec.entered:
-			case <-time.After(tc.maxWait):
-				t.Fatalf("no invocation within %v", tc.maxWait)
+			want := t0
+			if tc.waits {
+				waitFor(t, 10*time.Second, "the 3 records to be polled", func() bool { return pending(m) == 3 })
+				clk.waitArmed(t, t0.Add(tc.window), "the batching window")
+				if n := len(rec.snapshot()); n != 0 {
+					t.Fatalf("%d invocations before the window ended", n)
+				}
+				clk.Advance(tc.window)
+				want = t0.Add(tc.window)
 			}
-			if took := time.Since(start); took < tc.minWait {
-				t.Fatalf("invoked after %v, before the %v window", took, tc.minWait)
-			}
-			waitCaughtUp(t, m, 5*time.Second)
-			if atts := rec.snapshot(); tc.window > 0 && (len(atts) != 1 || len(atts[0].records[tp{"t", 0}]) != 3) {
+			waitCaughtUp(t, m, 10*time.Second)
+			atts := rec.snapshot()
+			if tc.window > 0 && (len(atts) != 1 || len(atts[0].records[tp{"t", 0}]) != 3) {
 				t.Fatalf("want one batch of 3, got %d invocations", len(atts))
+			}
+			for _, a := range atts {
+				if !a.at.Equal(want) {
+					t.Fatalf("invoked at %v, want %v (clock start + %v)", a.at.Sub(t0), want.Sub(t0), want.Sub(t0))
+				}
 			}
 		})
 	}
@@ -328,8 +350,6 @@ func TestDisableEnable(t *testing.T) {
 	ctx := testCtx(t, 20*time.Second)
 	produce(t, ctx, src, topic, 2, 5)
 
-	gate := make(chan struct{})
-	close(gate) // open at first
 	rec := &recorder{entered: make(chan struct{}, 1)}
 	m := newMapping(t, src, topic, rec, nil)
 	if err := m.WaitState(ctx, StateEnabled); err != nil {
@@ -337,8 +357,11 @@ func TestDisableEnable(t *testing.T) {
 	}
 	waitCaughtUp(t, m, 10*time.Second)
 
-	// Hold the next invocation in flight, then disable.
+	// Hold the next invocation in flight, then disable. A failing test
+	// lets it go too (before Close, which waits for it).
 	hold := make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release)
 	rec.mu.Lock()
 	rec.gate = hold
 	rec.mu.Unlock()
@@ -355,14 +378,17 @@ func TestDisableEnable(t *testing.T) {
 	if err := m.SetEnabled(false); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, 10*time.Second, "the mapping to start stopping its session", func() bool {
+		s := m.sess.Load()
+		return s != nil && s.isStopped()
+	})
 	if s := m.State(); s != StateDisabling {
 		t.Fatalf("state %s while a batch is in flight, want Disabling", s)
 	}
 	rec.mu.Lock()
 	rec.gate = nil
 	rec.mu.Unlock()
-	close(hold)
+	release()
 	if err := m.WaitState(ctx, StateDisabled); err != nil {
 		t.Fatal(err)
 	}
@@ -393,8 +419,12 @@ func TestDisableEnable(t *testing.T) {
 		t.Fatalf("committed %d, delivered %d: the in-flight batch must be committed on disable", committed, delivered)
 	}
 
+	// Disabled means the session has stopped: no poller, no worker left
+	// to invoke (and the group, above, has no member).
+	if m.sess.Load() != nil {
+		t.Fatal("a session still runs after Disabled")
+	}
 	produce(t, ctx, src, topic, 2, 5)
-	time.Sleep(200 * time.Millisecond)
 	if n := len(rec.snapshot()); n != before {
 		t.Fatalf("%d invocations while disabled", n-before)
 	}
@@ -419,6 +449,7 @@ func TestStartDisabledAndLatest(t *testing.T) {
 	src := startSource(t, []kafkalocal.Topic{{Name: "t", Partitions: 1}})
 	ctx := testCtx(t, 15*time.Second)
 	produce(t, ctx, src, "t", 1, 4)
+	fetched := watchFetches(src)
 	rec := &recorder{}
 	m := newMapping(t, src, "t", rec, func(c *Config) {
 		c.StartDisabled = true
@@ -433,30 +464,50 @@ func TestStartDisabledAndLatest(t *testing.T) {
 	if err := m.WaitState(ctx, StateEnabled); err != nil {
 		t.Fatal(err)
 	}
-	// Wait for the group to hold the partition, then produce one more.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		adm, _ := src.AdminClient()
-		g, err := adm.DescribeGroups(ctx, m.ConsumerGroupID())
-		adm.Close()
-		if err == nil && g[m.ConsumerGroupID()].State == "Stable" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("group never stable")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond) // let the reset to LATEST happen
+	// Once the mapping's consumer fetches from offset 4, the end when it
+	// joined, its start is fixed: then produce one more.
+	waitFor(t, 10*time.Second, "the mapping to fetch t/0 from offset 4 (LATEST)", func() bool { return fetched.has(0, 4) })
 	produce(t, ctx, src, "t", 1, 1)
-	deadline = time.Now().Add(5 * time.Second)
-	for m.Stats().RecordsDelivered == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	waitFor(t, 10*time.Second, "the record written after the mapping started to be delivered", func() bool {
+		return m.Stats().RecordsDelivered > 0
+	})
+	var got [][]int64
+	for _, a := range rec.snapshot() {
+		got = append(got, a.records[tp{"t", 0}])
 	}
-	atts := rec.snapshot()
-	if len(atts) != 1 || fmt.Sprint(atts[0].records[tp{"t", 0}]) != "[4]" {
-		t.Fatalf("LATEST delivered %+v, want only offset 4", atts)
+	if fmt.Sprint(got) != "[[4]]" {
+		t.Fatalf("LATEST delivered batches %v, want one of offset 4 only", got)
 	}
+}
+
+// fetchLog records the partitions and offsets of every Fetch request a
+// source cluster receives.
+type fetchLog struct {
+	mu   sync.Mutex
+	seen map[[2]int64]bool // partition, fetch offset
+}
+
+// watchFetches starts logging src's Fetch requests (of any topic: use it
+// on a cluster with one).
+func watchFetches(src *kafkalocal.Cluster) *fetchLog {
+	l := &fetchLog{seen: map[[2]int64]bool{}}
+	src.Kfake().ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, t := range req.(*kmsg.FetchRequest).Topics {
+			for _, p := range t.Partitions {
+				l.seen[[2]int64{int64(p.Partition), p.FetchOffset}] = true
+			}
+		}
+		return nil, nil, false // observe only: the cluster answers
+	})
+	return l
+}
+
+func (l *fetchLog) has(partition int32, offset int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seen[[2]int64{int64(partition), offset}]
 }
 
 // TestConfigValidation rejects each bad field with its name.
@@ -579,23 +630,21 @@ func TestConcurrentControl(t *testing.T) {
 				_ = m.SetEnabled((i+g)%2 == 0)
 				_ = m.State()
 				_ = m.Stats()
-				time.Sleep(time.Millisecond)
+				runtime.Gosched() // let the others interleave
 			}
 		}()
 	}
 	for range 4 {
 		<-done
 	}
-	// An update is refused while the last accepted one is in progress.
-	for {
-		err := m.SetEnabled(true)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, ErrInTransition) {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	// An update is refused while the last accepted one is in progress:
+	// wait for it to end (nobody else updates now), then enable.
+	waitFor(t, 10*time.Second, "the last accepted update to complete", func() bool {
+		s := m.State()
+		return s == StateEnabled || s == StateDisabled
+	})
+	if err := m.SetEnabled(true); err != nil {
+		t.Fatal(err)
 	}
 	if err := m.WaitState(ctx, StateEnabled); err != nil {
 		t.Fatal(err)
@@ -613,23 +662,30 @@ func TestConcurrentControl(t *testing.T) {
 // SetEnabled(false) the mapping reads Disabling for Transition and keeps
 // delivering records; it reads Disabled, and delivers nothing more, only
 // after that. After SetEnabled(true) it reads Enabling for Transition and
-// delivers nothing, then Enabled, resuming without gap or repeat. Updates
-// in between are refused with ErrInTransition.
+// does not poll, then Enabled, resuming without gap or repeat. Updates in
+// between are refused with ErrInTransition. The test's clock moves only
+// when the test moves it, so each transition lasts as long as the test
+// needs and ends when the test says.
 func TestTransition(t *testing.T) {
 	t.Parallel()
 	const topic = "t"
 	const transition = 2 * time.Second
 	src := startSource(t, []kafkalocal.Topic{{Name: topic, Partitions: 1}})
 	ctx := testCtx(t, 30*time.Second)
-	rec := &recorder{}
-	m := newMapping(t, src, topic, rec, func(c *Config) { c.Transition = transition })
+	clk := newFakeClock()
+	rec := &recorder{clock: clk}
+	m := newMapping(t, src, topic, rec, func(c *Config) {
+		c.Transition = transition
+		c.MaximumBatchingWindow = -1 // batches go at once: only the transitions wait for the clock
+		c.clock = clk
+	})
 	if err := m.WaitState(ctx, StateEnabled); err != nil {
 		t.Fatal(err)
 	}
 	produce(t, ctx, src, topic, 1, 5)
 	waitCaughtUp(t, m, 10*time.Second)
 
-	start := time.Now()
+	start := clk.Now()
 	if err := m.SetEnabled(false); err != nil {
 		t.Fatal(err)
 	}
@@ -643,23 +699,28 @@ func TestTransition(t *testing.T) {
 	}
 	// Records written while Disabling are still delivered.
 	produce(t, ctx, src, topic, 1, 5)
-	waitCaughtUp(t, m, transition/2)
+	waitCaughtUp(t, m, 10*time.Second)
+	clk.waitArmed(t, start.Add(transition), "the end of Disabling")
 	if s := m.State(); s != StateDisabling {
-		t.Fatalf("state %s %v after disabling, want Disabling for %v", s, time.Since(start), transition)
+		t.Fatalf("state %s before the transition ended, want Disabling", s)
 	}
+	if s := m.sess.Load(); s == nil || s.isStopped() {
+		t.Fatal("the mapping stopped polling before the transition ended")
+	}
+	clk.Advance(transition)
 	if err := m.WaitState(ctx, StateDisabled); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d < transition {
-		t.Fatalf("Disabled after %v, before the %v transition", d, transition)
+	if at := m.LastModified(); !at.Equal(start.Add(transition)) {
+		t.Fatalf("Disabled %v after disabling, want at the end of the %v transition", at.Sub(start), transition)
 	}
 	if err := m.SetEnabled(false); err != nil {
 		t.Fatalf("disabling a Disabled mapping: %v", err)
 	}
-	delivered := m.Stats().RecordsDelivered
+	delivered, before := m.Stats().RecordsDelivered, len(rec.snapshot())
 	produce(t, ctx, src, topic, 1, 5)
 
-	start = time.Now()
+	start = clk.Now()
 	if err := m.SetEnabled(true); err != nil {
 		t.Fatal(err)
 	}
@@ -669,18 +730,25 @@ func TestTransition(t *testing.T) {
 	if err := m.SetEnabled(false); !errors.Is(err, ErrInTransition) {
 		t.Fatalf("SetEnabled(false) while Enabling: %v, want ErrInTransition", err)
 	}
-	time.Sleep(transition / 2)
-	if got := m.Stats().RecordsDelivered; got != delivered || m.State() != StateEnabling {
-		t.Fatalf("%d records delivered, state %s, half way through Enabling; want none, Enabling", got-delivered, m.State())
+	clk.waitArmed(t, start.Add(transition), "the end of Enabling")
+	if got := m.Stats().RecordsDelivered; got != delivered || m.State() != StateEnabling || m.sess.Load() != nil {
+		t.Fatalf("%d records delivered, state %s, polling %v before Enabling ended; want none, Enabling, not polling",
+			got-delivered, m.State(), m.sess.Load() != nil)
 	}
+	clk.Advance(transition)
 	if err := m.WaitState(ctx, StateEnabled); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d < transition {
-		t.Fatalf("Enabled after %v, before the %v transition", d, transition)
+	if at := m.LastModified(); !at.Equal(start.Add(transition)) {
+		t.Fatalf("Enabled %v after enabling, want at the end of the %v transition", at.Sub(start), transition)
 	}
 	waitCaughtUp(t, m, 10*time.Second)
 	checkDelivery(t, rec.snapshot(), map[tp]int64{{topic, 0}: 15})
+	for _, a := range rec.snapshot()[before:] {
+		if a.at.Before(start.Add(transition)) {
+			t.Fatalf("invoked %v after enabling, within the transition", a.at.Sub(start))
+		}
+	}
 }
 
 // TestTransitionBounds: Transition is at most the 90 s AWS documents.

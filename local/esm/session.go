@@ -139,6 +139,9 @@ const LogUncommittedPartition = "esm: partition without a committed offset in an
 func (m *Mapping) adjustStart(reset kgo.Offset) func(context.Context, map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	var assigned atomic.Bool // this session had an assignment before
 	return func(ctx context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+		if m.cfg.assigned != nil {
+			m.cfg.assigned(ctx, offs)
+		}
 		for _, ps := range offs {
 			for _, o := range ps {
 				if o != reset {
@@ -342,7 +345,7 @@ func (w *worker) add(rs []*kgo.Record) {
 	n := 0
 	w.mu.Lock()
 	if len(w.pending) == 0 {
-		w.firstAt = time.Now()
+		w.firstAt = w.s.m.cfg.clock.Now()
 	}
 	var sz recordSizer
 	for _, r := range rs {
@@ -404,10 +407,10 @@ func (w *worker) run() {
 // it, or reports false once the session stops.
 func (w *worker) next() (recs []*kgo.Record, size int, tooLarge *RecordTooLargeError, started time.Time, ok bool) {
 	cfg := &w.s.m.cfg
-	var timer *time.Timer
+	var tm timer
 	defer func() {
-		if timer != nil {
-			timer.Stop()
+		if tm != nil {
+			tm.Stop()
 		}
 	}()
 	for {
@@ -418,18 +421,18 @@ func (w *worker) next() (recs []*kgo.Record, size int, tooLarge *RecordTooLargeE
 		var wait <-chan time.Time
 		if n := len(w.pending); n > 0 {
 			due := w.firstAt.Add(cfg.MaximumBatchingWindow)
-			if n >= cfg.BatchSize || w.pendingBytes >= MaxPayloadBytes || !time.Now().Before(due) {
+			if n >= cfg.BatchSize || w.pendingBytes >= MaxPayloadBytes || !cfg.clock.Now().Before(due) {
 				started = time.Now()
 				recs, size, tooLarge = w.cutLocked()
 				w.mu.Unlock()
 				return recs, size, tooLarge, started, true
 			}
-			if timer == nil {
-				timer = time.NewTimer(time.Until(due))
+			if left := due.Sub(cfg.clock.Now()); tm == nil {
+				tm = cfg.clock.NewTimer(left)
 			} else {
-				timer.Reset(time.Until(due))
+				tm.Reset(left)
 			}
-			wait = timer.C
+			wait = tm.C()
 		}
 		w.mu.Unlock()
 		select {

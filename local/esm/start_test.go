@@ -2,6 +2,7 @@ package esm
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -122,18 +123,30 @@ func (h noticeHandler) Handle(_ context.Context, r slog.Record) error {
 func TestUncommittedPartitionStart(t *testing.T) {
 	for _, start := range []PartitionStart{PartitionEarliest, PartitionLatest} {
 		t.Run(string(start), func(t *testing.T) {
-			ctx := testCtx(t, 60*time.Second)
+			ctx := testCtx(t, 90*time.Second)
 			src := startSource(t, []kafkalocal.Topic{{Name: "grow", Partitions: 1}})
 			produce(t, ctx, src, "grow", 1, 5)
 			seedGroup(t, ctx, src, "g-grow", map[string]map[int32]int64{"grow": {0: 0}})
 			notices := make(chan [2]int64, 10)
 			rec := &recorder{}
 			const refresh = 2 * time.Second
+			// The mapping fixes where partition 1 starts only once its
+			// first records are written: they are written before it
+			// notices the partition, however soon it does.
+			written := make(chan struct{})
 			m := newMapping(t, src, "grow", rec, func(c *Config) {
 				c.ConsumerGroupID = "g-grow"
 				c.UncommittedPartitionStart = start
 				c.MetadataRefresh = refresh
 				c.Logger = slog.New(noticeHandler{notices})
+				c.assigned = func(ctx context.Context, offs map[string]map[int32]kgo.Offset) {
+					if _, ok := offs["grow"][1]; ok {
+						select {
+						case <-written:
+						case <-ctx.Done():
+						}
+					}
+				}
 			})
 			waitCaughtUp(t, m, 20*time.Second)
 
@@ -147,18 +160,21 @@ func TestUncommittedPartitionStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := produceTo(t, ctx, src, "grow", 1, 0, 5)
+			close(written)
 			var notice [2]int64
 			select {
 			case notice = <-notices:
-			case <-time.After(4 * refresh):
-				t.Fatalf("the mapping did not notice partition 1 within %v", 4*refresh)
+			case <-time.After(15 * refresh):
+				// A bound, not a measure: without MetadataRefresh the
+				// consumer would look every 5 minutes.
+				t.Fatalf("the mapping did not notice partition 1 within %v", 15*refresh)
 			}
 			t.Logf("partition 1 noticed %v after it was added, at offset %d", time.Since(added).Round(time.Millisecond), notice[1])
 			if notice[0] != 1 {
 				t.Fatalf("notice for partition %d, want 1", notice[0])
 			}
 			if start == PartitionLatest && notice[1] != before {
-				t.Fatalf("latest starts at offset %d, want %d: the mapping noticed partition 1 before the records were written (MetadataRefresh %v too short for this machine?)", notice[1], before, refresh)
+				t.Fatalf("latest starts at offset %d, want %d, the end when the mapping noticed partition 1", notice[1], before)
 			}
 			produceTo(t, ctx, src, "grow", 1, 5, 5)
 			waitCaughtUp(t, m, 20*time.Second)
@@ -205,30 +221,42 @@ func produceTo(t *testing.T, ctx context.Context, src *kafkalocal.Cluster, topic
 }
 
 // TestStartDelay: a new mapping reads Creating for StartDelay, refuses
-// updates meanwhile, then polls.
+// updates meanwhile and does not poll, then polls. The test's clock moves
+// only when the test moves it.
 func TestStartDelay(t *testing.T) {
+	const delay = 700 * time.Millisecond
 	ctx := testCtx(t, 30*time.Second)
 	src := startSource(t, []kafkalocal.Topic{{Name: "slow", Partitions: 1}})
 	produce(t, ctx, src, "slow", 1, 3)
-	rec := &recorder{}
-	created := time.Now()
-	m := newMapping(t, src, "slow", rec, func(c *Config) { c.StartDelay = 700 * time.Millisecond })
+	clk := newFakeClock()
+	created := clk.Now()
+	rec := &recorder{clock: clk}
+	m := newMapping(t, src, "slow", rec, func(c *Config) {
+		c.StartDelay = delay
+		c.MaximumBatchingWindow = -1 // the batch goes at once: only the start waits for the clock
+		c.clock = clk
+	})
 	if st := m.State(); st != StateCreating {
 		t.Fatalf("state %s right after creation, want Creating", st)
 	}
-	if err := m.SetEnabled(false); err == nil {
-		t.Fatal("SetEnabled while Creating succeeded, want ErrInTransition")
+	if err := m.SetEnabled(false); !errors.Is(err, ErrInTransition) {
+		t.Fatalf("SetEnabled while Creating: %v, want ErrInTransition", err)
 	}
+	clk.waitArmed(t, created.Add(delay), "the end of the start delay")
+	if st, polling := m.State(), m.sess.Load() != nil; st != StateCreating || polling {
+		t.Fatalf("state %s, polling %v before the start delay ended; want Creating, not polling", st, polling)
+	}
+	clk.Advance(delay)
 	if err := m.WaitState(ctx, StateEnabled); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(created); d < 700*time.Millisecond {
-		t.Fatalf("Enabled after %v, before the 700ms start delay", d)
+	if at := m.LastModified(); !at.Equal(created.Add(delay)) {
+		t.Fatalf("Enabled %v after creation, want at the end of the %v start delay", at.Sub(created), delay)
 	}
 	waitCaughtUp(t, m, 20*time.Second)
 	checkDelivery(t, rec.snapshot(), map[tp]int64{{"slow", 0}: 3})
 	for _, a := range rec.snapshot() {
-		if a.at.Sub(created) < 700*time.Millisecond {
+		if a.at.Before(created.Add(delay)) {
 			t.Fatalf("invoked %v after creation, within the start delay", a.at.Sub(created))
 		}
 	}

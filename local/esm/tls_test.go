@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,8 +59,14 @@ func TestServerRootCACertificate(t *testing.T) {
 
 	for name, rootCA := range map[string]string{"another CA": testCA(t).PEM, "no CA": ""} {
 		rec := &recorder{}
-		m := newMapping(t, src, "orders", rec, func(c *Config) { c.ServerRootCACertificate = rootCA })
-		time.Sleep(3 * time.Second)
+		refused := &refusals{}
+		m := newMapping(t, src, "orders", rec, func(c *Config) {
+			c.ServerRootCACertificate = rootCA
+			c.ClientOptions = append(c.ClientOptions, kgo.WithHooks(refused))
+		})
+		// Every connection fails alike: once the mapping has tried and
+		// been refused, it never reads.
+		waitFor(t, 20*time.Second, name+": the mapping to try the broker and be refused", func() bool { return refused.n.Load() > 0 })
 		m.Close()
 		if n := len(rec.snapshot()); n != 0 {
 			t.Fatalf("%s: %d invocations, want none", name, n)
@@ -80,5 +88,21 @@ func TestServerRootCACertificate(t *testing.T) {
 	}
 	if got != len(rs) {
 		t.Fatalf("with the CA: %d records delivered, want %d", got, len(rs))
+	}
+}
+
+// refusals counts a client's failed connections and requests (a TLS
+// handshake that fails verification, a request the broker never answers).
+type refusals struct{ n atomic.Int64 }
+
+func (r *refusals) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err != nil {
+		r.n.Add(1)
+	}
+}
+
+func (r *refusals) OnBrokerE2E(_ kgo.BrokerMetadata, _ int16, e kgo.BrokerE2E) {
+	if e.Err() != nil {
+		r.n.Add(1)
 	}
 }
