@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/blackhole"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/esm"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/iamlocal"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/kafkalocal"
@@ -110,36 +109,6 @@ func allRan(t *testing.T, rep *cutover.PreflightReport) {
 			t.Errorf("check %q %s: %s: the unreachable peer was not bounded by the per-check timeout", c.Name, c.Status, c.Detail)
 		}
 	}
-}
-
-func blackhole(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
 }
 
 // commitAppGroup gives the rig's application group committed offsets on
@@ -281,7 +250,7 @@ func TestPreflight(t *testing.T) {
 	})
 
 	t.Run("unreachable target", func(t *testing.T) {
-		addr := blackhole(t)
+		addr := blackhole.Addr(t)
 		o := healthy
 		o.TargetSeeds = []string{addr}
 		o.Preflight.CheckTimeout = 2 * time.Second
@@ -302,7 +271,7 @@ func TestPreflight(t *testing.T) {
 
 	t.Run("unreachable secrets manager", func(t *testing.T) {
 		o := healthy
-		o.Preflight = ar.deps("http://" + blackhole(t))
+		o.Preflight = ar.deps("http://" + blackhole.Addr(t))
 		o.Preflight.CheckTimeout = 2 * time.Second
 		rep := r.preflight(budget(ctx, t), r.baseInput(), o)
 		wantCheck(t, rep, "secrets manager: SOURCE_SECRET_ARN", cutover.CheckFail, "com.amazonaws.us-east-1.secretsmanager", "NAT gateway")
@@ -408,7 +377,7 @@ func TestPreflightStateMachine(t *testing.T) {
 	}
 
 	r.setMapping(ctx, false)
-	addr := blackhole(t)
+	addr := blackhole.Addr(t)
 	o.TargetSeeds = []string{addr}
 	res = r.run(ctx, r.baseInput(), o)
 	r.setMapping(ctx, true)

@@ -145,20 +145,28 @@ func wantHookEvents(t *testing.T, l *hookLambda, want ...string) {
 	}
 }
 
+// stoppedProducers is a run with lambda hooks, validated, whose
+// StopProducers hook has run.
+func stoppedProducers(t *testing.T) (*proc, *hookLambda, *State) {
+	t.Helper()
+	p := newProc(t)
+	l := &hookLambda{fakeLambda: p.f}
+	p.h = p.handlerWith(Deps{Lambda: l})
+	p.commit(p.srcAdm, procGroup, map[int32]int64{0: 10, 1: 4})
+	st, err := p.hookStep(StepStopProducers, p.validate(procInput(lambdaHooks)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, l, st
+}
+
 // TestHooksInvokedInOrder: a run whose StopProducers and StopConsumers are
 // lambda hooks invokes each once, synchronously, at its place in the
 // procedure, with the run's topics and groups and the hook's own payload,
 // and goes on to translate exactly.
 func TestHooksInvokedInOrder(t *testing.T) {
-	p := newProc(t)
-	l := &hookLambda{fakeLambda: p.f}
-	p.h = p.handlerWith(Deps{Lambda: l})
-	p.commit(p.srcAdm, procGroup, map[int32]int64{0: 10, 1: 4})
-	st := p.validate(procInput(lambdaHooks))
+	p, l, st := stoppedProducers(t)
 	var err error
-	if st, err = p.hookStep(StepStopProducers, st); err != nil {
-		t.Fatal(err)
-	}
 	wantHookEvents(t, l, StepStopProducers)
 	for _, step := range []string{StepVerifySourceQuiet, StepFenceSource, StepWaitForDrain, StepPauseReplication} {
 		st = p.mustRun(step, st)
@@ -244,15 +252,8 @@ func TestHookFailureRolledBack(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newProc(t)
-			l := &hookLambda{fakeLambda: p.f}
-			p.h = p.handlerWith(Deps{Lambda: l})
-			p.commit(p.srcAdm, procGroup, map[int32]int64{0: 10, 1: 4})
-			st := p.validate(procInput(lambdaHooks))
+			p, l, st := stoppedProducers(t)
 			var err error
-			if st, err = p.hookStep(StepStopProducers, st); err != nil {
-				t.Fatal(err)
-			}
 			for _, step := range []string{StepVerifySourceQuiet, StepFenceSource, StepWaitForDrain, StepPauseReplication} {
 				st = p.mustRun(step, st)
 			}

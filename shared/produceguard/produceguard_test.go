@@ -474,8 +474,11 @@ func TestProduceGuardWriteDeadline(t *testing.T) {
 	}
 }
 
-// A deadline set while a write waits for its predecessor ends the wait.
-func TestProduceGuardDeadlineSetWhileWaiting(t *testing.T) {
+// secondWriteHeldBack writes a first batch (partition 0, sequences 0-4)
+// whose answer the broker holds, then starts a second (5-9) and returns
+// once the guard holds it back; done receives the second write's result.
+func secondWriteHeldBack(t *testing.T) (c net.Conn, done <-chan error) {
+	t.Helper()
 	g := New()
 	waits := watchWaits(g)
 	c, f := dial(t, g, true)
@@ -483,12 +486,18 @@ func TestProduceGuardDeadlineSetWhileWaiting(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.next(t)
-	done := make(chan error, 1)
+	d := make(chan error, 1)
 	go func() {
 		_, err := c.Write(produce(2, [3]int32{0, 5, 5}))
-		done <- err
+		d <- err
 	}()
 	awaitHeldBack(t, f, waits, 5)
+	return c, d
+}
+
+// A deadline set while a write waits for its predecessor ends the wait.
+func TestProduceGuardDeadlineSetWhileWaiting(t *testing.T) {
+	c, done := secondWriteHeldBack(t)
 	if err := c.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -503,19 +512,7 @@ func TestProduceGuardDeadlineSetWhileWaiting(t *testing.T) {
 }
 
 func TestProduceGuardCloseReleasesWriters(t *testing.T) {
-	g := New()
-	waits := watchWaits(g)
-	c, f := dial(t, g, true)
-	if _, err := c.Write(produce(1, [3]int32{0, 0, 5})); err != nil {
-		t.Fatal(err)
-	}
-	f.next(t)
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.Write(produce(2, [3]int32{0, 5, 5}))
-		done <- err
-	}()
-	awaitHeldBack(t, f, waits, 5)
+	c, done := secondWriteHeldBack(t)
 	c.Close()
 	select {
 	case err := <-done:

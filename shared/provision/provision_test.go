@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/local/blackhole"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/config"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/iamscope"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/reconcile"
@@ -283,32 +283,7 @@ func TestConfigErrorAnswersFailedNamingTheVariable(t *testing.T) {
 // replies) holds every request until the deadline; the provisioner still
 // answers CloudFormation FAILED before the invocation ends.
 func TestUnreachableClusterFailsBeforeDeadline(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	r := newRig(t, map[string]string{"SOURCE_BOOTSTRAP_SERVERS": ln.Addr().String()})
+	r := newRig(t, map[string]string{"SOURCE_BOOTSTRAP_SERVERS": blackhole.Addr(t)})
 	r.p.Margin = 200 * time.Millisecond
 	if _, err := r.invoke(t, r.event(t, "custom-resource-create.json"), 3*time.Second); err != nil {
 		t.Fatal(err)
