@@ -53,32 +53,20 @@ func Or(c Clock) Clock {
 	return c
 }
 
-// Fake is a Clock that stands still until Advance or Set moves it. Its
-// Sleep does not block: it moves the clock forward by d and returns, as if
-// the sleeper were the only thing waiting, so code that polls on a Fake
-// runs its whole schedule at once and deterministically. Fake is safe for
+// Fake is a Clock that stands still until Advance moves it. Its Sleep does
+// not block: it moves the clock forward by d and returns, as if the
+// sleeper were the only thing waiting, so code that polls on a Fake runs
+// its whole schedule at once and deterministically. Fake is safe for
 // concurrent use; concurrent sleepers each move it by their own d.
 type Fake struct {
 	mu     sync.Mutex
 	now    time.Time
 	slept  time.Duration
 	sleeps int
-	// onMove, when set, is called (without the lock) after each move.
-	onMove func(time.Time)
 }
 
 // NewFake returns a Fake reading t.
 func NewFake(t time.Time) *Fake { return &Fake{now: t} }
-
-// OnMove sets a function called with the new time after every move of
-// the clock (Advance, Set or Sleep), for a stand-in whose state follows
-// the clock (a mapping that finishes a transition). It is not called
-// with the Fake's lock held.
-func (f *Fake) OnMove(fn func(time.Time)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.onMove = fn
-}
 
 // Now is the Fake's time.
 func (f *Fake) Now() time.Time {
@@ -89,18 +77,12 @@ func (f *Fake) Now() time.Time {
 
 // Advance moves the clock forward by d (not at all for d <= 0).
 func (f *Fake) Advance(d time.Duration) {
-	if d > 0 {
-		f.move(func() { f.now = f.now.Add(d) })
+	if d <= 0 {
+		return
 	}
-}
-
-// Set moves the clock to t; a t before the Fake's time leaves it as it is.
-func (f *Fake) Set(t time.Time) {
-	f.move(func() {
-		if t.After(f.now) {
-			f.now = t
-		}
-	})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = f.now.Add(d)
 }
 
 // Sleep moves the clock forward by d and returns nil, or returns ctx.Err()
@@ -110,11 +92,11 @@ func (f *Fake) Sleep(ctx context.Context, d time.Duration) error {
 		return err
 	}
 	if d > 0 {
-		f.move(func() {
-			f.now = f.now.Add(d)
-			f.slept += d
-			f.sleeps++
-		})
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.now = f.now.Add(d)
+		f.slept += d
+		f.sleeps++
 	}
 	return nil
 }
@@ -124,14 +106,4 @@ func (f *Fake) Slept() (total time.Duration, sleeps int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.slept, f.sleeps
-}
-
-func (f *Fake) move(change func()) {
-	f.mu.Lock()
-	change()
-	now, fn := f.now, f.onMove
-	f.mu.Unlock()
-	if fn != nil {
-		fn(now)
-	}
 }

@@ -153,12 +153,14 @@ const mappingParallelism = 10
 // that is less) before the deadline.
 const updateReserve = 5 * time.Second
 
-// reserveFor is updateReserve for ctx's step.
-func reserveFor(ctx context.Context) time.Duration {
-	if sd, ok := ctx.Value(stepDeadlineKey{}).(stepDeadline); ok {
-		return min(updateReserve, sd.budget/4)
+// lastUpdateStart is when the last update of ctx's step may start, on
+// the Handler's clock; false when the step has no deadline.
+func lastUpdateStart(ctx context.Context) (time.Time, bool) {
+	sd, ok := ctx.Value(stepDeadlineKey{}).(stepDeadline)
+	if !ok {
+		return time.Time{}, false
 	}
-	return updateReserve
+	return sd.at.Add(-min(updateReserve, sd.budget/4)), true
 }
 
 // errNotSent marks an update not sent because the step's deadline was
@@ -171,11 +173,11 @@ var errNotSent = errors.New("NotSentBeforeDeadline")
 func (h *Handler) setEnabledAll(ctx context.Context, ms []Mapping, enabled bool) []error {
 	errs := make([]error, len(ms))
 	sem := make(chan struct{}, mappingParallelism)
-	reserve := reserveFor(ctx)
+	last, bounded := lastUpdateStart(ctx)
 	var wg sync.WaitGroup
 	for i, m := range ms {
 		sem <- struct{}{}
-		if sd, ok := ctx.Value(stepDeadlineKey{}).(stepDeadline); (ok && sd.at.Sub(h.d.Clock.Now()) < reserve) || ctx.Err() != nil {
+		if (bounded && h.d.Clock.Now().After(last)) || ctx.Err() != nil {
 			<-sem
 			errs[i] = errNotSent
 			continue

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/clock"
 )
 
 // LambdaAPI is the part of the Lambda API the reconciler uses;
@@ -99,18 +101,6 @@ func backoff(n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // Retry calls fn until it succeeds, fails with an error retryable does
 // not accept, or ctx ends, pausing with jittered backoff (100 ms doubling
 // to 5 s) between calls.
@@ -133,7 +123,7 @@ func retry(ctx context.Context, retryable func(error) bool, fn func() error) err
 		if err == nil || !retryable(err) {
 			return err
 		}
-		if serr := sleep(ctx, backoff(n)); serr != nil {
+		if serr := clock.System.Sleep(ctx, backoff(n)); serr != nil {
 			return errors.Join(err, serr)
 		}
 	}

@@ -67,6 +67,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/clock"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/peek"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/provenance"
 	"github.com/kafka-msk-migrator/kafka-msk-migrator/shared/topicsync"
@@ -572,7 +573,7 @@ func (x *run) fetchCommits(ctx context.Context, groups []string) kadm.FetchOffse
 				again = append(again, g)
 			}
 		}
-		if len(again) == 0 || sleep(ctx, backoff(n)) != nil {
+		if len(again) == 0 || clock.System.Sleep(ctx, backoff(n)) != nil {
 			break
 		}
 		maps.Copy(out, x.src.FetchManyOffsets(ctx, again...))
@@ -602,7 +603,7 @@ func (x *run) waitIdle(ctx context.Context, uuid, g string) error {
 			}
 			state = "Disabled, its group still has members"
 		}
-		if err := sleep(ctx, x.o.PollInterval); err != nil {
+		if err := clock.System.Sleep(ctx, x.o.PollInterval); err != nil {
 			return fmt.Errorf("mapping %s not Disabled with an empty group within %s (reads %s): %w", uuid, x.o.PauseTimeout, state, err)
 		}
 	}
